@@ -1,0 +1,42 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  netns:
+    description:
+      - Named network namespace (as in C(ip netns list)) to act in.
+      - Omit to act in the namespace the module runs in (the node itself).
+      - The namespace must exist; it is never created as a side effect.
+    type: str
+  state:
+    description:
+      - V(present) makes the listed objects exist with exactly the given attributes.
+      - V(absent) removes the listed objects. Only objects this collection made are removed.
+    type: str
+    choices: [present, absent]
+    default: present
+  prune:
+    description:
+      - With O(state=present), also remove objects of this kind that this collection made
+        earlier in this namespace and that are not listed now.
+      - Objects made by anyone else are never touched.
+    type: bool
+    default: false
+requirements:
+  - pyroute2 >= 0.9 on the managed node
+  - Linux, root (CAP_NET_ADMIN)
+attributes:
+  check_mode:
+    support: full
+    details: Check mode plans exactly the actions a real run would apply and returns them in RV(actions).
+  diff_mode:
+    support: full
+    details: The diff shows the normalised attributes of every listed object before and after.
+  idempotent:
+    support: full
+    details: A second run with the same arguments reports no change.
+"""

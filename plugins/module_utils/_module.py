@@ -1,0 +1,83 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The module side every handcni.podnet module shares. Private to this collection.
+
+Each module validates its input into `want`, reads `have` from the kernel once,
+plans a list of Actions, then `apply()` runs them (or, in check mode, only
+records them), so check mode predicts exactly what a real run does.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, NamedTuple
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from . import _validate as validate
+from ._netlink import PYROUTE2_IMPORT_ERROR, NetlinkError, describe_error, netns_exists
+
+COMMON_OPTIONS = dict(
+    netns=dict(type="str"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    prune=dict(type="bool", default=False),
+)
+
+
+class Action(NamedTuple):
+    description: str
+    run: Callable[[], object]
+
+
+class PodnetModule(AnsibleModule):
+    def __init__(self, argument_spec: dict, **kwargs):
+        spec = dict(COMMON_OPTIONS)
+        spec.update(argument_spec)
+        super().__init__(argument_spec=spec, supports_check_mode=True, **kwargs)
+        if PYROUTE2_IMPORT_ERROR:
+            self.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
+        self.actions: list[str] = []
+        netns = self.params["netns"]
+        with self.errors():
+            if netns is not None and not netns_exists(validate.netns(netns, "netns")):
+                raise ValueError(f"netns: network namespace {netns!r} does not exist")
+        self.before: dict = {}
+        self.after: dict = {}
+
+    @property
+    def where(self) -> str:
+        netns = self.params["netns"]
+        return f"netns {netns}" if netns else "the host namespace"
+
+    @contextmanager
+    def errors(self):
+        """The one error boundary: bad input and kernel errors become a clear failure."""
+        try:
+            yield
+        except ValueError as err:
+            self.fail_json(msg=str(err), actions=self.actions)
+        except (NetlinkError, OSError) as err:
+            self.fail_json(msg=f"{self.where}: {describe_error(err)}", actions=self.actions)
+
+    def apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            self.actions.append(action.description)
+            if self.check_mode:
+                continue
+            try:
+                action.run()
+            except (NetlinkError, OSError) as err:
+                self.fail_json(
+                    msg=f"{action.description} in {self.where}: {describe_error(err)}",
+                    actions=self.actions,
+                )
+
+    def forget(self, name: str) -> None:
+        """Record in the diff that `name` goes away."""
+        self.before[name] = {"name": name, "present": True}
+        self.after[name] = {"name": name, "present": False}
+
+    def finish(self, **result) -> None:
+        result.update(changed=bool(self.actions), actions=self.actions)
+        if self._diff:
+            result["diff"] = {"before": self.before, "after": self.after}
+        self.exit_json(**result)

@@ -1,0 +1,153 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Netlink sessions in named network namespaces, and reading links. Private to this collection.
+
+A session is opened by entering the namespace in this thread only long enough to
+create the netlink socket (a socket stays bound to the namespace it was made in),
+so no namespace is ever created as a side effect and no helper process is forked.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import ipaddress
+import os
+import socket
+import traceback
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+except ImportError:
+    IPRoute = None
+    NetlinkError = OSError  # so `except NetlinkError` stays valid without pyroute2
+    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+else:
+    PYROUTE2_IMPORT_ERROR = None
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+# Ownership marks: the alias on every link we make, the protocol of every route.
+OWNER = "handcni.podnet"
+ROUTE_PROTO = 201  # `ip route show proto 201`
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetnsMissing(ValueError):
+    pass
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_exists(name: str | None) -> bool:
+    return name is None or os.path.exists(netns_path(name))
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def open_session(name: str | None) -> "IPRoute":
+    """An IPRoute bound to network namespace `name` (None: the current one)."""
+    if name is None:
+        return IPRoute()
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY)
+    except FileNotFoundError:
+        raise NetnsMissing(f"network namespace {name!r} does not exist") from None
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            return IPRoute()
+        finally:
+            _setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+class Sessions:
+    """One netlink session per namespace, opened on first use, all closed at exit."""
+
+    def __init__(self):
+        self._open = {}
+
+    def __getitem__(self, name: str | None) -> "IPRoute":
+        if name not in self._open:
+            self._open[name] = open_session(name)
+        return self._open[name]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for ipr in self._open.values():
+            ipr.close()
+        self._open.clear()
+
+
+def describe_error(err: Exception) -> str:
+    code = getattr(err, "code", None) or getattr(err, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    return str(err)
+
+
+def is_errno(err: Exception, *codes: int) -> bool:
+    return getattr(err, "code", None) in codes or getattr(err, "errno", None) in codes
+
+
+# --- reading links --------------------------------------------------------
+
+def link_by_name(ipr, name: str):
+    try:
+        return ipr.link("get", ifname=name)[0]
+    except NetlinkError as err:
+        if is_errno(err, errno.ENODEV):
+            return None
+        raise
+
+
+def link_kind(link) -> str | None:
+    info = link.get_attr("IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info else None
+
+
+def is_owned(link) -> bool:
+    return (link.get_attr("IFLA_IFALIAS") or "").startswith(OWNER)
+
+
+def link_addresses(ipr, index: int) -> list[str]:
+    """Global-scope addresses of a link, as sorted 'ip/prefix' strings."""
+    found = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for msg in ipr.addr("dump", index=index, family=family):
+            if msg["scope"] != 0:  # skip link-local and host scope
+                continue
+            found.append(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
+    return sorted(found, key=ipaddress.ip_interface)
+
+
+def link_state(ipr, link) -> dict:
+    """The normalised attributes of a link that modules compare and set."""
+    info = link.get_attr("IFLA_LINKINFO")
+    slave = info.get_attr("IFLA_INFO_SLAVE_DATA") if info else None
+    master = link.get_attr("IFLA_MASTER")
+    state = {
+        "kind": link_kind(link),
+        "mtu": link.get_attr("IFLA_MTU"),
+        "mac": link.get_attr("IFLA_ADDRESS"),
+        "up": bool(link["flags"] & 1),
+        "master": ipr.link("get", index=master)[0].get_attr("IFLA_IFNAME") if master else None,
+        "addresses": link_addresses(ipr, link["index"]),
+        "owned": is_owned(link),
+    }
+    if slave is not None and info.get_attr("IFLA_INFO_SLAVE_KIND") == "bridge":
+        state["hairpin"] = bool(slave.get_attr("IFLA_BRPORT_MODE"))
+    return state

@@ -1,0 +1,144 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routes as owned sets: read, plan, apply. Private to this collection.
+
+Our routes carry protocol ROUTE_PROTO. A route is identified by (table, dst, metric),
+as the kernel does; a route with that identity made by anyone else is never replaced.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from . import _validate as validate
+from ._netlink import ROUTE_PROTO
+
+MAIN_TABLE = 254
+RTNH_F_ONLINK = 4
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
+ROUTE_ATTRS = ("via", "dev", "onlink", "src")
+
+SPEC = dict(
+    dst=dict(type="str", required=True),
+    via=dict(type="str"),
+    dev=dict(type="str"),
+    onlink=dict(type="bool", default=False),
+    src=dict(type="str"),
+    table=dict(type="int", default=MAIN_TABLE),
+    metric=dict(type="int", default=0),
+)
+
+
+def normalise(route: dict, field: str, dev: str | None = None) -> dict:
+    """Validate one route; `dev` is the device to use when the route names none."""
+    out = {
+        "dst": validate.network(route["dst"], f"{field}.dst"),
+        "via": validate.address(route["via"], f"{field}.via") if route.get("via") else None,
+        "dev": validate.ifname(route.get("dev") or dev, f"{field}.dev") if route.get("dev") or dev else None,
+        "onlink": bool(route.get("onlink")),
+        "src": validate.address(route["src"], f"{field}.src") if route.get("src") else None,
+        "table": route.get("table") or MAIN_TABLE,
+        "metric": route.get("metric") or 0,
+    }
+    if not out["via"] and not out["dev"]:
+        raise ValueError(f"{field}: route to {out['dst']} needs 'via' or 'dev'")
+    if out["onlink"] and not (out["via"] and out["dev"]):
+        raise ValueError(f"{field}.onlink: an onlink route to {out['dst']} needs both 'via' and 'dev'")
+    if not 1 <= out["table"] <= 0xFFFFFFFF or out["table"] in (253, 255):
+        raise ValueError(f"{field}.table: {out['table']} is not a table routes can be added to")
+    return out
+
+
+def key(route: dict) -> tuple:
+    return (route["table"], route["dst"], route["metric"])
+
+
+def describe(route: dict) -> str:
+    text = route["dst"]
+    if route.get("via"):
+        text += f" via {route['via']}"
+    if route.get("dev"):
+        text += f" dev {route['dev']}"
+    if route.get("onlink"):
+        text += " onlink"
+    if route.get("table", MAIN_TABLE) != MAIN_TABLE:
+        text += f" table {route['table']}"
+    if route.get("metric"):
+        text += f" metric {route['metric']}"
+    return text
+
+
+def read(ipr) -> dict:
+    """Every unicast route in every table but local, keyed like `key()`, with `owned`."""
+    names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.link("dump")}
+    found = {}
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for msg in ipr.route("dump", family=family):
+            table = msg.get_attr("RTA_TABLE") or msg["table"]
+            if table == 255 or msg["type"] != 1:  # local table, or not unicast
+                continue
+            dst = msg.get_attr("RTA_DST")
+            zero = "0.0.0.0" if family == socket.AF_INET else "::"
+            route = {
+                "dst": str(ipaddress.ip_network(f"{dst or zero}/{msg['dst_len']}")),
+                "via": msg.get_attr("RTA_GATEWAY"),
+                "dev": names.get(msg.get_attr("RTA_OIF")),
+                "onlink": bool(msg["flags"] & RTNH_F_ONLINK),
+                "src": msg.get_attr("RTA_PREFSRC"),
+                "table": table,
+                "metric": msg.get_attr("RTA_PRIORITY") or 0,
+                "owned": msg["proto"] == ROUTE_PROTO,
+            }
+            found[key(route)] = route
+    return found
+
+
+def plan(want: list[dict], have: dict, prune: bool, field: str) -> tuple[list, list]:
+    """(routes to add or replace, routes to delete). Raises on a foreign route in the way."""
+    put, wanted = [], set()
+    for index, route in enumerate(want):
+        wanted.add(key(route))
+        current = have.get(key(route))
+        if current is None:
+            put.append(route)
+        elif not current["owned"]:
+            raise ValueError(f"{field}[{index}]: route {describe(current)} exists and was not made by "
+                             "handcni.podnet; it is left alone")
+        elif any(current[attr] != route[attr] for attr in ROUTE_ATTRS):
+            put.append(route)
+    remove = [r for k, r in have.items() if prune and r["owned"] and k not in wanted]
+    return put, remove
+
+
+def request(ipr, route: dict) -> dict:
+    """Keyword arguments for ipr.route() for one of our routes."""
+    args = dict(
+        dst=route["dst"],
+        table=route["table"],
+        priority=route["metric"],
+        proto=ROUTE_PROTO,
+        scope=RT_SCOPE_UNIVERSE if route.get("via") else RT_SCOPE_LINK,
+    )
+    if route.get("via"):
+        args["gateway"] = route["via"]
+    if route.get("dev"):
+        args["oif"] = ipr.link_lookup(ifname=route["dev"])[0]
+    if route.get("onlink"):
+        args["flags"] = RTNH_F_ONLINK
+    if route.get("src"):
+        args["prefsrc"] = route["src"]
+    return args
+
+
+def put(ipr, route: dict) -> None:
+    ipr.route("replace", **request(ipr, route))
+
+
+def delete(ipr, route: dict) -> None:
+    args = dict(dst=route["dst"], table=route["table"], priority=route["metric"], proto=ROUTE_PROTO)
+    ipr.route("del", **args)
+
+
+def public(route: dict) -> dict:
+    """What the diff shows of a route."""
+    return {k: route[k] for k in ("dst", "via", "dev", "onlink", "src", "table", "metric") if route.get(k) is not None}

@@ -1,0 +1,83 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Input validation shared by every module. Private to this collection.
+
+Pure functions: each returns the normalised value or raises ValueError whose
+message names the field and the value, so the module can fail before any change.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+IFNAME_MAX_BYTES = 15  # IFNAMSIZ - 1
+MTU_MIN, MTU_MAX = 68, 65535
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def ifname(value, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field}: interface name must be a non-empty string, got {value!r}")
+    if len(value.encode()) > IFNAME_MAX_BYTES:
+        raise ValueError(f"{field}: interface name {value!r} is longer than {IFNAME_MAX_BYTES} bytes")
+    if value in (".", "..") or any(c in value for c in "/: \t\n") :
+        raise ValueError(f"{field}: interface name {value!r} contains '/', ':' or whitespace")
+    return value
+
+
+def netns(value, field: str) -> str:
+    if not isinstance(value, str) or not _NETNS.match(value) or value in (".", ".."):
+        raise ValueError(f"{field}: {value!r} is not a valid network namespace name "
+                         "(letters, digits, '.', '_', '-', at most 64)")
+    return value
+
+
+def interface(value, field: str) -> str:
+    """An address with prefix length, as on an interface: '192.168.10.1/24'."""
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"{field}: {value!r} is not an address with a prefix length, like 192.168.10.1/24")
+    try:
+        return str(ipaddress.ip_interface(value))
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not a valid address with a prefix length") from None
+
+
+def network(value, field: str) -> str:
+    """A network in CIDR form; 'default' means 0.0.0.0/0."""
+    if value == "default":
+        return "0.0.0.0/0"
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: {value!r} is not a valid network (CIDR with host bits zero, or 'default')") from None
+
+
+def address(value, field: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: {value!r} is not a valid IP address") from None
+
+
+def mac(value, field: str) -> str:
+    normalised = value.lower() if isinstance(value, str) else value
+    if not isinstance(normalised, str) or not _MAC.match(normalised):
+        raise ValueError(f"{field}: {value!r} is not a MAC address like 02:00:00:00:00:01")
+    if int(normalised[:2], 16) & 1:
+        raise ValueError(f"{field}: {value!r} is a multicast MAC address")
+    return normalised
+
+
+def mtu(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not MTU_MIN <= value <= MTU_MAX:
+        raise ValueError(f"{field}: MTU {value!r} is out of range {MTU_MIN}..{MTU_MAX}")
+    return value
+
+
+def unique(items: list, key: str, field: str) -> None:
+    seen = set()
+    for index, item in enumerate(items):
+        if item[key] in seen:
+            raise ValueError(f"{field}[{index}].{key}: {item[key]!r} is listed twice")
+        seen.add(item[key])

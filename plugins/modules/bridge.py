@@ -1,0 +1,172 @@
+#!/usr/bin/python
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bridge
+short_description: Manage the node bridges pods are attached to
+version_added: 0.1.0
+description:
+  - Manages Linux bridges in O(netns), like C(ip link add br0 type bridge), with their MTU,
+    MAC, addresses (the pods' gateway, seed lab 3) and link state, all in one netlink session.
+  - Every bridge it makes carries the alias C(handcni.podnet bridge); a link with a listed name
+    that does not carry it is never changed, and the module fails naming it before any change.
+author: handcni.podnet team (@handcni)
+extends_documentation_fragment:
+  - handcni.podnet.common
+options:
+  bridges:
+    description: The bridges.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Bridge name (at most 15 bytes).
+        type: str
+        required: true
+      mtu:
+        description: MTU of the bridge.
+        type: int
+      mac:
+        description: MAC address of the bridge.
+        type: str
+      addresses:
+        description: Addresses of the bridge, as C(ip/prefix). The listed set is exact.
+        type: list
+        elements: str
+        default: []
+seealso:
+  - module: handcni.podnet.veth
+notes:
+  - Removing a bridge detaches its ports; the ports themselves stay.
+"""
+
+EXAMPLES = r"""
+- name: The node bridge with the pods' gateway address (seed lab 1 and 3)
+  handcni.podnet.bridge:
+    bridges:
+      - name: br0
+        mtu: 9150
+        addresses: [192.168.10.254/24]
+
+- name: Remove it
+  handcni.podnet.bridge:
+    bridges: [{name: br0}]
+    state: absent
+"""
+
+RETURN = r"""
+actions:
+  description: What was changed, or in check mode what would be, one line per kernel change.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create bridge br0", "set br0 addresses +192.168.10.254/24"]
+bridges:
+  description: The listed bridges as requested.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: br0, mtu: 9150, addresses: [192.168.10.254/24], up: true}]
+"""
+
+from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
+from ansible_collections.handcni.podnet.plugins.module_utils._links import (
+    apply_change,
+    describe_change,
+    not_ours,
+    owned_links,
+    owner_alias,
+    plan_link,
+)
+from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
+    Sessions,
+    link_by_name,
+    link_state,
+)
+
+ALIAS = owner_alias("bridge")
+
+
+def normalise(item: dict, field: str, state: str) -> dict:
+    name = validate.ifname(item["name"], f"{field}.name")
+    if state == "absent":
+        return {"name": name}
+    return {
+        "name": name,
+        "mtu": validate.mtu(item["mtu"], f"{field}.mtu") if item.get("mtu") is not None else None,
+        "mac": validate.mac(item["mac"], f"{field}.mac") if item.get("mac") else None,
+        "addresses": sorted(validate.interface(a, f"{field}.addresses") for a in item.get("addresses") or []),
+        "up": True,
+    }
+
+
+def public(state: dict) -> dict:
+    return {k: v for k, v in state.items() if v is not None and k not in ("owned", "kind", "master")}
+
+
+def main():
+    module = PodnetModule(
+        argument_spec=dict(
+            bridges=dict(
+                type="list", elements="dict", required=True,
+                options=dict(
+                    name=dict(type="str", required=True),
+                    mtu=dict(type="int"),
+                    mac=dict(type="str"),
+                    addresses=dict(type="list", elements="str", default=[]),
+                ),
+            ),
+        ),
+    )
+    params = module.params
+    with module.errors():
+        wanted = [normalise(item, f"bridges[{i}]", params["state"]) for i, item in enumerate(params["bridges"])]
+        validate.unique(wanted, "name", "bridges")
+        with Sessions() as sessions:
+            ipr = sessions[params["netns"]]
+            actions = []
+            for index, want in enumerate(wanted):
+                name = want["name"]
+                link = link_by_name(ipr, name)
+                have = link_state(ipr, link) if link is not None else None
+                if have is not None and not have["owned"]:
+                    raise not_ours(f"bridges[{index}].name", f"link {name}", module.where)
+                if have is not None and have["kind"] != "bridge":
+                    raise ValueError(f"bridges[{index}].name: {name} in {module.where} is a {have['kind']}, "
+                                     "not a bridge")
+                module.before[name] = public(have) if have else {"name": name, "present": False}
+                if params["state"] == "absent":
+                    module.after[name] = {"name": name, "present": False}
+                    if have:
+                        actions.append(Action(f"delete bridge {name}", lambda n=name: ipr.link("del", ifname=n)))
+                    continue
+                module.after[name] = public(want)
+                if have is None:
+                    def create(w=want):
+                        ipr.link("add", ifname=w["name"], kind="bridge")
+                        ipr.link("set", index=ipr.link_lookup(ifname=w["name"])[0], ifalias=ALIAS)
+                        for attr, old, new in plan_link({}, w):
+                            apply_change(ipr, w["name"], attr, old, new)
+                    actions.append(Action(f"create bridge {name}", create))
+                    continue
+                actions += [
+                    Action(describe_change(name, attr, old, new),
+                           lambda n=name, a=attr, o=old, v=new: apply_change(ipr, n, a, o, v))
+                    for attr, old, new in plan_link(have, want)
+                ]
+            if params["prune"] and params["state"] == "present":
+                listed = {w["name"] for w in wanted}
+                for name in owned_links(ipr, ALIAS):
+                    if name not in listed:
+                        module.forget(name)
+                        actions.append(Action(f"delete bridge {name}", lambda n=name: ipr.link("del", ifname=n)))
+            module.apply(actions)
+    module.finish(bridges=[public(w) for w in wanted])
+
+
+if __name__ == "__main__":
+    main()

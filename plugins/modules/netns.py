@@ -1,0 +1,139 @@
+#!/usr/bin/python
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: netns
+short_description: Manage named network namespaces (pods) with their loopback up
+version_added: 0.1.0
+description:
+  - Creates and removes named network namespaces, like C(ip netns add netns1) followed by
+    C(ip netns exec netns1 ip link set lo up) (seed lab 1).
+  - A namespace this module made is marked by the alias C(handcni.podnet netns) on its loopback.
+    A listed namespace that exists without that mark was made by someone else: the module fails
+    naming it before any change, and never removes it.
+author: handcni.podnet team (@handcni)
+options:
+  names:
+    description: Names of the namespaces, as in C(ip netns list).
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - V(present) makes the namespaces exist with their loopback up.
+      - V(absent) removes them, with every link inside (a pod's veth goes with it).
+    type: str
+    choices: [present, absent]
+    default: present
+  prune:
+    description: With O(state=present), also remove namespaces this module made earlier that are not listed.
+    type: bool
+    default: false
+requirements:
+  - pyroute2 >= 0.9 on the managed node
+  - Linux, root (CAP_SYS_ADMIN)
+attributes:
+  check_mode:
+    support: full
+    details: Check mode plans exactly the actions a real run would apply and returns them in RV(actions).
+  diff_mode:
+    support: full
+    details: The diff lists which namespaces exist before and after.
+  idempotent:
+    support: full
+    details: A second run with the same arguments reports no change.
+seealso:
+  - module: handcni.podnet.veth
+"""
+
+EXAMPLES = r"""
+- name: Two pods on a node (seed lab 1)
+  handcni.podnet.netns:
+    names: [netns1, netns3]
+    prune: true
+
+- name: Remove a pod
+  handcni.podnet.netns:
+    names: [netns3]
+    state: absent
+"""
+
+RETURN = r"""
+actions:
+  description: What was changed, or in check mode what would be.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create netns netns1", "delete netns netns3"]
+names:
+  description: The listed names.
+  returned: always
+  type: list
+  elements: str
+  sample: [netns1, netns3]
+"""
+
+from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
+from ansible_collections.handcni.podnet.plugins.module_utils._links import owner_alias
+from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
+    NETNS_RUN_DIR,
+    Sessions,
+    netns_exists,
+)
+
+try:
+    from pyroute2 import netns as pyroute2_netns
+except ImportError:
+    pass  # PodnetModule reports the missing library
+
+ALIAS = owner_alias("netns")
+
+
+def mark(ipr) -> None:
+    """Bring the new namespace's loopback up and mark the namespace as ours."""
+    ipr.link("set", index=1, state="up", ifalias=ALIAS)
+
+
+def is_ours(ipr) -> bool:
+    return ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") == ALIAS
+
+
+def main():
+    module = PodnetModule(
+        argument_spec=dict(names=dict(type="list", elements="str", required=True)),
+    )
+    params = module.params
+    with module.errors():
+        if params["netns"] is not None:
+            raise ValueError("netns: namespaces are always created in /run/netns of the node; omit netns")
+        names = [validate.netns(name, f"names[{i}]") for i, name in enumerate(params["names"])]
+        validate.unique([{"name": n} for n in names], "name", "names")
+        with Sessions() as sessions:
+            actions = []
+            for index, name in enumerate(names):
+                exists = netns_exists(name)
+                if exists and not is_ours(sessions[name]):
+                    raise ValueError(f"names[{index}]: netns {name} exists and was not made by handcni.podnet; "
+                                     "it is left alone")
+                present = params["state"] == "present"
+                module.before[name] = {"name": name, "present": exists}
+                module.after[name] = {"name": name, "present": present}
+                if present and not exists:
+                    actions.append(Action(f"create netns {name}", lambda n=name: (
+                        pyroute2_netns.create(n), mark(sessions[n]))))
+                elif exists and not present:
+                    actions.append(Action(f"delete netns {name}", lambda n=name: pyroute2_netns.remove(n)))
+            if params["prune"] and params["state"] == "present":
+                for name in sorted(set(pyroute2_netns.listnetns(NETNS_RUN_DIR)) - set(names)):
+                    if is_ours(sessions[name]):
+                        module.forget(name)
+                        actions.append(Action(f"delete netns {name}", lambda n=name: pyroute2_netns.remove(n)))
+            module.apply(actions)
+    module.finish(names=names)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+#!/usr/bin/python
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: veth
+short_description: Wire pods to a node with veth pairs, in one netlink session
+version_added: 0.1.0
+description:
+  - Manages a set of veth pairs whose host side lives in O(netns) (the node) and whose peer
+    side lives in a pod's network namespace, like C(ip link add veth1 type veth peer name eth0 netns netns1).
+  - Sets, on both sides, the MTU, MAC, addresses and link state; on the host side the bridge
+    (master) and hairpin mode; on the pod side its routes (for example the default route).
+  - Every veth it makes carries the alias C(handcni.podnet veth); a link with a listed name that
+    does not carry it is never changed, and the module fails naming it before any change.
+  - All pairs of one call are read, planned and applied together, so wiring 300 pods is one task.
+author: handcni.podnet team (@handcni)
+extends_documentation_fragment:
+  - handcni.podnet.common
+options:
+  veths:
+    description: The veth pairs.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Host-side interface name (at most 15 bytes).
+        type: str
+        required: true
+      peer:
+        description: Pod-side interface name.
+        type: str
+        default: eth0
+      peer_netns:
+        description: Network namespace of the pod side. Omit to keep both sides in O(netns).
+        type: str
+      mtu:
+        description: MTU of both sides.
+        type: int
+      mac:
+        description: MAC address of the host side.
+        type: str
+      peer_mac:
+        description: MAC address of the pod side.
+        type: str
+      master:
+        description: Bridge the host side is a port of. Omit for a routed (unbridged) veth.
+        type: str
+      hairpin:
+        description:
+          - Hairpin mode on the bridge port, so a pod can reach itself through a service
+            (traffic sent back out of the port it came in on). Needs O(veths[].master).
+        type: bool
+        default: false
+      addresses:
+        description: Addresses of the host side, as C(ip/prefix). The listed set is exact.
+        type: list
+        elements: str
+        default: []
+      peer_addresses:
+        description: Addresses of the pod side, as C(ip/prefix). The listed set is exact.
+        type: list
+        elements: str
+        default: []
+      peer_routes:
+        description:
+          - Routes inside the pod's namespace, through the pod side unless O(veths[].peer_routes[].dev) says otherwise.
+          - Routes the module made earlier in that namespace and no longer listed are removed.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          dst:
+            description: Destination network, or V(default).
+            type: str
+            required: true
+          via:
+            description: Gateway address.
+            type: str
+          dev:
+            description: Output device; defaults to the pod side.
+            type: str
+          onlink:
+            description: Treat the gateway as directly reachable on the device.
+            type: bool
+            default: false
+          src:
+            description: Preferred source address.
+            type: str
+          table:
+            description: Routing table number.
+            type: int
+            default: 254
+          metric:
+            description: Route metric.
+            type: int
+            default: 0
+seealso:
+  - module: handcni.podnet.netns
+  - module: handcni.podnet.bridge
+  - module: handcni.podnet.route
+notes:
+  - Removing a veth (O(state=absent) or O(prune)) removes both sides, and with them the pod-side routes.
+"""
+
+EXAMPLES = r"""
+- name: Put two pods on br0 (seed lab 1 and 3)
+  handcni.podnet.veth:
+    veths:
+      - name: veth1
+        peer_netns: netns1
+        master: br0
+        hairpin: true
+        mtu: 9150
+        peer_addresses: [192.168.10.1/24]
+        peer_routes: [{dst: default, via: 192.168.10.254}]
+      - name: veth3
+        peer_netns: netns3
+        master: br0
+        hairpin: true
+        mtu: 9150
+        peer_addresses: [192.168.10.3/24]
+        peer_routes: [{dst: default, via: 192.168.10.254}]
+    prune: true
+
+- name: A routed pod with the gateway on the host side (seed lab 2, option 1)
+  handcni.podnet.veth:
+    veths:
+      - name: veth1
+        peer_netns: netns1
+        addresses: [192.168.10.254/32]
+        peer_addresses: [192.168.10.1/32]
+        peer_routes: [{dst: default, via: 192.168.10.254, onlink: true}]
+
+- name: Remove a pod's veth
+  handcni.podnet.veth:
+    veths: [{name: veth3}]
+    state: absent
+"""
+
+RETURN = r"""
+actions:
+  description: What was changed, or in check mode what would be, one line per kernel change.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "create veth veth1 <-> netns1/eth0"
+    - "set veth1 master None -> br0"
+    - "add route default via 192.168.10.254 dev eth0 in netns1"
+veths:
+  description: The listed veths as they are after the run (as requested, for O(state=present)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: veth1, peer: eth0, peer_netns: netns1, mtu: 9150, master: br0, hairpin: true, up: true}]
+"""
+
+from ansible_collections.handcni.podnet.plugins.module_utils import _routes as routes
+from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
+from ansible_collections.handcni.podnet.plugins.module_utils._links import (
+    apply_change,
+    describe_change,
+    not_ours,
+    owned_links,
+    owner_alias,
+    plan_link,
+)
+from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
+    Sessions,
+    link_by_name,
+    link_state,
+    netns_exists,
+)
+
+ALIAS = owner_alias("veth")
+
+
+def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
+    name = validate.ifname(item["name"], f"{field}.name")
+    if state == "absent":
+        return {"name": name}
+    peer_netns = item.get("peer_netns")
+    if peer_netns is not None:
+        validate.netns(peer_netns, f"{field}.peer_netns")
+        # In check mode an earlier task may only have planned the namespace.
+        if not netns_exists(peer_netns) and not check_mode:
+            raise ValueError(f"{field}.peer_netns: network namespace {peer_netns!r} does not exist")
+    peer = validate.ifname(item.get("peer") or "eth0", f"{field}.peer")
+    if peer_netns is None and peer == name:
+        raise ValueError(f"{field}.peer: {peer!r} is the same name as the host side")
+    if item.get("hairpin") and not item.get("master"):
+        raise ValueError(f"{field}.hairpin: hairpin mode needs a bridge in {field}.master")
+    mtu = validate.mtu(item["mtu"], f"{field}.mtu") if item.get("mtu") is not None else None
+    host = {
+        "mtu": mtu,
+        "mac": validate.mac(item["mac"], f"{field}.mac") if item.get("mac") else None,
+        "master": validate.ifname(item["master"], f"{field}.master") if item.get("master") else None,
+        "hairpin": bool(item.get("hairpin")) if item.get("master") else None,
+        "addresses": sorted(validate.interface(a, f"{field}.addresses") for a in item.get("addresses") or []),
+        "up": True,
+    }
+    pod = {
+        "mtu": mtu,
+        "mac": validate.mac(item["peer_mac"], f"{field}.peer_mac") if item.get("peer_mac") else None,
+        "addresses": sorted(validate.interface(a, f"{field}.peer_addresses") for a in item.get("peer_addresses") or []),
+        "up": True,
+    }
+    pod_routes = [routes.normalise(r, f"{field}.peer_routes[{i}]", dev=peer)
+                  for i, r in enumerate(item.get("peer_routes") or [])]
+    return {"name": name, "peer": peer, "peer_netns": peer_netns, "host": host, "pod": pod, "routes": pod_routes}
+
+
+def public(want: dict) -> dict:
+    """The diff and return view of one veth."""
+    if "host" not in want:
+        return {"name": want["name"]}
+    view = {"name": want["name"], "peer": want["peer"], "peer_netns": want["peer_netns"]}
+    view.update({k: v for k, v in want["host"].items() if v is not None and k != "owned"})
+    view.update({f"peer_{k}": v for k, v in want["pod"].items() if v is not None and k not in ("up", "owned")})
+    view["peer_routes"] = [routes.public(r) for r in want["routes"]]
+    return view
+
+
+class VethPlanner:
+    def __init__(self, module: PodnetModule, sessions: Sessions):
+        self.module = module
+        self.sessions = sessions
+        self.host = sessions[module.params["netns"]]
+
+    def pod_session(self, want: dict):
+        return self.sessions[want["peer_netns"]] if want["peer_netns"] else self.host
+
+    def delete(self, name: str) -> Action:
+        return Action(f"delete veth {name}", lambda: self.host.link("del", ifname=name))
+
+    def create(self, want: dict) -> list[Action]:
+        name, peer = want["name"], want["peer"]
+        peer_spec = {"ifname": peer}
+        if want["peer_netns"]:
+            peer_spec["net_ns_fd"] = want["peer_netns"]
+
+        def run():
+            pod_ipr = self.pod_session(want)
+            self.host.link("add", ifname=name, kind="veth", peer=peer_spec)
+            self.host.link("set", index=self.host.link_lookup(ifname=name)[0], ifalias=ALIAS)
+            pod_ipr.link("set", index=pod_ipr.link_lookup(ifname=peer)[0], ifalias=ALIAS)
+            for attr, old, new in plan_link({}, want["pod"]):
+                apply_change(pod_ipr, peer, attr, old, new)
+            for attr, old, new in plan_link({}, want["host"]):
+                apply_change(self.host, name, attr, old, new)
+            for route in want["routes"]:
+                routes.put(pod_ipr, route)
+
+        where = f"{want['peer_netns']}/{peer}" if want["peer_netns"] else peer
+        return [Action(f"create veth {name} <-> {where}", run)]
+
+    def plan(self, index: int, want: dict) -> list[Action]:
+        field = f"veths[{index}]"
+        name = want["name"]
+        host_link = link_by_name(self.host, name)
+        if host_link is not None and not link_state(self.host, host_link)["owned"]:
+            raise not_ours(f"{field}.name", f"link {name}", self.module.where)
+        if self.module.params["state"] == "absent":
+            self.module.before[name] = {"name": name, "present": host_link is not None}
+            self.module.after[name] = {"name": name, "present": False}
+            return [self.delete(name)] if host_link is not None else []
+
+        pod_ipr = self.pod_session(want) if netns_exists(want["peer_netns"]) else None
+        pod_link = link_by_name(pod_ipr, want["peer"]) if pod_ipr else None
+        paired = (
+            host_link is not None and pod_link is not None
+            and host_link.get_attr("IFLA_LINK") == pod_link["index"]
+            and pod_link.get_attr("IFLA_LINK") == host_link["index"]
+        )
+        if pod_link is not None and not paired and not link_state(pod_ipr, pod_link)["owned"]:
+            raise not_ours(f"{field}.peer", f"link {want['peer']}", f"netns {want['peer_netns']}")
+        self.module.after[name] = public(want)
+        if not paired:
+            self.module.before[name] = {"name": name, "present": False}
+            actions = [self.delete(name)] if host_link is not None else []
+            if pod_link is not None:  # a leftover of ours under the pod-side name
+                actions.append(Action(f"delete stale {want['peer']} in netns {want['peer_netns']}",
+                                      lambda: pod_ipr.link("del", index=pod_link["index"])))
+            return actions + self.create(want)
+
+        host_have = link_state(self.host, host_link)
+        pod_have = link_state(pod_ipr, pod_link)
+        route_have = {k: r for k, r in routes.read(pod_ipr).items()}
+        put, remove = routes.plan(want["routes"], route_have, prune=True, field=f"{field}.peer_routes")
+        self.module.before[name] = public({
+            **want, "host": host_have, "pod": pod_have,
+            "routes": [r for r in route_have.values() if r["owned"]],
+        })
+        pod_where = f" in netns {want['peer_netns']}" if want["peer_netns"] else ""
+        actions = [
+            Action(describe_change(name, attr, old, new),
+                   lambda a=attr, o=old, n=new: apply_change(self.host, name, a, o, n))
+            for attr, old, new in plan_link(host_have, want["host"])
+        ]
+        actions += [
+            Action(describe_change(want["peer"], attr, old, new) + pod_where,
+                   lambda a=attr, o=old, n=new: apply_change(pod_ipr, want["peer"], a, o, n))
+            for attr, old, new in plan_link(pod_have, want["pod"])
+        ]
+        actions += [Action(f"delete route {routes.describe(r)}{pod_where}", lambda r=r: routes.delete(pod_ipr, r))
+                    for r in remove]
+        actions += [Action(f"add route {routes.describe(r)}{pod_where}", lambda r=r: routes.put(pod_ipr, r))
+                    for r in put]
+        return actions
+
+    def prune(self, listed: set) -> list[Action]:
+        stale = [name for name in owned_links(self.host, ALIAS) if name not in listed]
+        for name in stale:
+            self.module.forget(name)
+        return [self.delete(name) for name in stale]
+
+
+def main():
+    route_spec = dict(routes.SPEC)
+    module = PodnetModule(
+        argument_spec=dict(
+            veths=dict(
+                type="list", elements="dict", required=True,
+                options=dict(
+                    name=dict(type="str", required=True),
+                    peer=dict(type="str", default="eth0"),
+                    peer_netns=dict(type="str"),
+                    mtu=dict(type="int"),
+                    mac=dict(type="str"),
+                    peer_mac=dict(type="str"),
+                    master=dict(type="str"),
+                    hairpin=dict(type="bool", default=False),
+                    addresses=dict(type="list", elements="str", default=[]),
+                    peer_addresses=dict(type="list", elements="str", default=[]),
+                    peer_routes=dict(type="list", elements="dict", default=[], options=route_spec),
+                ),
+            ),
+        ),
+    )
+    params = module.params
+    with module.errors():
+        wanted = [normalise(item, f"veths[{i}]", params["state"], module.check_mode) for i, item in enumerate(params["veths"])]
+        validate.unique(wanted, "name", "veths")
+        with Sessions() as sessions:
+            planner = VethPlanner(module, sessions)
+            actions = []
+            for index, want in enumerate(wanted):
+                actions += planner.plan(index, want)
+            if params["prune"] and params["state"] == "present":
+                actions += planner.prune({w["name"] for w in wanted})
+            module.apply(actions)
+    module.finish(veths=[public(w) for w in wanted])
+
+
+if __name__ == "__main__":
+    main()
