@@ -1,0 +1,75 @@
+# handcni.podnet: two commands set up a fresh Debian 12 machine (as root) and run everything.
+#   make lab    install what is missing, bring the lab up, converge site.yml, verify by traffic
+#   make test   install what is missing, then run every test tier
+SHELL := /bin/bash
+.DEFAULT_GOAL := lab
+
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+# Debian packages the lab and the tests use: the kernel tools, the real daemons and CNI plugins.
+DEBS := iproute2 iptables nftables bird2 frr containernetworking-plugins user-mode-linux kmod \
+        conntrack tcpdump graphviz iperf3 iputils-ping curl procps util-linux python3-venv git
+COLLECTION := .collections/ansible_collections/handcni/podnet
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: lab lab-down test deps setup unit integration molecule sanity lint build clean
+
+## Set-up ---------------------------------------------------------------------
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  bin/apt-install $$missing; \
+	fi
+
+$(BIN)/.installed: requirements.txt | deps
+	test -x $(BIN)/python || /usr/bin/python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(COLLECTION):
+	mkdir -p $(dir $(COLLECTION))
+	ln -sfn ../../.. $(COLLECTION)
+
+setup: deps $(BIN)/.installed $(COLLECTION)
+
+## The lab --------------------------------------------------------------------
+lab: setup
+	bin/lab up
+	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
+	$(BIN)/ansible-playbook playbooks/verify.yml $(ARGS)
+
+lab-down:
+	bin/lab down
+
+## Tests ----------------------------------------------------------------------
+test: setup unit integration sanity lint molecule
+
+unit:
+	$(BIN)/pytest -q tests/unit
+
+integration:
+	$(BIN)/pytest -q tests/integration
+
+molecule:
+	cd $(CURDIR) && PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test --all
+
+build: setup
+	mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+sanity: build
+	rm -rf build/collections
+	$(BIN)/ansible-galaxy collection install --force -p build/collections build/handcni-podnet-*.tar.gz
+	cp -r tests build/collections/ansible_collections/handcni/podnet/
+	cd build/collections/ansible_collections/handcni/podnet && \
+	  PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --python 3.11 --requirements-mode skip --color no \
+	  --skip-test pylint --skip-test mypy plugins/ tests/
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(BIN)/ansible-doc handcni.podnet.veth > /dev/null
+
+lint:
+	$(BIN)/ansible-lint --profile production roles playbooks
+
+clean:
+	rm -rf build .collections
