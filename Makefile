@@ -11,6 +11,8 @@ ARGS ?=
 DEBS := iproute2 iptables nftables bird2 frr containernetworking-plugins user-mode-linux kmod \
         conntrack tcpdump graphviz iperf3 iputils-ping curl procps util-linux python3-venv git
 COLLECTION := .collections/ansible_collections/handcni/podnet
+SANITY_ROOT := /tmp/handcni-podnet-sanity
+GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: lab lab-down test deps setup unit integration molecule sanity lint build clean
@@ -60,13 +62,15 @@ build: setup
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
 
 sanity: build
-	rm -rf build/collections
-	$(BIN)/ansible-galaxy collection install --force -p build/collections build/handcni-podnet-*.tar.gz
-	cp -r tests build/collections/ansible_collections/handcni/podnet/
-	cd build/collections/ansible_collections/handcni/podnet && \
-	  PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --python 3.11 --requirements-mode skip --color no \
-	  --skip-test pylint --skip-test mypy plugins/ tests/
-	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(BIN)/ansible-doc handcni.podnet.veth > /dev/null
+	# ansible-test wants the collection at ansible_collections/handcni/podnet, outside any git tree.
+	rm -rf $(SANITY_ROOT)
+	$(BIN)/ansible-galaxy collection install --force -p $(SANITY_ROOT) build/handcni-podnet-*.tar.gz
+	cp -r tests $(SANITY_ROOT)/ansible_collections/handcni/podnet/
+	install -D -m 0644 tests/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$(GET_PIP_VERSION).py
+	cd $(SANITY_ROOT)/ansible_collections/handcni/podnet && \
+	  PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
+	ANSIBLE_COLLECTIONS_PATH=$(SANITY_ROOT) $(BIN)/ansible-doc handcni.podnet.veth > /dev/null
+	rm -rf $(SANITY_ROOT)
 
 lint:
 	$(BIN)/ansible-lint --profile production roles playbooks

@@ -31,12 +31,15 @@ requirements:
   - Linux, root (CAP_NET_ADMIN)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode plans exactly the actions a real run would apply and returns them in RV(actions).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the normalised attributes of every listed object before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same arguments reports no change.
 """

@@ -29,8 +29,8 @@ def veth_name(pod: str) -> str:
 
 def pod_veths(pods: list, cidr: str, bridge: str, mtu: int, hairpin: bool = True) -> list:
     """The veth module's list for pods on a node bridge (seed labs 1 and 3)."""
+    gateway = pod_gateway(cidr)  # validates the CIDR
     network = ipaddress.ip_network(cidr)
-    gateway = pod_gateway(cidr)
     seen: dict = {}
     veths = []
     for index, pod in enumerate(pods or []):
@@ -45,19 +45,22 @@ def pod_veths(pods: list, cidr: str, bridge: str, mtu: int, hairpin: bool = True
             raise AnsibleFilterError(f"{field}.ip: {ip} is not a usable address of the node's pod CIDR {cidr}")
         if str(ip) == gateway:
             raise AnsibleFilterError(f"{field}.ip: {ip} is the pods' gateway address")
-        for key, value in (("name", pod["name"]), ("ip", str(ip))):
+        veth = pod.get("veth") or veth_name(pod["name"])
+        if len(veth.encode()) > 15:
+            raise AnsibleFilterError(f"{field}.veth: interface name {veth!r} is longer than 15 bytes")
+        for key, value in (("name", pod["name"]), ("ip", str(ip)), ("veth", veth)):
             if (key, value) in seen:
                 raise AnsibleFilterError(f"{field}.{key}: {value} is also used by podnet_pods[{seen[key, value]}]")
             seen[key, value] = index
         veths.append({
-            "name": pod.get("veth") or veth_name(pod["name"]),
+            "name": veth,
             "peer": "eth0",
             "peer_netns": pod["name"],
             "master": bridge,
             "hairpin": hairpin,
             "mtu": mtu,
             "peer_addresses": [f"{ip}/{network.prefixlen}"],
-            "peer_routes": [{"dst": "default", "via": gateway}],
+            "peer_routes": [{"dst": "default" if network.version == 4 else "::/0", "via": gateway}],
         })
     return veths
 

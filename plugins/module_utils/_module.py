@@ -29,14 +29,14 @@ class Action(NamedTuple):
 
 
 class PodnetModule(AnsibleModule):
-    def __init__(self, argument_spec: dict, **kwargs):
-        spec = dict(COMMON_OPTIONS)
+    def __init__(self, argument_spec: dict, common: tuple = tuple(COMMON_OPTIONS), **kwargs):
+        spec = {name: COMMON_OPTIONS[name] for name in common}
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, supports_check_mode=True, **kwargs)
         if PYROUTE2_IMPORT_ERROR:
             self.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
         self.actions: list[str] = []
-        netns = self.params["netns"]
+        netns = self.params.get("netns")
         with self.errors():
             if netns is not None and not netns_exists(validate.netns(netns, "netns")):
                 raise ValueError(f"netns: network namespace {netns!r} does not exist")
@@ -45,7 +45,7 @@ class PodnetModule(AnsibleModule):
 
     @property
     def where(self) -> str:
-        netns = self.params["netns"]
+        netns = self.params.get("netns")
         return f"netns {netns}" if netns else "the host namespace"
 
     @contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import ipaddress
 import os
 import socket
 import traceback
@@ -24,6 +23,8 @@ except ImportError:
     PYROUTE2_IMPORT_ERROR = traceback.format_exc()
 else:
     PYROUTE2_IMPORT_ERROR = None
+
+from ._validate import address_order
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -131,7 +132,7 @@ def link_addresses(ipr, index: int) -> list[str]:
             if msg["scope"] != 0:  # skip link-local and host scope
                 continue
             found.append(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
-    return sorted(found, key=ipaddress.ip_interface)
+    return sorted(found, key=address_order)
 
 
 def link_state(ipr, link) -> dict:

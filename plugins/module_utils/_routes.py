@@ -29,17 +29,33 @@ SPEC = dict(
 )
 
 
+METRIC_MAX = 0xFFFFFFFF
+IPV6_DEFAULT_METRIC = 1024  # what the kernel stores for an IPv6 route added with metric 0
+
+
 def normalise(route: dict, field: str, dev: str | None = None) -> dict:
     """Validate one route; `dev` is the device to use when the route names none."""
+    via = validate.address(route["via"], f"{field}.via") if route.get("via") else None
+    dst = route["dst"]
+    if dst == "default":  # the family follows the gateway
+        dst = "::/0" if via and ipaddress.ip_address(via).version == 6 else "0.0.0.0/0"
     out = {
-        "dst": validate.network(route["dst"], f"{field}.dst"),
-        "via": validate.address(route["via"], f"{field}.via") if route.get("via") else None,
+        "dst": validate.network(dst, f"{field}.dst"),
+        "via": via,
         "dev": validate.ifname(route.get("dev") or dev, f"{field}.dev") if route.get("dev") or dev else None,
         "onlink": bool(route.get("onlink")),
         "src": validate.address(route["src"], f"{field}.src") if route.get("src") else None,
         "table": route.get("table") or MAIN_TABLE,
         "metric": route.get("metric") or 0,
     }
+    version = ipaddress.ip_network(out["dst"]).version
+    for attr in ("via", "src"):
+        if out[attr] and ipaddress.ip_address(out[attr]).version != version:
+            raise ValueError(f"{field}.{attr}: {out[attr]} is not an IPv{version} address like dst {out['dst']}")
+    if not 0 <= out["metric"] <= METRIC_MAX:
+        raise ValueError(f"{field}.metric: {out['metric']} is out of range 0..{METRIC_MAX}")
+    if version == 6 and out["metric"] == 0:
+        out["metric"] = IPV6_DEFAULT_METRIC
     if not out["via"] and not out["dev"]:
         raise ValueError(f"{field}: route to {out['dst']} needs 'via' or 'dev'")
     if out["onlink"] and not (out["via"] and out["dev"]):

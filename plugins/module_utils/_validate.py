@@ -21,13 +21,13 @@ def ifname(value, field: str) -> str:
         raise ValueError(f"{field}: interface name must be a non-empty string, got {value!r}")
     if len(value.encode()) > IFNAME_MAX_BYTES:
         raise ValueError(f"{field}: interface name {value!r} is longer than {IFNAME_MAX_BYTES} bytes")
-    if value in (".", "..") or any(c in value for c in "/: \t\n") :
-        raise ValueError(f"{field}: interface name {value!r} contains '/', ':' or whitespace")
+    if value in (".", "..") or any(c in "/:" or c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"{field}: interface name {value!r} contains '/', ':', whitespace or a control character")
     return value
 
 
 def netns(value, field: str) -> str:
-    if not isinstance(value, str) or not _NETNS.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _NETNS.fullmatch(value) or value in (".", ".."):
         raise ValueError(f"{field}: {value!r} is not a valid network namespace name "
                          "(letters, digits, '.', '_', '-', at most 64)")
     return value
@@ -41,6 +41,17 @@ def interface(value, field: str) -> str:
         return str(ipaddress.ip_interface(value))
     except ValueError:
         raise ValueError(f"{field}: {value!r} is not a valid address with a prefix length") from None
+
+
+def address_order(cidr: str) -> tuple:
+    """Sort key for 'ip/prefix' strings: IPv4 first, then numerically."""
+    iface = ipaddress.ip_interface(cidr)
+    return (iface.version, iface)
+
+
+def interfaces(values, field: str) -> list[str]:
+    """A list of interface addresses, normalised and in one canonical order."""
+    return sorted((interface(v, f"{field}[{i}]") for i, v in enumerate(values or [])), key=address_order)
 
 
 def network(value, field: str) -> str:
@@ -62,10 +73,12 @@ def address(value, field: str) -> str:
 
 def mac(value, field: str) -> str:
     normalised = value.lower() if isinstance(value, str) else value
-    if not isinstance(normalised, str) or not _MAC.match(normalised):
+    if not isinstance(normalised, str) or not _MAC.fullmatch(normalised):
         raise ValueError(f"{field}: {value!r} is not a MAC address like 02:00:00:00:00:01")
     if int(normalised[:2], 16) & 1:
         raise ValueError(f"{field}: {value!r} is a multicast MAC address")
+    if normalised == "00:00:00:00:00:00":
+        raise ValueError(f"{field}: {value!r} is the all-zero MAC address")
     return normalised
 
 

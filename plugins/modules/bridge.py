@@ -99,7 +99,7 @@ def normalise(item: dict, field: str, state: str) -> dict:
         "name": name,
         "mtu": validate.mtu(item["mtu"], f"{field}.mtu") if item.get("mtu") is not None else None,
         "mac": validate.mac(item["mac"], f"{field}.mac") if item.get("mac") else None,
-        "addresses": sorted(validate.interface(a, f"{field}.addresses") for a in item.get("addresses") or []),
+        "addresses": validate.interfaces(item.get("addresses"), f"{field}.addresses"),
         "up": True,
     }
 

@@ -11,7 +11,7 @@ description:
   - Creates and removes named network namespaces, like C(ip netns add netns1) followed by
     C(ip netns exec netns1 ip link set lo up) (seed lab 1).
   - A namespace this module made is marked by the alias C(handcni.podnet netns) on its loopback.
-    A listed namespace that exists without that mark was made by someone else: the module fails
+    A listed namespace that exists without that mark was made by someone else; the module fails
     naming it before any change, and never removes it.
 author: handcni.podnet team (@handcni)
 options:
@@ -36,12 +36,15 @@ requirements:
   - Linux, root (CAP_SYS_ADMIN)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode plans exactly the actions a real run would apply and returns them in RV(actions).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists which namespaces exist before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same arguments reports no change.
 seealso:
@@ -104,11 +107,10 @@ def is_ours(ipr) -> bool:
 def main():
     module = PodnetModule(
         argument_spec=dict(names=dict(type="list", elements="str", required=True)),
+        common=("state", "prune"),  # namespaces always live in the node's /run/netns
     )
     params = module.params
     with module.errors():
-        if params["netns"] is not None:
-            raise ValueError("netns: namespaces are always created in /run/netns of the node; omit netns")
         names = [validate.netns(name, f"names[{i}]") for i, name in enumerate(params["names"])]
         validate.unique([{"name": n} for n in names], "name", "names")
         with Sessions() as sessions:

@@ -200,13 +200,13 @@ def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
         "mac": validate.mac(item["mac"], f"{field}.mac") if item.get("mac") else None,
         "master": validate.ifname(item["master"], f"{field}.master") if item.get("master") else None,
         "hairpin": bool(item.get("hairpin")) if item.get("master") else None,
-        "addresses": sorted(validate.interface(a, f"{field}.addresses") for a in item.get("addresses") or []),
+        "addresses": validate.interfaces(item.get("addresses"), f"{field}.addresses"),
         "up": True,
     }
     pod = {
         "mtu": mtu,
         "mac": validate.mac(item["peer_mac"], f"{field}.peer_mac") if item.get("peer_mac") else None,
-        "addresses": sorted(validate.interface(a, f"{field}.peer_addresses") for a in item.get("peer_addresses") or []),
+        "addresses": validate.interfaces(item.get("peer_addresses"), f"{field}.peer_addresses"),
         "up": True,
     }
     pod_routes = [routes.normalise(r, f"{field}.peer_routes[{i}]", dev=peer)
@@ -289,7 +289,7 @@ class VethPlanner:
 
         host_have = link_state(self.host, host_link)
         pod_have = link_state(pod_ipr, pod_link)
-        route_have = {k: r for k, r in routes.read(pod_ipr).items()}
+        route_have = routes.read(pod_ipr)
         put, remove = routes.plan(want["routes"], route_have, prune=True, field=f"{field}.peer_routes")
         self.module.before[name] = public({
             **want, "host": host_have, "pod": pod_have,
