@@ -73,7 +73,7 @@ sanity: build
 	rm -rf $(SANITY_ROOT)
 
 lint:
-	$(BIN)/ansible-lint --profile production roles playbooks
+	$(BIN)/ansible-lint --profile production
 
 clean:
 	rm -rf build .collections
