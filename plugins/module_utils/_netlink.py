@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+from contextlib import contextmanager
 import os
 import socket
 import traceback
@@ -53,10 +54,12 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def open_session(name: str | None) -> "IPRoute":
-    """An IPRoute bound to network namespace `name` (None: the current one)."""
+@contextmanager
+def inside(name: str | None):
+    """Run the body with this thread in network namespace `name` (None: stay where we are)."""
     if name is None:
-        return IPRoute()
+        yield
+        return
     try:
         target = os.open(netns_path(name), os.O_RDONLY)
     except FileNotFoundError:
@@ -65,12 +68,38 @@ def open_session(name: str | None) -> "IPRoute":
     try:
         _setns(target)
         try:
-            return IPRoute()
+            yield
         finally:
             _setns(own)
     finally:
         os.close(target)
         os.close(own)
+
+
+def open_session(name: str | None) -> "IPRoute":
+    """An IPRoute bound to network namespace `name` (None: the current one)."""
+    with inside(name):
+        return IPRoute()
+
+
+def sysctl_path(name: str) -> str:
+    """/proc/sys path of a dotted sysctl name; an interface part may itself hold dots."""
+    parts = name.split(".")
+    if parts[:3] in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"], ["net", "ipv4", "neigh"],
+                     ["net", "ipv6", "neigh"]) and len(parts) > 4:
+        parts = parts[:3] + [".".join(parts[3:-1]), parts[-1]]
+    return os.path.join("/proc/sys", *parts)
+
+
+def read_sysctl(netns: str | None, name: str) -> str:
+    """A net.* sysctl as seen inside `netns` (/proc/sys/net follows the reading thread's namespace)."""
+    with inside(netns), open(sysctl_path(name)) as handle:
+        return handle.read().strip()
+
+
+def write_sysctl(netns: str | None, name: str, value: str) -> None:
+    with inside(netns), open(sysctl_path(name), "w") as handle:
+        handle.write(f"{value}\n")
 
 
 class Sessions:
@@ -145,7 +174,7 @@ def link_state(ipr, link) -> dict:
         "mtu": link.get_attr("IFLA_MTU"),
         "mac": link.get_attr("IFLA_ADDRESS"),
         "up": bool(link["flags"] & 1),
-        "master": ipr.link("get", index=master)[0].get_attr("IFLA_IFNAME") if master else None,
+        "master": ipr.link("get", index=master)[0].get_attr("IFLA_IFNAME") if master else "",
         "addresses": link_addresses(ipr, link["index"]),
         "owned": is_owned(link),
     }

@@ -14,8 +14,10 @@ from . import _validate as validate
 from ._netlink import ROUTE_PROTO
 
 MAIN_TABLE = 254
+# Protocol numbers the kernel and routing daemons use (kernel, boot, static, ra, bird, zebra, bgp, ...).
+RESERVED_PROTOCOLS = frozenset({0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16, 18, 42, 99, 186, 187, 188, 189, 192})
 RTNH_F_ONLINK = 4
-RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
 ROUTE_ATTRS = ("via", "dev", "onlink", "src")
 
 SPEC = dict(
@@ -84,7 +86,7 @@ def describe(route: dict) -> str:
     return text
 
 
-def read(ipr) -> dict:
+def read(ipr, proto: int = ROUTE_PROTO) -> dict:
     """Every unicast route in every table but local, keyed like `key()`, with `owned`."""
     names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.link("dump")}
     found = {}
@@ -103,7 +105,7 @@ def read(ipr) -> dict:
                 "src": msg.get_attr("RTA_PREFSRC"),
                 "table": table,
                 "metric": msg.get_attr("RTA_PRIORITY") or 0,
-                "owned": msg["proto"] == ROUTE_PROTO,
+                "owned": msg["proto"] == proto,
             }
             found[key(route)] = route
     return found
@@ -126,13 +128,13 @@ def plan(want: list[dict], have: dict, prune: bool, field: str) -> tuple[list, l
     return put, remove
 
 
-def request(ipr, route: dict) -> dict:
+def request(ipr, route: dict, proto: int) -> dict:
     """Keyword arguments for ipr.route() for one of our routes."""
     args = dict(
         dst=route["dst"],
         table=route["table"],
         priority=route["metric"],
-        proto=ROUTE_PROTO,
+        proto=proto,
         scope=RT_SCOPE_UNIVERSE if route.get("via") else RT_SCOPE_LINK,
     )
     if route.get("via"):
@@ -146,12 +148,13 @@ def request(ipr, route: dict) -> dict:
     return args
 
 
-def put(ipr, route: dict) -> None:
-    ipr.route("replace", **request(ipr, route))
+def put(ipr, route: dict, proto: int = ROUTE_PROTO) -> None:
+    ipr.route("replace", **request(ipr, route, proto))
 
 
-def delete(ipr, route: dict) -> None:
-    args = dict(dst=route["dst"], table=route["table"], priority=route["metric"], proto=ROUTE_PROTO)
+def delete(ipr, route: dict, proto: int = ROUTE_PROTO) -> None:
+    # Scope "nowhere" matches a route of any scope, as `ip route del` does.
+    args = dict(dst=route["dst"], table=route["table"], priority=route["metric"], proto=proto, scope=RT_SCOPE_NOWHERE)
     ipr.route("del", **args)
 
 

@@ -10,9 +10,11 @@ version_added: 0.1.0
 description:
   - Manages IPv4 and IPv6 unicast routes in O(netns), like C(ip route add 192.168.10.1/32 dev veth1)
     (seed lab 2) or C(ip route add 192.168.30.0/24 via 192.168.210.254) (seed lab 8).
-  - Every route it makes carries protocol 201 (C(ip route show proto 201)). A route is identified by
-    table, destination and metric; if one with that identity exists and was made by anyone else,
-    the module fails naming it before any change and never replaces it.
+  - Every route it makes carries the protocol number O(protocol) (default 201, C(ip route show proto 201)):
+    that is the ownership mark, and O(prune) only ever removes routes with it, so roles keep separate
+    sets apart by protocol (pod host routes 201, cross-node routes 202). A route is identified by table,
+    destination and metric; if one with that identity exists with another protocol, the module fails
+    naming it before any change and never replaces it.
   - All routes of one call are read, planned and applied in one netlink session.
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
@@ -49,6 +51,10 @@ options:
         description: Route metric.
         type: int
         default: 0
+  protocol:
+    description: Route protocol number that marks the routes of this set as ours.
+    type: int
+    default: 201
 seealso:
   - module: handcni.podnet.veth
 """
@@ -91,16 +97,23 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import Ses
 
 def main():
     module = PodnetModule(
-        argument_spec=dict(routes=dict(type="list", elements="dict", required=True, options=dict(routes.SPEC))),
+        argument_spec=dict(
+            routes=dict(type="list", elements="dict", required=True, options=dict(routes.SPEC)),
+            protocol=dict(type="int", default=routes.ROUTE_PROTO),
+        ),
     )
     params = module.params
     with module.errors():
+        proto = params["protocol"]
+        if not 1 <= proto <= 255 or proto in routes.RESERVED_PROTOCOLS:
+            raise ValueError(f"protocol: {proto} is not a protocol number for our routes "
+                             f"(1..255, not {sorted(routes.RESERVED_PROTOCOLS)})")
         wanted = [routes.normalise(r, f"routes[{i}]") for i, r in enumerate(params["routes"])]
         keys = [{"name": routes.key(r)} for r in wanted]
         validate.unique(keys, "name", "routes")
         with Sessions() as sessions:
             ipr = sessions[params["netns"]]
-            have = routes.read(ipr)
+            have = routes.read(ipr, proto)
             if params["state"] == "present":
                 put, remove = routes.plan(wanted, have, params["prune"], "routes")
             else:
@@ -118,8 +131,8 @@ def main():
             module.after = {"routes": [r for r in owned_before if (r["table"], r["dst"], r["metric"]) not in gone]
                             + [routes.public(r) for r in put]}
             module.apply(
-                [Action(f"delete route {routes.describe(r)}", lambda r=r: routes.delete(ipr, r)) for r in remove]
-                + [Action(f"add route {routes.describe(r)}", lambda r=r: routes.put(ipr, r)) for r in put]
+                [Action(f"delete route {routes.describe(r)}", lambda r=r: routes.delete(ipr, r, proto)) for r in remove]
+                + [Action(f"add route {routes.describe(r)}", lambda r=r: routes.put(ipr, r, proto)) for r in put]
             )
     module.finish(routes=[routes.public(r) for r in wanted])
 

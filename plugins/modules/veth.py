@@ -54,6 +54,12 @@ options:
             (traffic sent back out of the port it came in on). Needs O(veths[].master).
         type: bool
         default: false
+      proxy_arp:
+        description:
+          - Proxy ARP on the host side (with C(proxy_delay 0)), so the host answers the pod's ARP for
+            any address it routes, such as the gateway V(169.254.1.1) of Calico (seed lab 2, option 2).
+        type: bool
+        default: false
       addresses:
         description: Addresses of the host side, as C(ip/prefix). The listed set is exact.
         type: list
@@ -164,7 +170,6 @@ from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     apply_change,
     describe_change,
     not_ours,
-    owned_links,
     owner_alias,
     plan_link,
 )
@@ -174,6 +179,8 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     link_by_name,
     link_state,
     netns_exists,
+    read_sysctl,
+    write_sysctl,
 )
 
 ALIAS = owner_alias("veth")
@@ -198,7 +205,7 @@ def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
     host = {
         "mtu": mtu,
         "mac": validate.mac(item["mac"], f"{field}.mac") if item.get("mac") else None,
-        "master": validate.ifname(item["master"], f"{field}.master") if item.get("master") else None,
+        "master": validate.ifname(item["master"], f"{field}.master") if item.get("master") else "",
         "hairpin": bool(item.get("hairpin")) if item.get("master") else None,
         "addresses": validate.interfaces(item.get("addresses"), f"{field}.addresses"),
         "up": True,
@@ -211,7 +218,8 @@ def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
     }
     pod_routes = [routes.normalise(r, f"{field}.peer_routes[{i}]", dev=peer)
                   for i, r in enumerate(item.get("peer_routes") or [])]
-    return {"name": name, "peer": peer, "peer_netns": peer_netns, "host": host, "pod": pod, "routes": pod_routes}
+    return {"name": name, "peer": peer, "peer_netns": peer_netns, "host": host, "pod": pod, "routes": pod_routes,
+            "proxy_arp": bool(item.get("proxy_arp"))}
 
 
 def public(want: dict) -> dict:
@@ -222,6 +230,7 @@ def public(want: dict) -> dict:
     view.update({k: v for k, v in want["host"].items() if v is not None and k != "owned"})
     view.update({f"peer_{k}": v for k, v in want["pod"].items() if v is not None and k not in ("up", "owned")})
     view["peer_routes"] = [routes.public(r) for r in want["routes"]]
+    view["proxy_arp"] = want["proxy_arp"]
     return view
 
 
@@ -233,6 +242,13 @@ class VethPlanner:
 
     def pod_session(self, want: dict):
         return self.sessions[want["peer_netns"]] if want["peer_netns"] else self.host
+
+    def set_proxy_arp(self, name: str, enabled: bool) -> None:
+        """Answer the pod's ARP for any address it routes to (Calico's 169.254.1.1), at once."""
+        netns = self.module.params["netns"]
+        write_sysctl(netns, f"net.ipv4.conf.{name}.proxy_arp", int(enabled))
+        if enabled:
+            write_sysctl(netns, f"net.ipv4.neigh.{name}.proxy_delay", 0)
 
     def delete(self, name: str) -> Action:
         return Action(f"delete veth {name}", lambda: self.host.link("del", ifname=name))
@@ -254,6 +270,8 @@ class VethPlanner:
                 apply_change(self.host, name, attr, old, new)
             for route in want["routes"]:
                 routes.put(pod_ipr, route)
+            if want["proxy_arp"]:
+                self.set_proxy_arp(name, True)
 
         where = f"{want['peer_netns']}/{peer}" if want["peer_netns"] else peer
         return [Action(f"create veth {name} <-> {where}", run)]
@@ -289,10 +307,12 @@ class VethPlanner:
 
         host_have = link_state(self.host, host_link)
         pod_have = link_state(pod_ipr, pod_link)
-        route_have = routes.read(pod_ipr)
+        # The pod-side routes are the ones through the pod side; nothing else in that namespace is ours.
+        route_have = {k: r for k, r in routes.read(pod_ipr).items() if r["dev"] == want["peer"]}
         put, remove = routes.plan(want["routes"], route_have, prune=True, field=f"{field}.peer_routes")
+        proxy_arp = read_sysctl(self.module.params["netns"], f"net.ipv4.conf.{name}.proxy_arp") == "1"
         self.module.before[name] = public({
-            **want, "host": host_have, "pod": pod_have,
+            **want, "host": host_have, "pod": pod_have, "proxy_arp": proxy_arp,
             "routes": [r for r in route_have.values() if r["owned"]],
         })
         pod_where = f" in netns {want['peer_netns']}" if want["peer_netns"] else ""
@@ -306,6 +326,9 @@ class VethPlanner:
                    lambda a=attr, o=old, n=new: apply_change(pod_ipr, want["peer"], a, o, n))
             for attr, old, new in plan_link(pod_have, want["pod"])
         ]
+        if proxy_arp != want["proxy_arp"]:
+            actions.append(Action(f"set {name} proxy_arp {proxy_arp} -> {want['proxy_arp']}",
+                                  lambda: self.set_proxy_arp(name, want["proxy_arp"])))
         actions += [Action(f"delete route {routes.describe(r)}{pod_where}", lambda r=r: routes.delete(pod_ipr, r))
                     for r in remove]
         actions += [Action(f"add route {routes.describe(r)}{pod_where}", lambda r=r: routes.put(pod_ipr, r))
@@ -313,10 +336,16 @@ class VethPlanner:
         return actions
 
     def prune(self, listed: set) -> list[Action]:
-        stale = [name for name in owned_links(self.host, ALIAS) if name not in listed]
-        for name in stale:
+        actions, gone = [], set()
+        for link in self.host.link("dump"):
+            name = link.get_attr("IFLA_IFNAME")
+            if link.get_attr("IFLA_IFALIAS") != ALIAS or name in listed:
+                continue
             self.module.forget(name)
-        return [self.delete(name) for name in stale]
+            gone.add(link["index"])
+            if link.get_attr("IFLA_LINK") not in gone:  # deleting one side of a local pair deletes both
+                actions.append(self.delete(name))
+        return actions
 
 
 def main():
@@ -334,6 +363,7 @@ def main():
                     peer_mac=dict(type="str"),
                     master=dict(type="str"),
                     hairpin=dict(type="bool", default=False),
+                    proxy_arp=dict(type="bool", default=False),
                     addresses=dict(type="list", elements="str", default=[]),
                     peer_addresses=dict(type="list", elements="str", default=[]),
                     peer_routes=dict(type="list", elements="dict", default=[], options=route_spec),
@@ -351,7 +381,9 @@ def main():
             for index, want in enumerate(wanted):
                 actions += planner.plan(index, want)
             if params["prune"] and params["state"] == "present":
-                actions += planner.prune({w["name"] for w in wanted})
+                # A pair with both sides here lists only one name; its peer is not stale.
+                actions += planner.prune({w["name"] for w in wanted}
+                                         | {w["peer"] for w in wanted if not w["peer_netns"]})
             module.apply(actions)
     module.finish(veths=[public(w) for w in wanted])
 

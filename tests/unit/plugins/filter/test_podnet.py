@@ -6,7 +6,13 @@ import re
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.handcni.podnet.plugins.filter.podnet import FilterModule, pod_gateway, pod_veths, veth_name
+from ansible_collections.handcni.podnet.plugins.filter.podnet import (
+    FilterModule,
+    node_pod_cidr,
+    pod_gateway,
+    pod_wiring,
+    veth_name,
+)
 
 CIDR = "192.168.10.0/24"
 
@@ -52,85 +58,118 @@ def test_veth_name_is_stable_and_distinct():
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "pod_veths"}
+    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "pod_wiring"}
 
 
-# --- pod_veths ----------------------------------------------------------------
+# --- node_pod_cidr --------------------------------------------------------------
 
-def test_pod_veths_happy_path():
-    pods = [{"name": "pod1", "ip": "192.168.10.1"}, {"name": "pod2", "ip": "192.168.10.2", "veth": "veth-pod2"}]
-    assert pod_veths(pods, CIDR, "br0", 1450) == [
-        {
-            "name": veth_name("pod1"), "peer": "eth0", "peer_netns": "pod1", "master": "br0",
-            "hairpin": True, "mtu": 1450, "peer_addresses": ["192.168.10.1/24"],
-            "peer_routes": [{"dst": "default", "via": "192.168.10.254"}],
-        },
-        {
-            "name": "veth-pod2", "peer": "eth0", "peer_netns": "pod2", "master": "br0",
-            "hairpin": True, "mtu": 1450, "peer_addresses": ["192.168.10.2/24"],
-            "peer_routes": [{"dst": "default", "via": "192.168.10.254"}],
-        },
+@pytest.mark.parametrize("cluster, prefix, index, cidr", [
+    ("10.244.0.0/16", 24, 0, "10.244.0.0/24"),
+    ("10.244.0.0/16", 24, 2, "10.244.2.0/24"),
+    ("192.168.0.0/16", 26, 5, "192.168.1.64/26"),
+    ("fd00:10::/56", 64, 1, "fd00:10:0:1::/64"),
+])
+def test_node_pod_cidr(cluster, prefix, index, cidr):
+    assert node_pod_cidr(cluster, prefix, index) == cidr
+
+
+@pytest.mark.parametrize("cluster, prefix, index, message", [
+    ("10.244.0.1/16", 24, 0, r"^podnet_cluster_cidr: "),
+    ("10.244.0.0/16", 8, 0, r"^podnet_node_prefix: "),
+    ("10.244.0.0/16", 31, 0, r"^podnet_node_prefix: "),
+    ("10.244.0.0/23", 24, 2, r"^podnet_cluster_cidr: .* only 2 /24 blocks"),
+])
+def test_node_pod_cidr_rejects(cluster, prefix, index, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        node_pod_cidr(cluster, prefix, index)
+
+
+# --- pod_wiring -----------------------------------------------------------------
+
+PODS = [{"name": "pod1"}, {"name": "pod2", "veth": "veth-pod2"}]
+ALLOCATION = [{"name": "pod1", "ip": "192.168.10.1"}, {"name": "pod2", "ip": "192.168.10.2"}]
+
+
+def test_pod_wiring_bridge():
+    wiring = pod_wiring(PODS, ALLOCATION, CIDR, "bridge", bridge="br0", mtu=1450)
+    assert wiring["bridges"] == [{"name": "br0", "mtu": 1450, "addresses": ["192.168.10.254/24"]}]
+    assert wiring["routes"] == []
+    assert wiring["veths"] == [
+        {"name": veth_name("pod1"), "peer": "eth0", "peer_netns": "pod1", "mtu": 1450, "master": "br0",
+         "hairpin": True, "peer_addresses": ["192.168.10.1/24"],
+         "peer_routes": [{"dst": "default", "via": "192.168.10.254"}]},
+        {"name": "veth-pod2", "peer": "eth0", "peer_netns": "pod2", "mtu": 1450, "master": "br0",
+         "hairpin": True, "peer_addresses": ["192.168.10.2/24"],
+         "peer_routes": [{"dst": "default", "via": "192.168.10.254"}]},
     ]
 
 
-def test_pod_veths_hairpin_off():
-    assert pod_veths([{"name": "pod1", "ip": "192.168.10.1"}], CIDR, "br0", 1500, hairpin=False)[0]["hairpin"] is False
+@pytest.mark.parametrize("style, via, host_addresses, proxy_arp", [
+    ("host_ip", "192.168.10.254", ["192.168.10.254/32"], False),
+    ("proxy_arp", "169.254.1.1", [], True),
+    ("veth_gateway", "192.168.10.254", [], False),
+])
+def test_pod_wiring_routed(style, via, host_addresses, proxy_arp):
+    wiring = pod_wiring(PODS, ALLOCATION, CIDR, "routed", style, mtu=1500)
+    assert wiring["bridges"] == []
+    assert wiring["routes"] == [{"dst": "192.168.10.1/32", "dev": veth_name("pod1")},
+                                {"dst": "192.168.10.2/32", "dev": "veth-pod2"}]
+    pod1 = wiring["veths"][0]
+    assert "master" not in pod1
+    assert pod1["peer_addresses"] == ["192.168.10.1/32"]
+    assert pod1["peer_routes"] == [{"dst": "default", "via": via, "onlink": True}]
+    assert pod1["addresses"] == host_addresses and pod1["proxy_arp"] is proxy_arp
+    extra = wiring["veths"][2:]
+    assert extra == ([{"name": "veth-host", "peer": "veth-net", "mtu": 1500, "addresses": ["192.168.10.254/32"]}]
+                     if style == "veth_gateway" else [])
+
+
+def test_pod_wiring_hairpin_off():
+    assert pod_wiring(PODS, ALLOCATION, CIDR, hairpin=False)["veths"][0]["hairpin"] is False
 
 
 @pytest.mark.parametrize("pods", [None, []])
-def test_pod_veths_no_pods(pods):
-    assert pod_veths(pods, CIDR, "br0", 1500) == []
+def test_pod_wiring_no_pods(pods):
+    assert pod_wiring(pods, [], CIDR) == {"bridges": [{"name": "br0", "mtu": 1500, "addresses": ["192.168.10.254/24"]}],
+                                           "veths": [], "routes": []}
 
 
-def rejects(pods, message, cidr=CIDR):
+def rejects(pods, message, cidr=CIDR, allocation=ALLOCATION, **kwargs):
     with pytest.raises(AnsibleFilterError, match=message):
-        pod_veths(pods, cidr, "br0", 1500)
+        pod_wiring(pods, allocation, cidr, **kwargs)
 
 
-@pytest.mark.parametrize("ip", ["192.168.11.1", "10.0.0.1", "fd00::1"])
-def test_pod_veths_rejects_ip_outside_cidr(ip):
-    rejects([{"name": "pod1", "ip": ip}], r"^podnet_pods\[0\]\.ip: .* not a usable address of the node's pod CIDR")
+def test_pod_wiring_rejects_unknown_mode_and_style():
+    rejects(PODS, r"^pod_network_mode: 'overlay'", mode="overlay")
+    rejects(PODS, r"^pod_network_gateway_style: 'bgp'", mode="routed", gateway_style="bgp")
 
 
-@pytest.mark.parametrize("ip", ["192.168.10.0", "192.168.10.255"])
-def test_pod_veths_rejects_network_and_broadcast(ip):
-    rejects([{"name": "pod1", "ip": ip}], r"^podnet_pods\[0\]\.ip: .* not a usable address")
+def test_pod_wiring_rejects_duplicate_name_and_veth():
+    rejects([{"name": "pod1"}, {"name": "pod2"}, {"name": "pod1"}],
+            r"^podnet_pods\[2\]\.name: pod1 is also used by podnet_pods\[0\]$")
+    rejects([{"name": "pod1", "veth": "v1"}, {"name": "pod2", "veth": "v1"}],
+            r"^podnet_pods\[1\]\.veth: v1 is also used by podnet_pods\[0\]$")
 
 
-def test_pod_veths_rejects_gateway():
-    rejects([{"name": "pod1", "ip": "192.168.10.254"}], r"^podnet_pods\[0\]\.ip: 192\.168\.10\.254 is the pods' gateway")
+@pytest.mark.parametrize("veth", ["veth-0123456789ab", "veth-host"])
+def test_pod_wiring_rejects_bad_veth(veth):
+    rejects([{"name": "pod1", "veth": veth}], r"^podnet_pods\[0\]\.veth: ")
 
 
-@pytest.mark.parametrize("ip", ["pod1", "192.168.10.1/24", None])
-def test_pod_veths_rejects_bad_ip(ip):
-    rejects([{"name": "pod1", "ip": ip}], r"^podnet_pods\[0\]\.ip: .* is not an IP address")
+@pytest.mark.parametrize("pod", [{"ip": "192.168.10.1"}, {}, "pod1", None])
+def test_pod_wiring_rejects_missing_name(pod):
+    rejects([{"name": "pod1"}, pod], r"^podnet_pods\[1\]: each pod needs a 'name'")
 
 
-def test_pod_veths_rejects_duplicate_name():
-    pods = [{"name": "pod1", "ip": "192.168.10.1"}, {"name": "pod2", "ip": "192.168.10.2"},
-            {"name": "pod1", "ip": "192.168.10.3"}]
-    rejects(pods, r"^podnet_pods\[2\]\.name: pod1 is also used by podnet_pods\[0\]$")
+def test_pod_wiring_rejects_unallocated_pod():
+    rejects([{"name": "pod9"}], r"^podnet_pods\[0\]: pod pod9 has no address allocated")
 
 
-def test_pod_veths_rejects_duplicate_ip():
-    pods = [{"name": "pod1", "ip": "192.168.10.1"}, {"name": "pod2", "ip": "192.168.10.1"}]
-    rejects(pods, r"^podnet_pods\[1\]\.ip: 192\.168\.10\.1 is also used by podnet_pods\[0\]$")
-
-
-@pytest.mark.parametrize("pod", [{"name": "pod1"}, {"ip": "192.168.10.1"}, {}, "pod1", None])
-def test_pod_veths_rejects_missing_keys(pod):
-    rejects([{"name": "pod0", "ip": "192.168.10.9"}, pod], r"^podnet_pods\[1\]: each pod needs 'name' and 'ip'")
-
-
-def test_pod_veths_rejects_bad_cidr_through_pod_gateway():
-    rejects([], r"^podnet_pod_cidr: .* too small", cidr="192.168.10.0/31")
-
-
-@pytest.mark.parametrize("cidr", ["192.168.10.1/24", "pods"])
-def test_pod_veths_rejects_malformed_cidr(cidr):
+@pytest.mark.parametrize("cidr", ["192.168.10.0/31", "192.168.10.1/24", "pods"])
+def test_pod_wiring_rejects_bad_cidr(cidr):
     rejects([], r"^podnet_pod_cidr: ", cidr=cidr)
 
 
-def test_pod_veths_ipv6_default_route():
-    veths = pod_veths([{"name": "pod1", "ip": "fd00::1"}], "fd00::/64", "br0", 1500)
+def test_pod_wiring_ipv6_default_route():
+    veths = pod_wiring([{"name": "pod1"}], [{"name": "pod1", "ip": "fd00::1"}], "fd00::/64")["veths"]
     assert veths[0]["peer_routes"] == [{"dst": "::/0", "via": "fd00::ffff:ffff:ffff:fffe"}]
