@@ -84,7 +84,7 @@ def main():
     )
     params = module.params
     netns = params["netns"] or ""  # the record is keyed by namespace; "" is the node itself
-    with module.errors(), locked(params["state_file"], create=not module.check_mode):
+    with module.errors(), locked(params["state_file"], create=params["state"] == "present" and not module.check_mode):
         wanted = {}
         for name, value in params["sysctls"].items():
             if not _NAME.fullmatch(name) or ".." in name or "/" in name:
