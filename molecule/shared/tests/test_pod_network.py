@@ -1,0 +1,83 @@
+"""Same-node pod networking, proven by traffic, in whatever mode the scenario converged."""
+import json
+
+import pytest
+
+from conftest import ROOT, WORKERS, Node, playbook
+
+
+def test_pods_on_one_node_ping_each_other(node):
+    for src in node.pods:
+        for dst in node.pods:
+            if src is not dst:
+                result = node.ping(src["name"], dst["ip"])
+                assert result.rc == 0, f"{node.name}: {src['name']} -> {dst['ip']}: {result.stdout}{result.stderr}"
+
+
+def test_pods_reach_their_node(node):
+    for pod in node.pods:
+        result = node.ping(pod["name"], node.vars["podnet_node_ip"])
+        assert result.rc == 0, f"{node.name}: {pod['name']} -> node: {result.stdout}{result.stderr}"
+
+
+def test_full_pod_mtu_passes_and_one_byte_more_does_not(node):
+    src, dst = node.pods[0], node.pods[1]
+    fits = node.ping(src["name"], dst["ip"], node.mtu - 28)
+    assert fits.rc == 0, fits.stdout + fits.stderr
+    too_big = node.ping(src["name"], dst["ip"], node.mtu - 27)
+    assert too_big.rc != 0, "a packet over the pod MTU must not pass with DF set"
+
+
+def test_the_wiring_is_the_scenarios_mode(node):
+    links = node.run("ip", "-d", "link", "show").stdout
+    host_routes = node.run("ip", "route", "show", "proto", "201").stdout
+    for pod in node.pods:
+        veth = node.run("ip", "-d", "link", "show", pod["veth"]).stdout
+        pod_route = node.in_pod(pod["name"], "ip", "route", "show", "default").stdout
+        proxy_arp = node.run("cat", f"/proc/sys/net/ipv4/conf/{pod['veth']}/proxy_arp").stdout.strip()
+        assert "alias handcni.podnet veth" in veth
+        if node.mode == "bridge":
+            assert "master br0" in veth and "hairpin on" in veth
+            assert f"default via {node.gateway} dev eth0" in pod_route
+        else:
+            assert "master" not in veth
+            assert f"{pod['ip']} dev {pod['veth']}" in host_routes
+            via = "169.254.1.1" if node.style == "proxy_arp" else node.gateway
+            assert f"default via {via} dev eth0" in pod_route and "onlink" in pod_route
+        assert proxy_arp == ("1" if node.mode == "routed" and node.style == "proxy_arp" else "0")
+    assert (" br0:" in links) == (node.mode == "bridge")
+    assert (" veth-host@" in links) == (node.mode == "routed" and node.style == "veth_gateway")
+    if node.mode == "bridge":
+        assert host_routes.strip() == ""
+
+
+def test_verify_playbook_matrix_is_green():
+    run = playbook("verify.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    cells = json.loads((ROOT / "build/verify.json").read_text())
+    assert cells and all(cell["ok"] for cell in cells)
+    assert {cell["kind"] for cell in cells} >= {"same_node", "mtu"}
+
+
+MODES = ["bridge", "routed:host_ip", "routed:proxy_arp", "routed:veth_gateway"]
+_FIRST = Node(WORKERS[0])
+_OWN = "bridge" if _FIRST.mode == "bridge" else f"routed:{_FIRST.style}"
+# The bridge scenario switches to every routed style; each routed scenario to bridge.
+OTHERS = [m for m in MODES if m != _OWN] if _OWN == "bridge" else ["bridge"]
+
+
+@pytest.mark.parametrize("other", OTHERS)
+def test_switching_mode_and_back_leaves_no_residue(other):
+    """Converge another mode, then this one again: the node looks exactly as before."""
+    def snapshot():
+        return {n: Node(n).run("sh", "-c", "ip -d -o link | sed 's/ alias.*//;s/link\\/ether [^ ]*//' | "
+                                           "awk '{print $2}'; ip -o addr; ip route show table all; "
+                                           "cat /proc/sys/net/ipv4/conf/*/proxy_arp").stdout
+                for n in WORKERS}
+    mode, _, style = other.partition(":")
+    before = snapshot()
+    switched = playbook("site.yml", "-e", f"pod_network_mode={mode}", "-e", f"pod_network_gateway_style={style or 'host_ip'}")
+    assert switched.returncode == 0, switched.stdout[-3000:]
+    back = playbook("site.yml")
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert snapshot() == before
