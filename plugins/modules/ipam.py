@@ -171,8 +171,17 @@ def main():
                        if result.get(name) != ip]
             actions += [f"allocate {ip} to {name}" for name, ip in sorted(result.items())
                         if recorded.get(name) != ip]
+            # A node has one pod CIDR: records of an earlier one hold no pod any more.
+            stale = sorted(entry.path for entry in os.scandir(params["state_dir"])
+                           if entry.name.endswith(".json") and entry.path != path) if os.path.isdir(
+                params["state_dir"]) else []
+            actions += [f"forget {os.path.basename(p)} of an earlier pod CIDR" for p in stale]
             if actions and not module.check_mode:
                 save_json(path, {"cidr": cidr, "pods": result})
+                for old in stale:
+                    os.unlink(old)
+                    if os.path.exists(f"{old}.lock"):
+                        os.unlink(f"{old}.lock")
     except (ValueError, OSError) as err:
         module.fail_json(msg=str(err))
     network = ipaddress.ip_network(cidr)
