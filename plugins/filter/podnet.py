@@ -22,6 +22,11 @@ def pod_gateway(cidr: str) -> str:
     return str(network.broadcast_address - 1)
 
 
+def gateway_mac(gateway: str) -> str:
+    """A stable, locally administered MAC for the pods' gateway: 0a:58 and the address's last 4 bytes."""
+    return "0a:58:" + ":".join(f"{byte:02x}" for byte in ipaddress.ip_address(gateway).packed[-4:])
+
+
 def veth_name(pod: str) -> str:
     """A stable host-side veth name for a pod, 15 bytes: 'veth' + 11 hex digits."""
     return "veth" + hashlib.sha1(pod.encode()).hexdigest()[:11]
@@ -96,7 +101,10 @@ def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", ga
     if mode == "routed" and gateway_style == "veth_gateway":
         host, net = VETH_GATEWAY
         veths.append({"name": host, "peer": net, "mtu": mtu, "addresses": [f"{gateway}/{network.max_prefixlen}"]})
-    bridges = [{"name": bridge, "mtu": mtu, "addresses": [f"{gateway}/{network.prefixlen}"]}] if mode == "bridge" else []
+    # A fixed bridge MAC: otherwise the bridge takes its lowest port MAC, and the gateway's MAC
+    # changes under the pods whenever a port comes or goes.
+    bridges = [{"name": bridge, "mtu": mtu, "mac": gateway_mac(gateway),
+                "addresses": [f"{gateway}/{network.prefixlen}"]}] if mode == "bridge" else []
     return {"bridges": bridges, "veths": veths, "routes": routes}
 
 

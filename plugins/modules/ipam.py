@@ -42,6 +42,14 @@ options:
     type: list
     elements: str
     default: []
+  leases_dirs:
+    description:
+      - Directories where other allocators on the node record the addresses they hand out, one file
+        per address named by the address, as the CNI C(host-local) plugin does in
+        C(/var/lib/cni/networks/NAME). Those addresses are never given to a pod.
+    type: list
+    elements: path
+    default: []
   state_dir:
     description: Directory of the node's allocation records.
     type: path
@@ -119,7 +127,8 @@ def allocate(cidr: str, pods: list, reserved: list, recorded: dict) -> dict:
         if pod.get("ip"):
             ip = ipaddress.ip_address(pod["ip"])
             if ip not in network or ip in blocked:
-                raise ValueError(f"pods[{index}].ip: {ip} is not a usable address of {cidr}")
+                raise ValueError(f"pods[{index}].ip: {ip} is not a usable address of {cidr} "
+                                 "(outside it, reserved, or leased by another allocator)")
             if ip in taken:
                 raise ValueError(f"pods[{index}].ip: {ip} is also given to pod {taken[ip]}")
             taken[ip] = pod["name"]
@@ -143,6 +152,23 @@ def allocate(cidr: str, pods: list, reserved: list, recorded: dict) -> dict:
     return result
 
 
+def leased(directories: list, cidr: str) -> list:
+    """Addresses of `cidr` that files in these directories are named after (host-local's leases)."""
+    network = ipaddress.ip_network(cidr)
+    found = []
+    for directory in directories:
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            try:
+                ip = ipaddress.ip_address(entry.name)
+            except ValueError:
+                continue  # host-local's last_reserved_ip.0, lock
+            if ip in network:
+                found.append(str(ip))
+    return found
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -150,6 +176,7 @@ def main():
             pods=dict(type="list", elements="dict", required=True,
                       options=dict(name=dict(type="str", required=True), ip=dict(type="str"))),
             reserved=dict(type="list", elements="str", default=[]),
+            leases_dirs=dict(type="list", elements="path", default=[]),
             state_dir=dict(type="path", default="/var/lib/handcni/ipam"),
         ),
         supports_check_mode=True,
@@ -163,6 +190,7 @@ def main():
                 validate.address(pod["ip"], f"pods[{index}].ip")
         validate.unique(params["pods"], "name", "pods")
         reserved = [validate.address(ip, f"reserved[{i}]") for i, ip in enumerate(params["reserved"])]
+        reserved += leased(params["leases_dirs"], cidr)
         path = os.path.join(params["state_dir"], cidr.replace("/", "_") + ".json")
         with locked(path, create=not module.check_mode):
             recorded = load_json(path).get("pods", {})

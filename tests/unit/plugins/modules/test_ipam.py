@@ -48,3 +48,12 @@ def test_no_two_pods_share_an_address():
 def test_rejects(pods, message):
     with pytest.raises(ValueError, match=message):
         allocate(CIDR, pods, GATEWAY, {})
+
+
+def test_leases_of_another_allocator_are_never_given(tmp_path):
+    from ansible_collections.handcni.podnet.plugins.modules.ipam import leased
+    for name in ("192.168.10.1", "192.168.10.2", "10.0.0.1", "last_reserved_ip.0", "lock"):
+        (tmp_path / name).write_text("cnipod\neth0")
+    held = leased([str(tmp_path), str(tmp_path / "missing")], CIDR)
+    assert sorted(held) == ["192.168.10.1", "192.168.10.2"]
+    assert allocate(CIDR, [{"name": "a"}], GATEWAY + held, {}) == {"a": "192.168.10.3"}
