@@ -177,6 +177,18 @@ def test_iptables_save_reads_back_as_rendered():
     assert fw.IptablesNat(None).plan(have, nat(SEED)) is None
 
 
+def test_iptables_counters_are_ignored():
+    with_counters = "\n".join(f"[7:420] {line}" if line.startswith("-A") else line for line in IPTABLES_SAVE.splitlines())
+    assert fw.IptablesNat.parse(with_counters).lines == fw.IptablesNat.parse(IPTABLES_SAVE).lines
+
+
+def test_iptables_unsplittable_rule_in_our_chain_is_drift():
+    text = IPTABLES_SAVE.replace("COMMIT", '-A HANDCNI-POSTROUTING -m comment --comment "broken -j ACCEPT\nCOMMIT')
+    have = fw.IptablesNat.parse(text)
+    assert have.masquerade == entries(SEED)
+    assert fw.IptablesNat(None).plan(have, nat(SEED)).script.count("-A HANDCNI-POSTROUTING") == 3
+
+
 def test_iptables_foreign_rules_are_not_ours():
     have = fw.IptablesNat.parse(FOREIGN_ONLY)
     assert have.lines == [] and have.masquerade == []
