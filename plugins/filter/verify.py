@@ -35,13 +35,24 @@ def same_node_probes(pods: list, node: str, node_ip: str, mtu: int) -> list:
     return probes
 
 
+def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int) -> list:
+    """From every pod to a host outside the cluster, which answers with the source address it sees."""
+    return [{"kind": "egress", "from": f"{node}/{pod['name']}", "to": f"outside {target}:{port}",
+             "argv": ["ip", "netns", "exec", pod["name"], "curl", "-sS", "--max-time", "3",
+                      f"http://{target}:{port}/"],
+             "expect": node_ip, "detail": f"source seen outside must be the node's {node_ip}"}
+            for pod in pods]
+
+
 def probe_cells(results: list) -> list:
     """Registered loop results of the probes -> cells {kind, from, to, ok, detail}."""
     cells = []
     for result in results:
         probe = result["item"]
-        ok = result.get("rc") == 0
         output = (result.get("stdout") or "").strip().splitlines()
+        ok = result.get("rc") == 0 and ("expect" not in probe or output == [probe["expect"]])
+        if "expect" in probe and ok:
+            probe = dict(probe, detail=f"seen as {output[0]} (node address)")
         rtt = RTT.search(output[-1]) if output else None
         detail = probe.get("detail") or (f"rtt {rtt.group(1)} ms" if rtt else "")
         if not ok:
@@ -69,6 +80,7 @@ class FilterModule:
     def filters(self):
         return {
             "same_node_probes": same_node_probes,
+            "egress_probes": egress_probes,
             "probe_cells": probe_cells,
             "verify_table": verify_table,
         }
