@@ -29,6 +29,10 @@ options:
 requirements:
   - pyroute2 >= 0.9 on the managed node
   - Linux, root (CAP_NET_ADMIN)
+"""
+
+    # The behaviour every module of the collection has.
+    ATTRIBUTES = r"""
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.

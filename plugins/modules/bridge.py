@@ -15,6 +15,7 @@ description:
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
+  - handcni.podnet.common.attributes
 options:
   bridges:
     description: The bridges.

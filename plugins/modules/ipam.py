@@ -56,18 +56,8 @@ options:
     default: /var/lib/handcni/ipam
 requirements:
   - Linux
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Check mode computes the same allocation and writes nothing.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-    details: The diff shows the recorded allocation before and after.
-  idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
-    support: full
+extends_documentation_fragment:
+  - handcni.podnet.common.attributes
 seealso:
   - module: handcni.podnet.veth
 """

@@ -30,6 +30,7 @@ description:
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
+  - handcni.podnet.common.attributes
 options:
   backend:
     description:

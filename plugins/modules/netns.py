@@ -34,19 +34,8 @@ options:
 requirements:
   - pyroute2 >= 0.9 on the managed node
   - Linux, root (CAP_SYS_ADMIN)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: Check mode plans exactly the actions a real run would apply and returns them in RV(actions).
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-    details: The diff lists which namespaces exist before and after.
-  idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
-    support: full
-    details: A second run with the same arguments reports no change.
+extends_documentation_fragment:
+  - handcni.podnet.common.attributes
 seealso:
   - module: handcni.podnet.veth
 """

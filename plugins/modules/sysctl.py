@@ -16,6 +16,7 @@ description:
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
+  - handcni.podnet.common.attributes
 options:
   sysctls:
     description:

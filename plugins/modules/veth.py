@@ -18,6 +18,7 @@ description:
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
+  - handcni.podnet.common.attributes
 options:
   veths:
     description: The veth pairs.

@@ -1,54 +1,18 @@
 """The cni scenario's lab: its inventory as molecule sees it, commands in a node, the CNI protocol."""
-import ipaddress
 import json
-import os
-import subprocess
+import sys
 from pathlib import Path
 
-import testinfra
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-ROOT = Path(__file__).resolve().parents[3]
-HOST = testinfra.get_host("local://")
+from lab import WORKERS, Node, playbook  # noqa: E402,F401  (re-exported for the tests)
+
 CONFLIST = "/etc/cni/net.d/10-handcni.conflist"
 CNI_PATH = "/usr/lib/cni"  # Debian's containernetworking-plugins
 
 
-def sources() -> list:
-    """The lab inventory plus molecule's overrides, as the scenario's plays see them."""
-    argv = ["-i", str(ROOT / "inventories/lab")]
-    if os.environ.get("MOLECULE_INVENTORY_FILE"):
-        argv += ["-i", os.environ["MOLECULE_INVENTORY_FILE"]]
-    return argv
-
-
-INVENTORY = json.loads(subprocess.run([str(ROOT / ".venv/bin/ansible-inventory"), *sources(), "--list"],
-                                      check=True, capture_output=True, text=True).stdout)
-HOSTVARS = INVENTORY["_meta"]["hostvars"]
-WORKERS = INVENTORY["workers"]["hosts"]
-
-
-class Node:
-    """A lab node (bin/lab exec, in the scenario's lab through HANDCNI_LAB_STATE)."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.vars = HOSTVARS[name]
-        self.network = ipaddress.ip_network(self.vars["podnet_pod_cidr"])
-        self.gateway = str(self.network.broadcast_address - 1)
-        self.pods = self.vars["podnet_pods"]
-        self.mtu = int(self.vars.get("pod_network_mtu", self.vars.get("podnet_node_mtu", 1500)))
-
-    def run(self, *argv: str):
-        return HOST.run(" ".join([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv]))
-
-    def ping(self, netns: str, target: str, size: int | None = None):
-        extra = ["-M", "do", "-s", str(size)] if size is not None else []
-        return self.run("ip", "netns", "exec", netns, "ping", "-c1", "-W2", "-n", *extra, target)
-
-    def stdin(self, argv: list, data: str) -> subprocess.CompletedProcess:
-        """Run argv in the node with data on its stdin, as a runtime feeds a CNI plugin."""
-        return subprocess.run([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv],
-                              input=data, capture_output=True, text=True)
+class CniNode(Node):
+    """A lab node that can also run a CNI conflist as a container runtime does."""
 
     def conflist(self) -> dict:
         return json.loads(self.run("cat", CONFLIST).stdout)
@@ -71,9 +35,3 @@ class Node:
             if command == "ADD":
                 result = json.loads(run.stdout)
         return result
-
-
-def playbook(name: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    return subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), *sources(), str(ROOT / "playbooks" / name)],
-                          cwd=ROOT, env=env, capture_output=True, text=True)

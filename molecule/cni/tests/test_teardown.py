@@ -2,7 +2,7 @@
 
 Runs after test_cni.py (files run in name order), once its runtime pod is gone.
 """
-from conftest import CONFLIST, WORKERS, Node, playbook
+from conftest import CONFLIST, WORKERS, CniNode as Node, playbook
 
 
 def test_teardown_removes_the_config_and_site_restores_it():

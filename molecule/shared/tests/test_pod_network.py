@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, WORKERS, Node, playbook
+from lab import ROOT, WORKERS, Node, playbook
 
 
 def test_pods_on_one_node_ping_each_other(node):

@@ -1,0 +1,61 @@
+"""The scenario's lab as testinfra tests see it: its inventory as molecule sees it, commands and
+traffic in its nodes, and playbooks run against it. Shared by every scenario's tests."""
+import ipaddress
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import testinfra
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = testinfra.get_host("local://")
+
+
+def sources() -> list:
+    """The lab inventory plus molecule's overrides, as the scenario's plays see them."""
+    argv = ["-i", str(ROOT / "inventories/lab")]
+    if os.environ.get("MOLECULE_INVENTORY_FILE"):
+        argv += ["-i", os.environ["MOLECULE_INVENTORY_FILE"]]
+    return argv
+
+
+INVENTORY = json.loads(subprocess.run([str(ROOT / ".venv/bin/ansible-inventory"), *sources(), "--list"],
+                                      check=True, capture_output=True, text=True).stdout)
+HOSTVARS = INVENTORY["_meta"]["hostvars"]
+WORKERS = INVENTORY["workers"]["hosts"]
+
+
+class Node:
+    """A lab node (bin/lab exec, in the scenario's lab through HANDCNI_LAB_STATE)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.vars = HOSTVARS[name]
+        self.network = ipaddress.ip_network(self.vars["podnet_pod_cidr"])
+        self.gateway = str(self.network.broadcast_address - 1)
+        self.pods = self.vars["podnet_pods"]
+        self.mtu = int(self.vars.get("pod_network_mtu", self.vars.get("podnet_node_mtu", 1500)))
+        self.mode = self.vars.get("pod_network_mode", "bridge")
+        self.style = self.vars.get("pod_network_gateway_style", "host_ip")
+
+    def run(self, *argv: str):
+        return HOST.run(" ".join([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv]))
+
+    def in_pod(self, pod: str, *argv: str):
+        return self.run("ip", "netns", "exec", pod, *argv)
+
+    def ping(self, pod: str, target: str, size: int | None = None):
+        extra = ["-M", "do", "-s", str(size)] if size is not None else []
+        return self.in_pod(pod, "ping", "-c1", "-W2", "-n", *extra, target)
+
+    def stdin(self, argv: list, data: str) -> subprocess.CompletedProcess:
+        """Run argv in the node with data on its stdin."""
+        return subprocess.run([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv],
+                              input=data, capture_output=True, text=True)
+
+
+def playbook(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    return subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), *sources(), str(ROOT / "playbooks" / name),
+                           *args], cwd=ROOT, env=env, capture_output=True, text=True)
