@@ -15,7 +15,7 @@ SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-down test deps setup unit integration molecule sanity lint build clean
+.PHONY: lab lab-down test deps setup unit integration molecule sanity lint build picture clean
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -41,6 +41,7 @@ lab: setup
 	bin/lab up
 	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
 	$(BIN)/ansible-playbook playbooks/verify.yml $(ARGS)
+	$(BIN)/ansible-playbook playbooks/topology.yml $(ARGS) | grep -o 'Topology picture: [^"]*'
 
 lab-down:
 	bin/lab down
@@ -74,6 +75,10 @@ sanity: build
 
 lint:
 	$(BIN)/ansible-lint --profile production
+
+picture: setup
+	$(BIN)/ansible-playbook playbooks/topology.yml $(ARGS)
+	cp build/topology.svg build/topology.png docs/
 
 clean:
 	rm -rf build .collections
