@@ -1,0 +1,88 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Checks across the whole inventory, run by site.yml before any node is touched."""
+from __future__ import annotations
+
+import ipaddress
+import itertools
+
+from ansible_collections.handcni.podnet.plugins.filter.podnet import node_pod_cidr
+from ansible.errors import AnsibleFilterError
+
+# Bytes an encapsulation adds to every pod packet on the underlay.
+OVERHEAD = {"ipip": 20, "vxlan": 50}
+
+
+def _pod_cidr(host: str, hv: dict, workers: list, problems: list):
+    try:
+        if "podnet_pod_cidr" in hv:
+            return ipaddress.ip_network(hv["podnet_pod_cidr"], strict=True)
+        if "podnet_cluster_cidr" in hv:
+            return ipaddress.ip_network(node_pod_cidr(hv["podnet_cluster_cidr"], hv.get("podnet_node_prefix", 24),
+                                                      workers.index(host)))
+        problems.append(f"{host}: podnet_pod_cidr: not set, and no podnet_cluster_cidr to split")
+    except (ValueError, AnsibleFilterError) as err:
+        problems.append(f"{host}: {err}" if isinstance(err, AnsibleFilterError)
+                        else f"{host}: podnet_pod_cidr: {hv['podnet_pod_cidr']!r} is not a valid network ({err})")
+    return None
+
+
+def podnet_problems(hostvars: dict, groups: dict) -> list:
+    """Every inconsistency in the declared cluster, each naming the host and the field."""
+    problems: list = []
+    workers = list(groups.get("workers", []))
+    cidrs, node_ips, pod_ips = {}, {}, {}
+    for host in workers:
+        hv = hostvars[host]
+        try:
+            node_ip = ipaddress.ip_address(hv.get("podnet_node_ip"))
+        except ValueError:
+            problems.append(f"{host}: podnet_node_ip: {hv.get('podnet_node_ip')!r} is not an IP address")
+        else:
+            if node_ip in node_ips:
+                problems.append(f"{host}: podnet_node_ip: {node_ip} is also {node_ips[node_ip]}'s")
+            node_ips[node_ip] = host
+        cidr = _pod_cidr(host, hv, workers, problems)
+        if cidr is None:
+            continue
+        cidrs[host] = cidr
+        cluster = hv.get("podnet_cluster_cidr")
+        if cluster and not cidr.subnet_of(ipaddress.ip_network(cluster)):
+            problems.append(f"{host}: podnet_pod_cidr: {cidr} is outside podnet_cluster_cidr {cluster}")
+        gateway = cidr.broadcast_address - 1
+        names = set()
+        for index, pod in enumerate(hv.get("podnet_pods") or []):
+            field = f"{host}: podnet_pods[{index}]"
+            name = pod.get("name") if isinstance(pod, dict) else None
+            if not name:
+                problems.append(f"{field}: each pod needs a name")
+                continue
+            if name in names:
+                problems.append(f"{field}.name: {name} is listed twice on {host}")
+            names.add(name)
+            if pod.get("ip") is None:
+                continue
+            try:
+                ip = ipaddress.ip_address(pod["ip"])
+            except ValueError:
+                problems.append(f"{field}.ip: {pod['ip']!r} is not an IP address")
+                continue
+            if ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address, gateway):
+                problems.append(f"{field}.ip: {ip} is not a usable pod address of {host}'s pod CIDR {cidr}")
+            if ip in pod_ips:
+                problems.append(f"{field}.ip: {ip} is also pod {pod_ips[ip]}")
+            pod_ips[ip] = f"{host}/{name}"
+        method = hv.get("cross_node_method", "none")
+        overhead, node_mtu = OVERHEAD.get(method, 0), int(hv.get("podnet_node_mtu", 1500))
+        if "pod_network_mtu" in hv and int(hv["pod_network_mtu"]) + overhead > node_mtu:
+            problems.append(f"{host}: pod_network_mtu: {hv['pod_network_mtu']} does not fit the underlay MTU {node_mtu}"
+                            + (f" with {overhead} bytes of {method}" if overhead else ""))
+    for (a, net_a), (b, net_b) in itertools.combinations(cidrs.items(), 2):
+        if net_a.overlaps(net_b):
+            problems.append(f"{b}: podnet_pod_cidr: {net_b} overlaps {a}'s {net_a}")
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {"podnet_problems": podnet_problems}
