@@ -15,7 +15,7 @@ SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-down test deps setup unit integration molecule sanity lint build picture clean
+.PHONY: lab lab-down test deps setup unit integration molecule sanity lint build ee picture clean
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -47,7 +47,7 @@ lab-down:
 	bin/lab down
 
 ## Tests ----------------------------------------------------------------------
-test: setup unit integration sanity lint molecule
+test: setup unit integration sanity lint ee molecule
 
 unit:
 	$(BIN)/pytest -q tests/unit
@@ -75,6 +75,10 @@ sanity: build
 
 lint:
 	$(BIN)/ansible-lint --profile production
+
+ee: build
+	# The AWX execution environment's build context (building the image needs podman or docker).
+	$(BIN)/ansible-builder create -f execution-environment.yml --context build/ee
 
 picture: setup
 	$(BIN)/ansible-playbook playbooks/topology.yml $(ARGS)
