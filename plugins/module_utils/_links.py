@@ -20,6 +20,11 @@ def plan_link(have: dict, want: dict) -> list[tuple[str, object, object]]:
     ]
 
 
+def compared(have: dict, want: dict) -> dict:
+    """The part of `have` that `want` sets, so a diff shows only what is managed."""
+    return {attr: have.get(attr) for attr, value in want.items() if value is not None}
+
+
 def describe_change(name: str, attr: str, old, new) -> str:
     if attr == "addresses":
         old, new = set(old or []), set(new)

@@ -76,6 +76,7 @@ bridges:
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     apply_change,
+    compared,
     describe_change,
     not_ours,
     owned_links,
@@ -139,12 +140,14 @@ def main():
                 if have is not None and have["kind"] != "bridge":
                     raise ValueError(f"bridges[{index}].name: {name} in {module.where} is a {have['kind']}, "
                                      "not a bridge")
-                module.before[name] = public(have) if have else {"name": name, "present": False}
                 if params["state"] == "absent":
+                    module.before[name] = {"name": name, "present": have is not None}
                     module.after[name] = {"name": name, "present": False}
                     if have:
                         actions.append(Action(f"delete bridge {name}", lambda n=name: ipr.link("del", ifname=n)))
                     continue
+                module.before[name] = public(dict(compared(have, want), name=name)) if have else {
+                    "name": name, "present": False}
                 module.after[name] = public(want)
                 if have is None:
                     def create(w=want):

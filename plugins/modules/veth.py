@@ -169,6 +169,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _routes as r
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     apply_change,
+    compared,
     describe_change,
     not_ours,
     owner_alias,
@@ -313,7 +314,8 @@ class VethPlanner:
         put, remove = routes.plan(want["routes"], route_have, prune=True, field=f"{field}.peer_routes")
         proxy_arp = read_sysctl(self.module.params["netns"], f"net.ipv4.conf.{name}.proxy_arp") == "1"
         self.module.before[name] = public({
-            **want, "host": host_have, "pod": pod_have, "proxy_arp": proxy_arp,
+            **want, "host": compared(host_have, want["host"]), "pod": compared(pod_have, want["pod"]),
+            "proxy_arp": proxy_arp,
             "routes": [r for r in route_have.values() if r["owned"]],
         })
         pod_where = f" in netns {want['peer_netns']}" if want["peer_netns"] else ""
