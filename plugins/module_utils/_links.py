@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ._netlink import OWNER
+from ._netlink import OWNER, link_index
 
 # Applied in this order: a port joins its bridge before hairpin is set, and comes up last.
 LINK_ATTRS = ("mtu", "mac", "master", "hairpin", "addresses", "up")
@@ -34,13 +34,13 @@ def describe_change(name: str, attr: str, old, new) -> str:
 
 
 def apply_change(ipr, name: str, attr: str, old, new) -> None:
-    index = ipr.link_lookup(ifname=name)[0]
+    index = link_index(ipr, name)
     if attr == "mtu":
         ipr.link("set", index=index, mtu=new)
     elif attr == "mac":
         ipr.link("set", index=index, address=new)
     elif attr == "master":
-        ipr.link("set", index=index, master=ipr.link_lookup(ifname=new)[0] if new else 0)
+        ipr.link("set", index=index, master=link_index(ipr, new) if new else 0)
     elif attr == "hairpin":
         ipr.brport("set", index=index, mode=int(new))
     elif attr == "addresses":

@@ -123,6 +123,8 @@ class Sessions:
 
 
 def describe_error(err: Exception) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
     code = getattr(err, "code", None) or getattr(err, "errno", None)
     if isinstance(code, int) and code > 0:
         return os.strerror(code)
@@ -142,6 +144,14 @@ def link_by_name(ipr, name: str):
         if is_errno(err, errno.ENODEV):
             return None
         raise
+
+
+def link_index(ipr, name: str) -> int:
+    """The index of link `name`; a missing one is an error naming it."""
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise OSError(errno.ENODEV, f"no link named {name}")
+    return found[0]
 
 
 def link_kind(link) -> str | None:

@@ -11,7 +11,7 @@ import ipaddress
 import socket
 
 from . import _validate as validate
-from ._netlink import ROUTE_PROTO
+from ._netlink import ROUTE_PROTO, link_index
 
 MAIN_TABLE = 254
 # Protocol numbers the kernel and routing daemons use (kernel, boot, static, ra, bird, zebra, bgp, ...).
@@ -35,8 +35,11 @@ METRIC_MAX = 0xFFFFFFFF
 IPV6_DEFAULT_METRIC = 1024  # what the kernel stores for an IPv6 route added with metric 0
 
 
-def normalise(route: dict, field: str, dev: str | None = None) -> dict:
-    """Validate one route; `dev` is the device to use when the route names none."""
+def normalise(route: dict, field: str, dev: str | None = None, target: bool = True) -> dict:
+    """Validate one route; `dev` is the device to use when the route names none.
+
+    target=False (removing routes) needs only what identifies a route: dst, table, metric.
+    """
     via = validate.address(route["via"], f"{field}.via") if route.get("via") else None
     dst = route["dst"]
     if dst == "default":  # the family follows the gateway
@@ -58,7 +61,7 @@ def normalise(route: dict, field: str, dev: str | None = None) -> dict:
         raise ValueError(f"{field}.metric: {out['metric']} is out of range 0..{METRIC_MAX}")
     if version == 6 and out["metric"] == 0:
         out["metric"] = IPV6_DEFAULT_METRIC
-    if not out["via"] and not out["dev"]:
+    if target and not out["via"] and not out["dev"]:
         raise ValueError(f"{field}: route to {out['dst']} needs 'via' or 'dev'")
     if out["onlink"] and not (out["via"] and out["dev"]):
         raise ValueError(f"{field}.onlink: an onlink route to {out['dst']} needs both 'via' and 'dev'")
@@ -111,6 +114,12 @@ def read(ipr, proto: int = ROUTE_PROTO) -> dict:
     return found
 
 
+def differs(have: dict, want: dict) -> bool:
+    """Whether a route must be replaced; the kernel picks dev and src when the route names none."""
+    return any(have[attr] != want[attr] for attr in ROUTE_ATTRS
+               if want[attr] is not None or attr not in ("dev", "src"))
+
+
 def plan(want: list[dict], have: dict, prune: bool, field: str) -> tuple[list, list]:
     """(routes to add or replace, routes to delete). Raises on a foreign route in the way."""
     put, wanted = [], set()
@@ -122,7 +131,7 @@ def plan(want: list[dict], have: dict, prune: bool, field: str) -> tuple[list, l
         elif not current["owned"]:
             raise ValueError(f"{field}[{index}]: route {describe(current)} exists and was not made by "
                              "handcni.podnet; it is left alone")
-        elif any(current[attr] != route[attr] for attr in ROUTE_ATTRS):
+        elif differs(current, route):
             put.append(route)
     remove = [r for k, r in have.items() if prune and r["owned"] and k not in wanted]
     return put, remove
@@ -140,7 +149,7 @@ def request(ipr, route: dict, proto: int) -> dict:
     if route.get("via"):
         args["gateway"] = route["via"]
     if route.get("dev"):
-        args["oif"] = ipr.link_lookup(ifname=route["dev"])[0]
+        args["oif"] = link_index(ipr, route["dev"])
     if route.get("onlink"):
         args["flags"] = RTNH_F_ONLINK
     if route.get("src"):

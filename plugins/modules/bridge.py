@@ -87,6 +87,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils._module import Acti
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     Sessions,
     link_by_name,
+    link_index,
     link_state,
 )
 
@@ -152,7 +153,7 @@ def main():
                 if have is None:
                     def create(w=want):
                         ipr.link("add", ifname=w["name"], kind="bridge")
-                        ipr.link("set", index=ipr.link_lookup(ifname=w["name"])[0], ifalias=ALIAS)
+                        ipr.link("set", index=link_index(ipr, w["name"]), ifalias=ALIAS)
                         for attr, old, new in plan_link({}, w):
                             apply_change(ipr, w["name"], attr, old, new)
                     actions.append(Action(f"create bridge {name}", create))

@@ -109,7 +109,8 @@ def main():
         if not 1 <= proto <= 255 or proto in routes.RESERVED_PROTOCOLS:
             raise ValueError(f"protocol: {proto} is not a protocol number for our routes "
                              f"(1..255, not {sorted(routes.RESERVED_PROTOCOLS)})")
-        wanted = [routes.normalise(r, f"routes[{i}]") for i, r in enumerate(params["routes"])]
+        wanted = [routes.normalise(r, f"routes[{i}]", target=params["state"] == "present")
+                  for i, r in enumerate(params["routes"])]
         keys = [{"name": routes.key(r)} for r in wanted]
         validate.unique(keys, "name", "routes")
         with Sessions() as sessions:

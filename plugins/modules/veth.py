@@ -179,6 +179,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils._module import Acti
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     Sessions,
     link_by_name,
+    link_index,
     link_state,
     netns_exists,
     read_sysctl,
@@ -264,8 +265,8 @@ class VethPlanner:
         def run():
             pod_ipr = self.pod_session(want)
             self.host.link("add", ifname=name, kind="veth", peer=peer_spec)
-            self.host.link("set", index=self.host.link_lookup(ifname=name)[0], ifalias=ALIAS)
-            pod_ipr.link("set", index=pod_ipr.link_lookup(ifname=peer)[0], ifalias=ALIAS)
+            self.host.link("set", index=link_index(self.host, name), ifalias=ALIAS)
+            pod_ipr.link("set", index=link_index(pod_ipr, peer), ifalias=ALIAS)
             for attr, old, new in plan_link({}, want["pod"]):
                 apply_change(pod_ipr, peer, attr, old, new)
             for attr, old, new in plan_link({}, want["host"]):
