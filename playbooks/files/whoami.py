@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A tiny HTTP server that answers every request with the address it came from.
 
 verify.yml runs it on the `outside` host to see which source address pod egress traffic
@@ -29,7 +28,8 @@ for fd in (0, 1, 2):
 with open(args.pidfile, "w") as handle:
     handle.write(f"{os.getpid()}\n")
 while True:
-    conn, (peer, _) = server.accept()
+    conn, address = server.accept()
+    peer = address[0]
     with conn:
         conn.settimeout(2)
         request = b""

@@ -13,7 +13,7 @@ description:
     recorded for it by an earlier run, or gets the lowest free address of O(cidr).
   - The allocation is recorded in O(state_dir) (one JSON file per CIDR, mode 0600, replaced atomically,
     under a lock so two runs against one node cannot corrupt it). Pods no longer listed are forgotten,
-    which frees their address: the listed set is the whole set.
+    which frees their address; the listed set is the whole set.
   - The whole allocation is computed before anything is written; a range too small for the pods, an
     address outside the range, or two pods on one address fail naming the field, and nothing changes.
   - Because the record is written before the pods are wired, a run that stops half-way is repaired

@@ -10,8 +10,8 @@ version_added: 0.1.0
 description:
   - Manages IPv4 and IPv6 unicast routes in O(netns), like C(ip route add 192.168.10.1/32 dev veth1)
     (seed lab 2) or C(ip route add 192.168.30.0/24 via 192.168.210.254) (seed lab 8).
-  - Every route it makes carries the protocol number O(protocol) (default 201, C(ip route show proto 201)):
-    that is the ownership mark, and O(prune) only ever removes routes with it, so roles keep separate
+  - Every route it makes carries the protocol number O(protocol) (default 201, C(ip route show proto 201)).
+    That is the ownership mark, and O(prune) only ever removes routes with it, so roles keep separate
     sets apart by protocol (pod host routes 201, cross-node routes 202). A route is identified by table,
     destination and metric; if one with that identity exists with another protocol, the module fails
     naming it before any change and never replaces it.

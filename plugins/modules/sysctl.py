@@ -20,7 +20,7 @@ extends_documentation_fragment:
 options:
   sysctls:
     description:
-      - Sysctl names and values, for example V({"net.ipv4.ip_forward": 1}).
+      - "Sysctl names and values, for example C(net.ipv4.ip_forward: 1)."
       - With O(state=absent) only the names matter.
     type: dict
     required: true

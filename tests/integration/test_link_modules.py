@@ -247,8 +247,8 @@ CIDR = "10.60.0.0/29"  # .1-.6 usable, .6 reserved as the gateway
 
 
 def ipam(pods: list, **extra) -> dict:
-    return dict({"cidr": CIDR, "reserved": ["10.60.0.6"], "pods": [{"name": p} if isinstance(p, str) else p
-                                                                  for p in pods]}, **extra)
+    listed = [{"name": p} if isinstance(p, str) else p for p in pods]
+    return dict({"cidr": CIDR, "reserved": ["10.60.0.6"], "pods": listed}, **extra)
 
 
 def addresses(result: dict) -> dict:

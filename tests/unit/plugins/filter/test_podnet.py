@@ -92,7 +92,8 @@ ALLOCATION = [{"name": "pod1", "ip": "192.168.10.1"}, {"name": "pod2", "ip": "19
 
 def test_pod_wiring_bridge():
     wiring = pod_wiring(PODS, ALLOCATION, CIDR, "bridge", bridge="br0", mtu=1450)
-    assert wiring["bridges"] == [{"name": "br0", "mtu": 1450, "mac": "0a:58:c0:a8:0a:fe", "addresses": ["192.168.10.254/24"]}]
+    assert wiring["bridges"] == [{"name": "br0", "mtu": 1450, "mac": "0a:58:c0:a8:0a:fe",
+                                  "addresses": ["192.168.10.254/24"]}]
     assert wiring["routes"] == []
     assert wiring["veths"] == [
         {"name": veth_name("pod1"), "peer": "eth0", "peer_netns": "pod1", "mtu": 1450, "master": "br0",
@@ -130,13 +131,13 @@ def test_pod_wiring_hairpin_off():
 
 @pytest.mark.parametrize("pods", [None, []])
 def test_pod_wiring_no_pods(pods):
-    assert pod_wiring(pods, [], CIDR) == {"bridges": [{"name": "br0", "mtu": 1500, "mac": "0a:58:c0:a8:0a:fe", "addresses": ["192.168.10.254/24"]}],
-                                           "veths": [], "routes": []}
+    bridge = {"name": "br0", "mtu": 1500, "mac": "0a:58:c0:a8:0a:fe", "addresses": ["192.168.10.254/24"]}
+    assert pod_wiring(pods, [], CIDR) == {"bridges": [bridge], "veths": [], "routes": []}
 
 
-def rejects(pods, message, cidr=CIDR, allocation=ALLOCATION, **kwargs):
+def rejects(pods, message, cidr=CIDR, allocation=None, **kwargs):
     with pytest.raises(AnsibleFilterError, match=message):
-        pod_wiring(pods, allocation, cidr, **kwargs)
+        pod_wiring(pods, ALLOCATION if allocation is None else allocation, cidr, **kwargs)
 
 
 def test_pod_wiring_rejects_unknown_mode_and_style():

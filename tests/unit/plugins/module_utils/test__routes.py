@@ -194,3 +194,9 @@ def test_plan_ipv6_route_read_back_is_idempotent():
     route = want(dst="::/0", via="fd00::1", dev="eth0")
     have = have_of(have_route("::/0", via="fd00::1", dev="eth0", metric=1024))
     assert routes.plan([route], have, prune=True, field="routes") == ([], [])
+
+
+def test_plan_lets_the_kernel_pick_dev_and_src_when_not_given():
+    wanted = want(dst="10.88.0.0/16", via="192.168.210.254")
+    have = {routes.key(wanted): dict(wanted, dev="eth0", src="192.168.210.21", owned=True)}
+    assert routes.plan([wanted], have, prune=False, field=FIELD) == ([], [])
