@@ -3,6 +3,7 @@ traffic in its nodes, and playbooks run against it. Shared by every scenario's t
 import ipaddress
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class Node:
         self.style = self.vars.get("pod_network_gateway_style", "host_ip")
 
     def run(self, *argv: str):
-        return HOST.run(" ".join([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv]))
+        return HOST.run(shlex.join([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv]))
 
     def in_pod(self, pod: str, *argv: str):
         return self.run("ip", "netns", "exec", pod, *argv)
@@ -56,6 +57,6 @@ class Node:
 
 
 def playbook(name: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     return subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), *sources(), str(ROOT / "playbooks" / name),
                            *args], cwd=ROOT, env=env, capture_output=True, text=True)
