@@ -27,6 +27,14 @@ HOSTVARS = INVENTORY["_meta"]["hostvars"]
 WORKERS = INVENTORY["workers"]["hosts"]
 
 
+LEAF = INVENTORY.get("leaf", {}).get("hosts", [None])[0]
+
+
+def run_in(node: str, *argv: str):
+    """Run argv inside a lab node (of the scenario's lab, through HANDCNI_LAB_STATE)."""
+    return HOST.run(shlex.join([str(ROOT / "bin/lab"), "exec", node, "--", *argv]))
+
+
 class Node:
     """A lab node (bin/lab exec, in the scenario's lab through HANDCNI_LAB_STATE)."""
 
@@ -41,7 +49,7 @@ class Node:
         self.style = self.vars.get("pod_network_gateway_style", "host_ip")
 
     def run(self, *argv: str):
-        return HOST.run(shlex.join([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv]))
+        return run_in(self.name, *argv)
 
     def in_pod(self, pod: str, *argv: str):
         return self.run("ip", "netns", "exec", pod, *argv)

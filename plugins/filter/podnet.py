@@ -8,7 +8,7 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
-FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "pod_wiring")
+FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "pod_wiring", "static_routes")
 
 
 def pod_gateway(cidr: str) -> str:
@@ -52,6 +52,28 @@ def node_pod_cidr(cluster_cidr: str, node_prefix: int, index: int) -> str:
                                  f"node number {index + 1} needs more")
     size = 2 ** (cluster.max_prefixlen - int(node_prefix))
     return str(ipaddress.ip_network((int(cluster.network_address) + index * size, int(node_prefix))))
+
+
+def pod_cidr_of(host: str, hostvars: dict, workers: list) -> str:
+    """A worker's pod CIDR: podnet_pod_cidr, or its block of podnet_cluster_cidr in the workers' order."""
+    hv = hostvars[host]
+    if hv.get("podnet_pod_cidr"):
+        try:
+            return str(ipaddress.ip_network(hv["podnet_pod_cidr"], strict=True))
+        except ValueError as err:
+            raise AnsibleFilterError(f"{host}: podnet_pod_cidr: {hv['podnet_pod_cidr']!r} is not a valid network "
+                                     f"({err})") from None
+    if hv.get("podnet_cluster_cidr"):
+        try:
+            return node_pod_cidr(hv["podnet_cluster_cidr"], hv.get("podnet_node_prefix", 24), workers.index(host))
+        except AnsibleFilterError as err:
+            raise AnsibleFilterError(f"{host}: {err}") from None
+    raise AnsibleFilterError(f"{host}: podnet_pod_cidr: not set, and no podnet_cluster_cidr to split")
+
+
+def worker_pod_cidrs(hostvars: dict, workers: list) -> dict:
+    """{worker: pod CIDR} for every worker."""
+    return {host: pod_cidr_of(host, hostvars, list(workers)) for host in workers}
 
 
 def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", gateway_style: str = "host_ip",
@@ -106,6 +128,42 @@ def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", ga
     bridges = [{"name": bridge, "mtu": mtu, "mac": gateway_mac(gateway),
                 "addresses": [f"{gateway}/{network.prefixlen}"]}] if mode == "bridge" else []
     return {"bridges": bridges, "veths": veths, "routes": routes}
+
+
+def _leaf_subnet(hostvars: dict, groups: dict, ip) -> ipaddress.IPv4Interface | None:
+    """The leaf's interface on the subnet of `ip` (its address is that subnet's gateway)."""
+    for leaf in groups.get("leaf", []):
+        for subnet in hostvars[leaf].get("podnet_leaf_subnets", []):
+            iface = ipaddress.ip_interface(subnet["address"])
+            if ip in iface.network:
+                return iface
+    return None
+
+
+def static_routes(host: str, hostvars: dict, groups: dict, node_cidrs: dict) -> list:
+    """Seed lab 8: the routes to the other workers' pod CIDRs, for a worker or for the leaf.
+
+    A worker reaches a worker on its own subnet directly (via that node, as in lab 6), any other
+    through its gateway on the leaf; the leaf reaches every worker's pods via that worker.
+    `node_cidrs` maps each worker to its pod CIDR.
+    """
+    workers = [w for w in groups.get("workers", []) if w in node_cidrs]
+    if host not in workers:  # the leaf
+        return [{"dst": node_cidrs[w], "via": hostvars[w]["podnet_node_ip"]} for w in workers]
+    own = ipaddress.ip_address(hostvars[host]["podnet_node_ip"])
+    subnet = _leaf_subnet(hostvars, groups, own)
+    gateway = hostvars[host].get("cross_node_gateway") or (str(subnet.ip) if subnet else None)
+    routes = []
+    for peer in (w for w in workers if w != host):
+        peer_ip = ipaddress.ip_address(hostvars[peer]["podnet_node_ip"])
+        if subnet and peer_ip in subnet.network:
+            routes.append({"dst": node_cidrs[peer], "via": str(peer_ip)})
+        elif gateway:
+            routes.append({"dst": node_cidrs[peer], "via": gateway})
+        else:
+            raise AnsibleFilterError(f"{host}: cross_node_gateway: no leaf subnet holds {own}; "
+                                     f"set the next hop towards the other nodes")
+    return routes
 
 
 class FilterModule:

@@ -6,25 +6,11 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
-from ansible_collections.handcni.podnet.plugins.filter.podnet import node_pod_cidr
+from ansible_collections.handcni.podnet.plugins.filter.podnet import pod_cidr_of
 from ansible.errors import AnsibleFilterError
 
 # Bytes an encapsulation adds to every pod packet on the underlay.
 OVERHEAD = {"ipip": 20, "vxlan": 50}
-
-
-def _pod_cidr(host: str, hv: dict, workers: list, problems: list):
-    try:
-        if "podnet_pod_cidr" in hv:
-            return ipaddress.ip_network(hv["podnet_pod_cidr"], strict=True)
-        if "podnet_cluster_cidr" in hv:
-            return ipaddress.ip_network(node_pod_cidr(hv["podnet_cluster_cidr"], hv.get("podnet_node_prefix", 24),
-                                                      workers.index(host)))
-        problems.append(f"{host}: podnet_pod_cidr: not set, and no podnet_cluster_cidr to split")
-    except (ValueError, AnsibleFilterError) as err:
-        problems.append(f"{host}: {err}" if isinstance(err, AnsibleFilterError)
-                        else f"{host}: podnet_pod_cidr: {hv['podnet_pod_cidr']!r} is not a valid network ({err})")
-    return None
 
 
 def podnet_problems(hostvars: dict, groups: dict) -> list:
@@ -42,8 +28,10 @@ def podnet_problems(hostvars: dict, groups: dict) -> list:
             if node_ip in node_ips:
                 problems.append(f"{host}: podnet_node_ip: {node_ip} is also {node_ips[node_ip]}'s")
             node_ips[node_ip] = host
-        cidr = _pod_cidr(host, hv, workers, problems)
-        if cidr is None:
+        try:
+            cidr = ipaddress.ip_network(pod_cidr_of(host, hostvars, workers))
+        except AnsibleFilterError as err:
+            problems.append(str(err))
             continue
         cidrs[host] = cidr
         cluster = hv.get("podnet_cluster_cidr")

@@ -35,6 +35,25 @@ def same_node_probes(pods: list, node: str, node_ip: str, mtu: int) -> list:
     return probes
 
 
+def cross_node_probes(pods: list, node: str, others: dict, mtu: int) -> list:
+    """From every pod to every pod of the other workers ({worker: pods}), and a DF ping at the pod MTU."""
+    probes = []
+    for worker, peers in sorted(others.items()):
+        if worker == node:
+            continue
+        for src in pods:
+            for dst in peers:
+                if dst.get("ip"):
+                    probes.append({"kind": "cross_node", "from": f"{node}/{src['name']}",
+                                   "to": f"{worker}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"])})
+        if pods and peers and peers[0].get("ip"):
+            probes.append({"kind": "mtu", "from": f"{node}/{pods[0]['name']}",
+                           "to": f"{worker}/{peers[0]['name']} {peers[0]['ip']}",
+                           "argv": _ping(pods[0]["name"], peers[0]["ip"], int(mtu) - ICMP_IP_HEADER),
+                           "detail": f"DF ping at pod MTU {mtu} across nodes"})
+    return probes
+
+
 def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int) -> list:
     """From every pod to a host outside the cluster, which answers with the source address it sees."""
     return [{"kind": "egress", "from": f"{node}/{pod['name']}", "to": f"outside {target}:{port}",
@@ -81,6 +100,7 @@ class FilterModule:
         return {
             "same_node_probes": same_node_probes,
             "egress_probes": egress_probes,
+            "cross_node_probes": cross_node_probes,
             "probe_cells": probe_cells,
             "verify_table": verify_table,
         }

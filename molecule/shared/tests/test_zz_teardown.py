@@ -2,7 +2,7 @@
 in, and nothing else; the nodes are back to what `bin/lab up` made. Running it twice is fine."""
 import pytest
 
-from lab import WORKERS, Node, playbook
+from lab import LEAF, WORKERS, Node, playbook, run_in
 
 
 @pytest.fixture(scope="module")
@@ -33,3 +33,7 @@ def test_the_node_is_as_the_lab_made_it(torn_down, name):
     assert node.run("test", "-e", "/var/lib/handcni").rc != 0
     assert node.run("test", "-e", "/etc/cni/net.d/10-handcni.conflist").rc != 0
     assert node.run("test", "-e", "/run/handcni-verify").rc != 0
+
+
+def test_the_leaf_has_no_route_of_ours_left(torn_down):
+    assert "proto 202" not in run_in(LEAF, "ip", "route", "show", "table", "all").stdout

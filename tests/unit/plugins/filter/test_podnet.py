@@ -11,7 +11,9 @@ from ansible_collections.handcni.podnet.plugins.filter.podnet import (
     node_pod_cidr,
     pod_gateway,
     pod_wiring,
+    static_routes,
     veth_name,
+    worker_pod_cidrs,
 )
 
 CIDR = "192.168.10.0/24"
@@ -58,7 +60,8 @@ def test_veth_name_is_stable_and_distinct():
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "pod_wiring"}
+    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs",
+                                             "pod_wiring", "static_routes"}
 
 
 # --- node_pod_cidr --------------------------------------------------------------
@@ -174,3 +177,48 @@ def test_pod_wiring_rejects_bad_cidr(cidr):
 def test_pod_wiring_ipv6_default_route():
     veths = pod_wiring([{"name": "pod1"}], [{"name": "pod1", "ip": "fd00::1"}], "fd00::/64")["veths"]
     assert veths[0]["peer_routes"] == [{"dst": "::/0", "via": "fd00::ffff:ffff:ffff:fffe"}]
+
+
+# --- worker_pod_cidrs, static_routes ----------------------------------------------
+
+LAB = {
+    "leaf03": {"podnet_leaf_subnets": [{"name": "vlan210", "address": "192.168.210.254/24"},
+                                       {"name": "vlan230", "address": "192.168.230.254/24"}]},
+    "worker1": {"podnet_node_ip": "192.168.210.21", "podnet_pod_cidr": "192.168.10.0/24"},
+    "worker2": {"podnet_node_ip": "192.168.210.22", "podnet_pod_cidr": "192.168.20.0/24"},
+    "worker3": {"podnet_node_ip": "192.168.230.23", "podnet_pod_cidr": "192.168.30.0/24"},
+}
+LAB_GROUPS = {"leaf": ["leaf03"], "workers": ["worker1", "worker2", "worker3"]}
+LAB_CIDRS = {"worker1": "192.168.10.0/24", "worker2": "192.168.20.0/24", "worker3": "192.168.30.0/24"}
+
+
+def test_worker_pod_cidrs_given_or_split():
+    assert worker_pod_cidrs(LAB, LAB_GROUPS["workers"]) == LAB_CIDRS
+    split = {w: {"podnet_cluster_cidr": "10.244.0.0/16"} for w in LAB_GROUPS["workers"]}
+    assert worker_pod_cidrs(split, LAB_GROUPS["workers"])["worker3"] == "10.244.2.0/24"
+    with pytest.raises(AnsibleFilterError, match=r"^worker1: podnet_pod_cidr: not set"):
+        worker_pod_cidrs({"worker1": {}}, ["worker1"])
+
+
+def test_static_routes_seed_lab_8():
+    assert static_routes("worker1", LAB, LAB_GROUPS, LAB_CIDRS) == [
+        {"dst": "192.168.20.0/24", "via": "192.168.210.22"},    # same subnet: direct
+        {"dst": "192.168.30.0/24", "via": "192.168.210.254"},   # other subnet: through the leaf
+    ]
+    assert static_routes("worker3", LAB, LAB_GROUPS, LAB_CIDRS) == [
+        {"dst": "192.168.10.0/24", "via": "192.168.230.254"},
+        {"dst": "192.168.20.0/24", "via": "192.168.230.254"},
+    ]
+    assert static_routes("leaf03", LAB, LAB_GROUPS, LAB_CIDRS) == [
+        {"dst": "192.168.10.0/24", "via": "192.168.210.21"},
+        {"dst": "192.168.20.0/24", "via": "192.168.210.22"},
+        {"dst": "192.168.30.0/24", "via": "192.168.230.23"},
+    ]
+
+
+def test_static_routes_without_a_leaf_need_a_gateway():
+    hostvars = {w: dict(LAB[w]) for w in LAB_CIDRS}
+    with pytest.raises(AnsibleFilterError, match=r"^worker1: cross_node_gateway: "):
+        static_routes("worker1", hostvars, {"workers": list(LAB_CIDRS)}, LAB_CIDRS)
+    hostvars["worker1"]["cross_node_gateway"] = "192.168.210.1"
+    assert static_routes("worker1", hostvars, {"workers": list(LAB_CIDRS)}, LAB_CIDRS)[0]["via"] == "192.168.210.1"
