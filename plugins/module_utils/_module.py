@@ -66,9 +66,9 @@ class PodnetModule(AnsibleModule):
             try:
                 action.run()
             except (NetlinkError, OSError) as err:
-                self.fail_json(
+                self.fail_json(  # the actions before this one were applied: say so
                     msg=f"{action.description} in {self.where}: {describe_error(err)}",
-                    actions=self.actions,
+                    actions=self.actions, changed=len(self.actions) > 1,
                 )
 
     def forget(self, name: str) -> None:
