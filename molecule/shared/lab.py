@@ -68,3 +68,28 @@ def playbook(name: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     return subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), *sources(), str(ROOT / "playbooks" / name),
                            *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+SNAPSHOT = ("ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1; "
+            "ip -o addr | awk '{print $2, $3, $4}' | grep -v ' fe80:'; "
+            "ip route show table all | grep -Ev '^(local|broadcast|multicast|anycast) |fe80::|ff00::'; "
+            "grep -H . /proc/sys/net/ipv4/conf/*/proxy_arp; ip netns list; "
+            "iptables-save | grep -v '^[#:]'; nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+//'")
+
+
+def snapshot(nodes) -> dict:
+    """What each node's network looks like, by name and in a stable order: links, global addresses,
+    routes, proxy ARP, pod namespaces and firewall rules. Ifindexes, packet counters and kernel-made
+    IPv6 link-local and multicast entries are left out: they change with traffic or when a link is
+    made again."""
+    return {n: sorted(run_in(n, "sh", "-c", SNAPSHOT).stdout.splitlines()) for n in nodes}
+
+
+def recap(output: str) -> dict:
+    """{host: changed count} from an ansible-playbook recap."""
+    counts = {}
+    for line in output.splitlines():
+        host, sep, stats = line.partition(" : ")
+        if sep and "changed=" in stats:
+            counts[host.strip()] = int(stats.split("changed=")[1].split()[0])
+    return counts

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from lab import ROOT, WORKERS, Node, playbook
+from lab import ROOT, WORKERS, Node, playbook, snapshot
 
 
 def test_pods_on_one_node_ping_each_other(node):
@@ -69,19 +69,11 @@ OTHERS = [m for m in MODES if m != _OWN] if _OWN == "bridge" else ["bridge"]
 @pytest.mark.parametrize("other", OTHERS)
 def test_switching_mode_and_back_leaves_no_residue(other):
     """Converge another mode, then this one again: the node looks exactly as before."""
-    def snapshot():
-        """Links, global addresses, routes and proxy ARP by name, in a stable order (ifindexes and
-        kernel-made IPv6 link-local and multicast entries change when a link is made again)."""
-        script = ("ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1; "
-                  "ip -o addr | awk '{print $2, $3, $4}' | grep -v ' fe80:'; "
-                  "ip route show table all | grep -Ev '^(local|broadcast|multicast|anycast) |fe80::|ff00::'; "
-                  "grep -H . /proc/sys/net/ipv4/conf/*/proxy_arp")
-        return {n: sorted(Node(n).run("sh", "-c", script).stdout.splitlines()) for n in WORKERS}
     mode, _, style = other.partition(":")
-    before = snapshot()
+    before = snapshot(WORKERS)
     assert all(len(lines) > 5 for lines in before.values()), before
     switched = playbook("site.yml", "-e", f"pod_network_mode={mode}", "-e", f"pod_network_gateway_style={style or 'host_ip'}")
     assert switched.returncode == 0, switched.stdout[-3000:]
     back = playbook("site.yml")
     assert back.returncode == 0, back.stdout[-3000:]
-    assert snapshot() == before
+    assert snapshot(WORKERS) == before
