@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ._netlink import OWNER, link_index
+from ._netlink import OWNER, inside_session, link_index, sysctl_path
 
 # Applied in this order: a port joins its bridge before hairpin is set, and comes up last.
 LINK_ATTRS = ("mtu", "mac", "master", "hairpin", "addresses", "up")
@@ -44,13 +44,17 @@ def apply_change(ipr, name: str, attr: str, old, new) -> None:
     elif attr == "hairpin":
         ipr.brport("set", index=index, mode=int(new))
     elif attr == "addresses":
+        # New addresses first: a link left with no address has every route through it flushed. And
+        # a new address in the old one's subnet is its secondary, which the kernel deletes with the
+        # primary unless told to promote it.
         old, new = set(old or []), set(new)
-        for cidr in sorted(old - new):
-            iface = ipaddress.ip_interface(cidr)
-            ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        for cidr in sorted(new - old):
-            iface = ipaddress.ip_interface(cidr)
-            ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        if old - new:
+            with inside_session(ipr), open(sysctl_path(f"net.ipv4.conf.{name}.promote_secondaries"), "w") as knob:
+                knob.write("1\n")
+        for op, cidrs in (("add", new - old), ("del", old - new)):
+            for cidr in sorted(cidrs):
+                iface = ipaddress.ip_interface(cidr)
+                ipr.addr(op, index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
     elif attr == "up":
         ipr.link("set", index=index, state="up" if new else "down")
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 from contextlib import contextmanager
 import os
 import socket
@@ -29,6 +30,7 @@ from ._validate import address_order
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
+SIOCGSKNS = 0x894C  # ioctl: a socket's network namespace, as a new fd
 # Ownership marks: the alias on every link we make, the protocol of every route.
 OWNER = "handcni.podnet"
 ROUTE_PROTO = 201  # `ip route show proto 201`
@@ -55,15 +57,8 @@ def _setns(fd: int) -> None:
 
 
 @contextmanager
-def inside(name: str | None):
-    """Run the body with this thread in network namespace `name` (None: stay where we are)."""
-    if name is None:
-        yield
-        return
-    try:
-        target = os.open(netns_path(name), os.O_RDONLY)
-    except FileNotFoundError:
-        raise NetnsMissing(f"network namespace {name!r} does not exist") from None
+def _entered(target: int):
+    """Run the body with this thread in the network namespace open as fd `target` (closed after)."""
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         _setns(target)
@@ -74,6 +69,25 @@ def inside(name: str | None):
     finally:
         os.close(target)
         os.close(own)
+
+
+@contextmanager
+def inside(name: str | None):
+    """Run the body with this thread in network namespace `name` (None: stay where we are)."""
+    if name is None:
+        yield
+        return
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY)
+    except FileNotFoundError:
+        raise NetnsMissing(f"network namespace {name!r} does not exist") from None
+    with _entered(target):
+        yield
+
+
+def inside_session(ipr):
+    """Run the body with this thread in the network namespace of netlink session `ipr`."""
+    return _entered(fcntl.ioctl(ipr.fileno(), SIOCGSKNS))
 
 
 def open_session(name: str | None) -> "IPRoute":

@@ -49,10 +49,10 @@ def save_json(path: str, data: dict) -> None:
 def locked(path: str, timeout: float = 30.0, create: bool = True):
     """Hold an exclusive lock on `path`.lock; say who to blame if it is held too long.
 
-    With create=False (check mode) a missing directory means there is nothing to lock.
+    With create=False (check mode) nothing is written: no lock file yet means nothing to wait for.
     """
     directory = os.path.dirname(path) or "."
-    if not create and not os.path.isdir(directory):
+    if not create and not os.path.exists(f"{path}.lock"):
         yield
         return
     os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -88,9 +88,11 @@ def mtu(value, field: str) -> int:
     return value
 
 
-def unique(items: list, key: str, field: str) -> None:
+def unique(items: list, key: str | None, field: str) -> None:
+    """Each item's `key` (None: the item itself) appears once in list `field`."""
     seen = set()
     for index, item in enumerate(items):
-        if item[key] in seen:
-            raise ValueError(f"{field}[{index}].{key}: {item[key]!r} is listed twice")
-        seen.add(item[key])
+        value = item if key is None else item[key]
+        if value in seen:
+            raise ValueError(f"{field}[{index}]{'' if key is None else '.' + key}: {value!r} is listed twice")
+        seen.add(value)

@@ -212,6 +212,8 @@ def main():
     )
     if module._diff:
         output["diff"] = {"before": {"pods": recorded}, "after": {"pods": result}}
+        if stale:
+            output["diff"]["before"]["earlier_records"] = [os.path.basename(p) for p in stale]
     module.exit_json(**output)
 
 

@@ -101,7 +101,7 @@ def main():
     params = module.params
     with module.errors():
         names = [validate.netns(name, f"names[{i}]") for i, name in enumerate(params["names"])]
-        validate.unique([{"name": n} for n in names], "name", "names")
+        validate.unique(names, None, "names")
         with Sessions() as sessions:
             actions = []
             for index, name in enumerate(names):

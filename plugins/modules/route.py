@@ -93,7 +93,7 @@ routes:
 from ansible_collections.handcni.podnet.plugins.module_utils import _routes as routes
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._netlink import Sessions
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import Sessions, link_by_name
 
 
 def main():
@@ -111,12 +111,20 @@ def main():
                              f"(1..255, not {sorted(routes.RESERVED_PROTOCOLS)})")
         wanted = [routes.normalise(r, f"routes[{i}]", target=params["state"] == "present")
                   for i, r in enumerate(params["routes"])]
-        keys = [{"name": routes.key(r)} for r in wanted]
-        validate.unique(keys, "name", "routes")
+        first = {}
+        for index, route in enumerate(wanted):
+            listed = first.setdefault(routes.key(route), index)
+            if listed != index:
+                raise ValueError(f"routes[{index}]: the route to {route['dst']} (table {route['table']}, metric "
+                                 f"{route['metric']}) is listed twice (also routes[{listed}])")
         with Sessions() as sessions:
             ipr = sessions[params["netns"]]
             have = routes.read(ipr, proto)
             if params["state"] == "present":
+                for index, route in enumerate(wanted):
+                    # In check mode an earlier task may only have planned the device.
+                    if route.get("dev") and link_by_name(ipr, route["dev"]) is None and not module.check_mode:
+                        raise ValueError(f"routes[{index}].dev: device {route['dev']!r} does not exist in {module.where}")
                 put, remove = routes.plan(wanted, have, params["prune"], "routes")
             else:
                 put, remove = [], []

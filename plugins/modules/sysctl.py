@@ -76,6 +76,13 @@ def normalise(value) -> str:
     return " ".join(str(value).split())
 
 
+def save_record(path: str, record: dict, netns: str, values: dict) -> None:
+    record = {k: v for k, v in record.items() if k != netns}
+    if values:
+        record[netns] = values
+    save_json(path, record)
+
+
 def main():
     module = PodnetModule(
         argument_spec=dict(
@@ -103,7 +110,9 @@ def main():
         if params["state"] == "present":
             target = dict(wanted)
             restore = set(saved) - set(wanted) if params["prune"] else set()
-            new_saved = {name: saved.get(name, current[name]) for name in wanted}
+            # The previous value of each one we change (one already as wanted needs no putting back).
+            new_saved = {name: saved.get(name, current[name]) for name in wanted
+                         if name in saved or current[name] != wanted[name]}
             if not params["prune"]:
                 new_saved.update({name: value for name, value in saved.items() if name not in wanted})
         else:
@@ -118,12 +127,15 @@ def main():
         ]
         module.before = {name: current.get(name) for name in sorted(target)}
         module.after = dict(sorted(target.items()))
-        if new_saved != saved:
-            record = {k: v for k, v in record.items() if k != netns}
-            if new_saved:
-                record[netns] = new_saved
-            actions.append(Action(f"record the previous values in {params['state_file']}",
-                                  lambda: save_json(params["state_file"], record)))
+        # Previous values are recorded before the first write (the kernel may refuse a value half-way)
+        # and dropped only after the last one put back.
+        grown = {**saved, **new_saved}
+        if grown != saved:
+            actions.insert(0, Action(f"record the previous values in {params['state_file']}",
+                                     lambda: save_record(params["state_file"], record, netns, grown)))
+        if new_saved != grown:
+            actions.append(Action(f"drop the values put back from {params['state_file']}",
+                                  lambda: save_record(params["state_file"], record, netns, new_saved)))
         module.apply(actions)
     module.finish(sysctls={name: target.get(name, current.get(name)) for name in wanted})
 

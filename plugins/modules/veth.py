@@ -232,7 +232,7 @@ def public(want: dict) -> dict:
     view = {"name": want["name"], "peer": want["peer"], "peer_netns": want["peer_netns"]}
     view.update({k: v for k, v in want["host"].items() if v is not None and k != "owned"})
     view.update({f"peer_{k}": v for k, v in want["pod"].items() if v is not None and k not in ("up", "owned")})
-    view["peer_routes"] = [routes.public(r) for r in want["routes"]]
+    view["peer_routes"] = sorted((routes.public(r) for r in want["routes"]), key=repr)  # as listed or as read
     view["proxy_arp"] = want["proxy_arp"]
     return view
 
@@ -290,6 +290,10 @@ class VethPlanner:
             self.module.after[name] = {"name": name, "present": False}
             return [self.delete(name)] if host_link is not None else []
 
+        master = want["host"]["master"]
+        # In check mode an earlier task may only have planned the bridge.
+        if master and link_by_name(self.host, master) is None and not self.module.check_mode:
+            raise ValueError(f"{field}.master: bridge {master!r} does not exist in {self.module.where}")
         pod_ipr = self.pod_session(want) if netns_exists(want["peer_netns"]) else None
         pod_link = link_by_name(pod_ipr, want["peer"]) if pod_ipr else None
         paired = (
