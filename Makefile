@@ -8,14 +8,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 # Debian packages the lab and the tests use: the kernel tools, the real daemons and CNI plugins.
-DEBS := iproute2 iptables nftables bird2 frr containernetworking-plugins user-mode-linux kmod \
+DEBS := iproute2 iptables nftables bird2 frr frr-pythontools containernetworking-plugins user-mode-linux kmod \
         conntrack tcpdump graphviz iperf3 iputils-ping curl procps util-linux python3-venv git
 COLLECTION := .collections/ansible_collections/handcni/podnet
 SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-down test deps setup unit integration molecule sanity lint build ee picture clean
+.PHONY: lab lab-down test deps setup unit integration test-uml molecule sanity lint build ee picture clean bench-services
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -47,16 +47,21 @@ lab-down:
 	bin/lab down
 
 ## Tests ----------------------------------------------------------------------
-test: setup unit integration sanity lint ee molecule
+test: setup unit integration test-uml sanity lint ee molecule
 
 unit:
 	$(BIN)/pytest -q tests/unit
 
+# IPIP for real (seed lab 6) in user-mode Linux, whose kernel has the ipip module: tests/uml/run.
+test-uml: setup
+	tests/uml/run
+
 integration:
-	$(BIN)/pytest -q tests/integration
+	# One lab per test file, several files at once.
+	$(BIN)/pytest -q -n 3 --dist loadfile tests/integration
 
 molecule:
-	cd $(CURDIR) && PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test --all
+	tests/molecule-all
 
 build: setup
 	mkdir -p build
@@ -75,6 +80,11 @@ sanity: build
 
 lint:
 	$(BIN)/ansible-lint --profile production
+
+## Benchmarks (not tests) ----------------------------------------------------------
+bench-services: setup
+	# 1,000 services x 2 endpoints on a throwaway lab node, both backends; figures in docs/benchmarks.md
+	$(BIN)/python bench/services.py
 
 ee: build
 	# The AWX execution environment's build context (building the image needs podman or docker).

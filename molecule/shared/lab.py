@@ -5,11 +5,16 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import testinfra
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / ".collections"))
+
+from ansible_collections.handcni.podnet.plugins.filter.podnet import pod_mtu  # noqa: E402
+
 HOST = testinfra.get_host("local://")
 
 
@@ -44,7 +49,10 @@ class Node:
         self.network = ipaddress.ip_network(self.vars["podnet_pod_cidr"])
         self.gateway = str(self.network.broadcast_address - 1)
         self.pods = self.vars["podnet_pods"]
-        self.mtu = int(self.vars.get("pod_network_mtu", self.vars.get("podnet_node_mtu", 1500)))
+        self.method = self.vars.get("cross_node_method", "static")
+        # The pod MTU as pod_network derives it: the underlay MTU less the cross-node encapsulation.
+        self.mtu = int(self.vars.get("pod_network_mtu") or pod_mtu(self.vars.get("podnet_node_mtu", 1500), self.method,
+                                                                    self.vars.get("podnet_node_ip")))
         self.mode = self.vars.get("pod_network_mode", "bridge")
         self.style = self.vars.get("pod_network_gateway_style", "host_ip")
 

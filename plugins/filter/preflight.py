@@ -6,11 +6,8 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
-from ansible_collections.handcni.podnet.plugins.filter.podnet import pod_cidr_of
+from ansible_collections.handcni.podnet.plugins.filter.podnet import OVERHEAD, encapsulation_overhead, pod_cidr_of
 from ansible.errors import AnsibleFilterError
-
-# Bytes an encapsulation adds to every pod packet on the underlay.
-OVERHEAD = {"ipip": 20, "vxlan": 50}
 
 
 def podnet_problems(hostvars: dict, groups: dict) -> list:
@@ -61,7 +58,8 @@ def podnet_problems(hostvars: dict, groups: dict) -> list:
                 problems.append(f"{field}.ip: {ip} is also pod {pod_ips[ip]}")
             pod_ips[ip] = f"{host}/{name}"
         method = hv.get("cross_node_method", "none")
-        overhead, node_mtu = OVERHEAD.get(method, 0), int(hv.get("podnet_node_mtu", 1500))
+        overhead = encapsulation_overhead(method, hv.get("podnet_node_ip")) if method in OVERHEAD else 0
+        node_mtu = int(hv.get("podnet_node_mtu", 1500))
         if "pod_network_mtu" in hv and int(hv["pod_network_mtu"]) + overhead > node_mtu:
             problems.append(f"{host}: pod_network_mtu: {hv['pod_network_mtu']} does not fit the underlay MTU {node_mtu}"
                             + (f" with {overhead} bytes of {method}" if overhead else ""))

@@ -63,15 +63,95 @@ def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int) -
             for pod in pods]
 
 
+# A UDP client for the service probes: one datagram to argv[1]:argv[2], print the answer (fixed text).
+UDP_CLIENT = ("import socket, sys\n"
+              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+              "s.settimeout(float(sys.argv[3]))\n"
+              "s.sendto(b'probe', (sys.argv[1], int(sys.argv[2])))\n"
+              "print(s.recv(512).decode().strip())\n")
+HAIRPIN_TRIES = 20  # random balancing: a pod meets itself among 2 endpoints with 1 - 2**-20
+
+
+def _identities(service: dict) -> list:
+    """Who may answer for a service: the node/pod of each pod endpoint (the lab's servers say so)."""
+    return [f"{e['node']}/{e['pod']}" for e in service.get("endpoints") or [] if e.get("node") and e.get("pod")]
+
+
+def _request(service: dict, target: str, port, prefix: list, tries: int = 1) -> list:
+    """argv asking the service at target:port once (or `tries` times), run after `prefix`."""
+    if (service.get("protocol") or "tcp") == "udp":
+        return prefix + ["python3", "-c", UDP_CLIENT, target, str(port), "3"]
+    return prefix + ["curl", "-sS", "--max-time", "3"] + [f"http://{target}:{port}/"] * tries
+
+
+def _answered(kind: str, source: str, service: dict, target: str, argv: list, **expect) -> dict:
+    return {"kind": kind, "from": source, "to": f"{service['name']} {target}", "argv": argv, **expect}
+
+
+def service_probes(services: list, node: str, node_ip: str, pods: list) -> list:
+    """Probes of every service from one worker (seed 004 labs 4 and 5): the cluster IP from a pod that is
+    not one of its endpoints and from the node (kinds clusterip, udp), the node port on the node's own
+    address (nodeport), and every endpoint pod of this node reaching itself through its service (hairpin)."""
+    probes = []
+    for service in services or []:
+        identities = _identities(service)
+        expect = {"expect_one_of": identities} if identities else {}
+        kind = "udp" if (service.get("protocol") or "tcp") == "udp" else "clusterip"
+        cluster = f"{service['cluster_ip']}:{service['port']}"
+        mine = [e["pod"] for e in service.get("endpoints") or [] if e.get("node") == node]
+        client = next((pod["name"] for pod in pods or [] if pod["name"] not in mine), None)
+        if client:
+            probes.append(_answered(kind, f"{node}/{client}", service, cluster, _request(
+                service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", client]), **expect))
+        probes.append(_answered(kind, node, service, cluster,
+                                _request(service, service["cluster_ip"], service["port"], []), **expect))
+        if service.get("node_port"):
+            probes.append(_answered("nodeport", node, service, f"{node_ip}:{service['node_port']}",
+                                    _request(service, node_ip, service["node_port"], []), **expect))
+        if kind == "clusterip":
+            for pod in mine:
+                probes.append(_answered("hairpin", f"{node}/{pod}", service, cluster, _request(
+                    service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", pod], HAIRPIN_TRIES),
+                    expect_line=f"{node}/{pod}"))
+    return probes
+
+
+def nodeport_probes(services: list, source: str, nodes: dict) -> list:
+    """From a host outside the cluster to every service's node port on every worker ({worker: address})."""
+    probes = []
+    for service in services or []:
+        if not service.get("node_port"):
+            continue
+        identities = _identities(service)
+        for worker, address in sorted(nodes.items()):
+            probes.append(_answered("nodeport", source, service, f"{worker} {address}:{service['node_port']}",
+                                    _request(service, address, service["node_port"], []),
+                                    **({"expect_one_of": identities} if identities else {})))
+    return probes
+
+
+def _expected(probe: dict, output: list) -> tuple:
+    """(ok, detail on success) of a probe's expectation on its output lines."""
+    if "expect" in probe:
+        return output == [probe["expect"]], f"seen as {output[0] if output else ''} (node address)"
+    if "expect_one_of" in probe:
+        ok = bool(output) and all(line in probe["expect_one_of"] for line in output)
+        return ok, "answered by " + ", ".join(sorted(set(output)))
+    if "expect_line" in probe:
+        return probe["expect_line"] in output, f"reached itself ({len(output)} answers)"
+    return True, None
+
+
 def probe_cells(results: list) -> list:
     """Registered loop results of the probes -> cells {kind, from, to, ok, detail}."""
     cells = []
     for result in results:
         probe = result["item"]
         output = (result.get("stdout") or "").strip().splitlines()
-        ok = result.get("rc") == 0 and ("expect" not in probe or output == [probe["expect"]])
-        if "expect" in probe and ok:
-            probe = dict(probe, detail=f"seen as {output[0]} (node address)")
+        expected, shown = _expected(probe, output)
+        ok = result.get("rc") == 0 and expected
+        if shown and ok:
+            probe = dict(probe, detail=shown)
         rtt = RTT.search(output[-1]) if output else None
         detail = probe.get("detail") or (f"rtt {rtt.group(1)} ms" if rtt else "")
         if not ok:
@@ -100,6 +180,8 @@ class FilterModule:
         return {
             "same_node_probes": same_node_probes,
             "egress_probes": egress_probes,
+            "service_probes": service_probes,
+            "nodeport_probes": nodeport_probes,
             "cross_node_probes": cross_node_probes,
             "probe_cells": probe_cells,
             "verify_table": verify_table,

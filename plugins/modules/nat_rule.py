@@ -5,28 +5,48 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: nat_rule
-short_description: Manage a namespace's pod NAT (masquerade) as one owned firewall set
+short_description: Manage a namespace's pod NAT (egress masquerade, service DNAT) as owned firewall sets
 version_added: 0.1.0
 description:
   - Masquerades pod egress in O(netns), like seed lab 3's
     C(iptables -t nat -I POSTROUTING -s 192.168.10.0/24 ! -o br0 -j MASQUERADE), with the cluster and
     other no-masquerade networks left alone as kindnet's C(--no-masquerade-cidr) does.
-  - "With O(backend=iptables) everything lives in chains of table C(nat) named C(HANDCNI-*): today
-    C(HANDCNI-POSTROUTING), entered from C(POSTROUTING) by one rule with the comment C(handcni.podnet)
-    (inserted first in the chain when missing). Every rule carries a comment starting with C(handcni.podnet).
-    One C(iptables-restore --noflush) rewrites our chains whole and adds or deletes only our jump rules;
-    no other rule is named, so rules made by anyone else stay as they are."
-  - With O(backend=nftables) everything lives in the table C(ip handcni), replaced whole by one C(nft -f -)
-    transaction. No other table is touched.
-  - The module reads our chains (C(iptables-save -t nat)) or table (C(nft -j list table ip handcni)), renders
-    the wanted ones in the same canonical form and compares them, so a second run reports no change and a rule
-    of ours changed or deleted by hand is put back.
-  - Ours found in the other backend (after switching O(backend)) is removed in the same run; with
-    O(prune=false), masquerade entries found there that are not listed move over to O(backend).
-  - A masquerade entry is identified by its O(masquerade[].source). Entries of ours that are not listed are
-    kept unless O(prune=true). When no entry is left, our chains and jump, or our table, are removed.
-  - The firewall tools run inside O(netns) through C(nsenter --net=/run/netns/NAME), with argument lists
-    and their input on stdin; no shell is involved.
+  - Translates services as kube-proxy does, like seed labs 4 and 5's
+    C(iptables -t nat -I PREROUTING -d 11.96.10.3 -p tcp --dport 8080 -j DNAT --to-destination 192.168.10.3:80)
+    (and the same in C(OUTPUT), so the node reaches them too). A service's cluster IP and port, and its node
+    port on the node's own addresses, go to one of its endpoints chosen at random for each new connection.
+    Node-port traffic is masqueraded, so replies come back through the node that translated it, and so is a
+    pod reaching itself through its own service (hairpin), both through a packet mark (C(0x2000)) that
+    postrouting masquerades. Endpoints may be anywhere the node can route to, such as pods on other nodes.
+  - "With O(backend=iptables) everything lives in chains of table C(nat) named C(HANDCNI-*):
+    C(HANDCNI-POSTROUTING) (masquerade), and kube-proxy's layout for services: C(HANDCNI-SERVICES) (entered from
+    C(PREROUTING) and C(OUTPUT)), C(HANDCNI-NODEPORTS), one C(HANDCNI-SVC-*) per service choosing an endpoint with
+    C(-m statistic --mode random --probability), one C(HANDCNI-EXT-*) per node port, one C(HANDCNI-SEP-*) per
+    endpoint, and C(HANDCNI-SERVICES-MASQ) (entered from C(POSTROUTING)). Built-in chains are entered by one rule
+    each with the comment C(handcni.podnet), inserted first when missing. Every rule carries a comment starting
+    with C(handcni.podnet). One C(iptables-restore --noflush) writes the chains of ours that differ and deletes
+    those no longer wanted; no other rule is named, so rules made by anyone else stay as they are."
+  - With O(backend=nftables) everything lives in the table C(ip handcni). Chain C(postrouting) (masquerade), and
+    for services the verdict maps C(service-ips) (cluster IP . protocol . port) and C(service-nodeports), chains
+    C(service-NAME) choosing an endpoint with C(numgen random mod N vmap), C(external-NAME), C(endpoint-NAME-IP-PORT)
+    and the base chains C(prerouting), C(output) and C(services-masquerade). One C(nft -f -) transaction makes the
+    table, or changes only the chains, maps and map elements that differ. No other table is touched.
+  - The module reads what is ours (C(iptables-save -t nat), C(nft -j list table ip handcni)), renders the wanted
+    rules in the same canonical form and compares them, so a second run reports no change, a rule of ours
+    changed or deleted by hand is put back, and a change to one service touches only that service's rules.
+  - Each run manages the kinds it is given, O(masquerade) and/or O(services); what is ours of the other kind
+    stays as it is. With neither given, both are managed (so O(state=absent) alone removes everything of ours).
+    One run given both applies them in one transaction per backend.
+  - Ours found in the other backend (after switching O(backend)) is removed in the same run; with O(prune=false),
+    entries found there that are not listed move over to O(backend).
+  - A masquerade entry is identified by its O(masquerade[].source), a service by its O(services[].name). Entries
+    of ours that are not listed are kept unless O(prune=true).
+  - When a UDP service loses an endpoint (or changes its address), the conntrack entries of flows to that endpoint
+    are deleted (C(conntrack -D)), so its clients move to the endpoints that remain instead of talking to the old
+    one for as long as they keep sending. Flows to a UDP service address from before it had endpoints are
+    deleted too (they were never translated). TCP connections finish where they are, as with kube-proxy.
+  - The firewall tools run inside O(netns) through C(nsenter --net=/run/netns/NAME), with argument lists and their
+    input on stdin; no shell is involved.
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
@@ -46,10 +66,10 @@ options:
         and not leaving through O(masquerade[].out_interface_not), is masqueraded (SNAT to the address of
         the interface it leaves by).
       - Sources must not overlap, so each packet belongs to one entry.
-      - With O(state=absent), only the sources matter; with no entry listed, every entry of ours is removed.
+      - With O(state=absent), only the sources matter; an empty list removes every entry of ours.
+      - Not given, the masquerade entries of ours are left as they are (unless O(services) is not given either).
     type: list
     elements: dict
-    default: []
     suboptions:
       source:
         description: Source network in CIDR form, usually the node's pod CIDR. V(0.0.0.0/0) means any source.
@@ -67,16 +87,82 @@ options:
           - Leave traffic alone that goes out through this interface, such as the pod bridge C(br0).
           - Letters, digits, V(_), V(.) and V(-) only.
         type: str
+  services:
+    description:
+      - Services to translate, kube-proxy style, on this node. Every node of a cluster gets the same list.
+      - With O(state=absent), only the names matter; an empty list removes every service of ours.
+      - Not given, the services of ours are left as they are (unless O(masquerade) is not given either).
+      - Names, cluster IP and port (per protocol), and node ports (per protocol) must be unique.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - The service's name, which marks its rules (comment C(handcni.podnet service NAME)) and names its
+            nftables chains. Letters, digits, V(_), V(.) and V(-), at most 63.
+        type: str
+        required: true
+      cluster_ip:
+        description: The service's virtual IPv4 address, such as seed lab 4's V(11.96.10.3). Required with O(state=present).
+        type: str
+      port:
+        description: The service's port on O(services[].cluster_ip). Required with O(state=present).
+        type: int
+      protocol:
+        description: The service's transport protocol.
+        type: str
+        choices: [tcp, udp]
+        default: tcp
+      node_port:
+        description:
+          - Also reachable on this port of every O(node_addresses) address, from outside and from the node itself
+            (seed lab 5's V(32080)). The traffic is masqueraded, as kube-proxy does for C(externalTrafficPolicy=Cluster).
+        type: int
+      target_port:
+        description: The endpoints' port, where they do not give their own. Defaults to O(services[].port).
+        type: int
+      endpoints:
+        description:
+          - Where the traffic goes, one endpoint chosen at random for each new connection (or UDP flow).
+          - A service without endpoints keeps its cluster IP and node port unanswered by the NAT; its traffic
+            is routed as any other.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          ip:
+            description: The endpoint's IPv4 address, usually a pod's.
+            type: str
+            required: true
+          port:
+            description: The endpoint's port. Defaults to O(services[].target_port).
+            type: int
+  node_addresses:
+    description:
+      - The node's own addresses, where node ports are reachable (kube-proxy's C(--nodeport-addresses)). Needed
+        when a service has a node port.
+      - Not given, the addresses of ours in place are kept. Given alone (without O(services)), they replace those
+        addresses and the services of ours stay as they are.
+    type: list
+    elements: str
 notes:
   - IPv4 only for now; IPv6 pod networks will use C(ip6tables) and a C(table ip6 handcni).
-  - The kernel must forward (C(net.ipv4.ip_forward=1), see M(handcni.podnet.sysctl)) for pod egress to work.
+  - The kernel must forward (C(net.ipv4.ip_forward=1), see M(handcni.podnet.sysctl)) for pod egress and services
+    to work. Pods on a bridge reach a service on the same bridge only with C(br_netfilter)
+    (C(net.bridge.bridge-nf-call-iptables=1)), which kube-proxy needs as well, and a pod reaches itself through its
+    service only with hairpin mode on its bridge port (M(handcni.podnet.veth) sets it).
+  - Flushing UDP flows needs C(conntrack) (conntrack-tools); without it the module warns and the old flows stay
+    until they time out.
   - Check mode runs only the reading commands.
 seealso:
   - module: handcni.podnet.sysctl
   - module: handcni.podnet.route
   - name: kindnet masquerade agent
-    description: The no-masquerade-CIDR design this follows.
+    description: The no-masquerade-CIDR design the masquerade part follows.
     link: https://github.com/kubernetes-sigs/kindnet
+  - name: kube-proxy
+    description: The iptables and nftables layouts the services part follows.
+    link: https://kubernetes.io/docs/reference/networking/virtual-ips/
 """
 
 EXAMPLES = r"""
@@ -88,13 +174,41 @@ EXAMPLES = r"""
         out_interface_not: br0
     prune: true
 
-- name: The same with nftables; ours in iptables is removed in the same run
+- name: Seed labs 4 and 5, with a second endpoint and a UDP service; every other service of ours is removed
+  handcni.podnet.nat_rule:
+    services:
+      - name: web
+        cluster_ip: 11.96.10.3
+        port: 8080
+        node_port: 32080
+        target_port: 80
+        endpoints:
+          - ip: 192.168.10.3
+          - ip: 192.168.20.2
+      - name: echo
+        cluster_ip: 11.96.10.7
+        port: 7
+        protocol: udp
+        endpoints:
+          - {ip: 192.168.30.3, port: 7007}
+    node_addresses: [192.168.210.21]
+    prune: true
+
+- name: Egress and services in one transaction, with nftables; ours in iptables is removed in the same run
   handcni.podnet.nat_rule:
     backend: nftables
     masquerade:
       - source: "{{ podnet_pod_cidr }}"
         exclude: "{{ [podnet_cluster_cidr] + podnet_no_masquerade_cidrs }}"
+    services: "{{ my_services }}"
+    node_addresses: ["{{ podnet_node_ip }}"]
     prune: true
+
+- name: Remove one service; the others and the masquerade entries stay
+  handcni.podnet.nat_rule:
+    services:
+      - name: echo
+    state: absent
 
 - name: Masquerade in a lab node's router namespace
   handcni.podnet.nat_rule:
@@ -109,18 +223,39 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: One line per firewall transaction run, or in check mode that would be run.
+  description: >-
+    One line per firewall transaction run, or in check mode that would be run, then one per conntrack flush.
   returned: always
   type: list
   elements: str
   sample: ["iptables-restore --noflush: table nat: add jump POSTROUTING -> HANDCNI-POSTROUTING,
-            write chain HANDCNI-POSTROUTING (2 rules)"]
+            write chain HANDCNI-POSTROUTING (2 rules)",
+           "conntrack -D -p udp --orig-dst 11.96.10.7 --orig-port-dst 7 --reply-src 192.168.30.3 --reply-port-src 7007
+            (UDP flows of service echo to removed endpoint 192.168.30.3:7007)"]
 masquerade:
   description: The masquerade entries of ours after the run (in check mode, after a real run), normalised.
   returned: always
   type: list
   elements: dict
   sample: [{source: 192.168.10.0/24, exclude: [192.168.0.0/19], out_interface_not: br0}]
+services:
+  description: The services of ours after the run (in check mode, after a real run), normalised, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: web
+      cluster_ip: 11.96.10.3
+      port: 8080
+      protocol: tcp
+      node_port: 32080
+      endpoints: [{ip: 192.168.10.3, port: 80}, {ip: 192.168.20.2, port: 80}]
+node_addresses:
+  description: Where the node ports of ours listen after the run (empty without services).
+  returned: always
+  type: list
+  elements: str
+  sample: [192.168.210.21]
 transactions:
   description: The exact command and input of each transaction in RV(actions), without the C(nsenter) prefix.
   returned: always
@@ -161,20 +296,45 @@ diff:
 """
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as firewall
+from ansible_collections.handcni.podnet.plugins.module_utils import _services as services
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+
+
+def targets_for(params: dict, kinds: tuple, names: list, have: dict) -> dict:
+    """The set each backend should hold of the managed kinds after this run (ValueError on bad input)."""
+    state, chosen, prune = params["state"], params["backend"], params["prune"]
+    listed = firewall.normalise_masquerades(params["masquerade"], "masquerade")
+    wanted_services = services.normalise_services(params["services"], "services", state)
+    addresses = params["node_addresses"]
+    if addresses is not None:
+        addresses = services.normalise_addresses(addresses, "node_addresses")
+    if state == "absent":
+        return {name: firewall.NatSet(
+            firewall.wanted(listed, have[name].masquerade, "absent", False).masquerade,
+            services.wanted(wanted_services, list(have[name].nat.services), "absent", False),
+            have[name].nat.node_addresses) for name in names}
+    found = firewall.merged(have[name].nat for name in names)
+    target = firewall.NatSet(
+        firewall.wanted(listed, list(found.masquerade), "present", prune).masquerade if "masquerade" in kinds else (),
+        services.wanted(wanted_services, list(found.services), "present", prune) if "services" in kinds else (),
+        addresses if addresses is not None else found.node_addresses)
+    services.check_node_addresses(target.services, target.node_addresses)
+    return {name: target if name == chosen else firewall.NatSet() for name in names}
 
 
 def main():
     module = PodnetModule(
         argument_spec=dict(
             backend=dict(type="str", default="iptables", choices=list(firewall.BACKENDS)),
-            masquerade=dict(type="list", elements="dict", default=[], options=dict(firewall.MASQUERADE_SPEC)),
+            masquerade=dict(type="list", elements="dict", options=dict(firewall.MASQUERADE_SPEC)),
+            services=dict(type="list", elements="dict", options=dict(services.SERVICE_SPEC)),
+            node_addresses=dict(type="list", elements="str"),
         ),
     )
     params = module.params
     chosen, state = params["backend"], params["state"]
+    kinds = firewall.managed_kinds(params)
     with module.errors():
-        listed = firewall.normalise_masquerades(params["masquerade"], "masquerade")
         runner = firewall.Runner(module.run_command, module.get_bin_path, params["netns"])
         backends = {name: cls(runner) for name, cls in firewall.BACKENDS.items()}
         if state == "present" and not backends[chosen].available():
@@ -183,20 +343,30 @@ def main():
         # The chosen backend first: it is written before the other one is emptied.
         names = [name for name in [chosen] + [n for n in backends if n != chosen] if backends[name].available()]
         have = {name: backends[name].read() for name in names}
-        if state == "present":
-            found = [entry for name in names for entry in have[name].masquerade]
-            nat = firewall.wanted(listed, found, "present", params["prune"])
-            targets = {name: nat if name == chosen else firewall.NatSet() for name in names}
-        else:
-            targets = {name: firewall.wanted(listed, have[name].masquerade, "absent", False) for name in names}
-        plans = [backends[name].plan(have[name], targets[name]) for name in names]
+        targets = targets_for(params, kinds, names, have)
+        plans = [backends[name].plan(have[name], targets[name], kinds) for name in names]
         transactions = [tx for tx in plans if tx is not None]
-        module.before = {name: have[name].lines for name in names}
-        module.after = {name: tx.after if tx else have[name].lines for name, tx in zip(names, plans)}
-        module.apply([Action(tx.description, lambda tx=tx: backends[tx.backend].apply(tx)) for tx in transactions])
-    remaining = sorted({entry for nat in targets.values() for entry in nat.masquerade}, key=firewall.source_order)
-    module.finish(masquerade=[entry.public() for entry in remaining],
-                  transactions=[tx.public() for tx in transactions])
+        before = firewall.merged(have[name].nat for name in names)
+        after = firewall.merged(firewall.carried(targets[name], have[name].nat, kinds) for name in names)
+        flushes = services.conntrack_flushes(before.services, after.services,
+                                             after.node_addresses or before.node_addresses)
+        if flushes and not runner.available("conntrack"):
+            module.warn("conntrack (conntrack-tools) is not installed: UDP flows to removed endpoints are not "
+                        "flushed and keep going there until they time out")
+            flushes = []
+        if module._diff:  # the lines of a large set cost time: made only for a diff
+            module.before = {name: have[name].lines for name in names}
+            module.after = {name: tx.after if tx else have[name].lines for name, tx in zip(names, plans)}
+        module.apply([Action(tx.description, lambda tx=tx: backends[tx.backend].apply(tx)) for tx in transactions]
+                     + [Action(flush.description, lambda flush=flush: flush_flows(runner, flush)) for flush in flushes])
+    module.finish(transactions=[tx.public() for tx in transactions], **after.public())
+
+
+def flush_flows(runner: firewall.Runner, flush: services.Flush) -> None:
+    """conntrack -D; finding nothing to delete is no error."""
+    rc, out, err = runner.run(flush.argv)
+    if rc != 0 and "0 flow entries have been deleted" not in (err or "") + (out or ""):
+        raise firewall.failure(flush.argv, rc, out, err)
 
 
 if __name__ == "__main__":

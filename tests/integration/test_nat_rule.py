@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import LEAF_IP, NODE_IP, Lab, changed, module, raw, throwaway_lab
+from conftest import LEAF_IP, NODE_IP, Lab, changed, module, raw
 
 POD_CIDR = "192.168.10.0/24"
 POD_IP = "192.168.10.1"
@@ -77,11 +77,11 @@ def reset(lab: Lab) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with throwaway_lab(tmp_path_factory, "nat") as made:
-        for argv in POD_SETUP:
-            made.sh(*argv)
-        yield made
+def lab(lab):
+    """The shared throwaway lab, with the pod and the foreign NAT set up by hand."""
+    for argv in POD_SETUP:
+        lab.sh(*argv)
+    return lab
 
 
 @pytest.fixture

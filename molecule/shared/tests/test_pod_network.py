@@ -56,7 +56,8 @@ def test_verify_playbook_matrix_is_green():
     assert run.returncode == 0, run.stdout[-3000:]
     cells = json.loads((ROOT / "build/verify.json").read_text())
     assert cells and all(cell["ok"] for cell in cells)
-    assert {cell["kind"] for cell in cells} >= {"same_node", "mtu", "egress", "cross_node"}
+    assert {cell["kind"] for cell in cells} >= {"same_node", "mtu", "egress", "cross_node",
+                                                "clusterip", "hairpin", "nodeport", "udp"}
 
 
 MODES = ["bridge", "routed:host_ip", "routed:proxy_arp", "routed:veth_gateway"]

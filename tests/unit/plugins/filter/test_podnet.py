@@ -8,11 +8,15 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.handcni.podnet.plugins.filter.podnet import (
     FilterModule,
+    cross_node_plan,
     node_pod_cidr,
     pod_gateway,
+    pod_mtu,
     pod_wiring,
     static_routes,
+    tunnel_address,
     veth_name,
+    vtep_mac,
     worker_pod_cidrs,
 )
 
@@ -61,7 +65,8 @@ def test_veth_name_is_stable_and_distinct():
 
 def test_filters_are_registered():
     assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs",
-                                             "pod_wiring", "static_routes"}
+                                             "pod_wiring", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
+                                             "cross_node_plan"}
 
 
 # --- node_pod_cidr --------------------------------------------------------------
@@ -222,3 +227,121 @@ def test_static_routes_without_a_leaf_need_a_gateway():
         static_routes("worker1", hostvars, {"workers": list(LAB_CIDRS)}, LAB_CIDRS)
     hostvars["worker1"]["cross_node_gateway"] = "192.168.210.1"
     assert static_routes("worker1", hostvars, {"workers": list(LAB_CIDRS)}, LAB_CIDRS)[0]["via"] == "192.168.210.1"
+
+
+# --- cross-node: pod_mtu, vtep_mac, tunnel_address, cross_node_plan (seed labs 6-8) ----------
+
+@pytest.mark.parametrize("node_mtu, method, node_ip, mtu", [
+    (9000, "static", None, 9000), ("9000", "none", None, 9000), (9000, "bgp", None, 9000),
+    (9000, "ipip", "192.168.210.22", 8980), (9000, "vxlan", "192.168.210.22", 8950), (1500, "vxlan", None, 1450),
+    (9000, "vxlan", "fd00::22", 8930),
+])
+def test_pod_mtu_leaves_room_for_the_encapsulation(node_mtu, method, node_ip, mtu):
+    assert pod_mtu(node_mtu, method, node_ip) == mtu
+
+
+def test_pod_mtu_errors():
+    with pytest.raises(AnsibleFilterError, match=r"^cross_node_method: 'gre' is not one of none, static, ipip, vxlan"):
+        pod_mtu(9000, "gre")
+    with pytest.raises(AnsibleFilterError, match=r"^podnet_node_mtu: 100 leaves no room for pods with vxlan"):
+        pod_mtu(100, "vxlan")
+    with pytest.raises(AnsibleFilterError, match=r"^podnet_node_mtu: 'jumbo' is not a number"):
+        pod_mtu("jumbo", "static")
+
+
+def test_vtep_mac_is_derived_from_the_node_address_alone():
+    # A rebuilt node gets the same MAC, so its peers' FDB entries stay right.
+    assert vtep_mac("192.168.210.22") == vtep_mac("192.168.210.22") == "0e:00:c0:a8:d2:16"
+    assert vtep_mac("192.168.230.23") == "0e:00:c0:a8:e6:17"
+    six = vtep_mac("fd00::22")
+    assert re.fullmatch(r"0e(:[0-9a-f]{2}){5}", six) and six != vtep_mac("fd00::23")
+    first = int(six[:2], 16)
+    assert first & 1 == 0 and first & 2 == 2  # unicast, locally administered
+    with pytest.raises(AnsibleFilterError, match=r"^podnet_node_ip: 'worker1' is not an IP address"):
+        vtep_mac("worker1")
+
+
+def test_tunnel_address_is_the_pod_cidr_network_address():
+    assert tunnel_address("192.168.20.0/24") == "192.168.20.0"
+    assert tunnel_address("fd00:20::/64") == "fd00:20::"
+    with pytest.raises(AnsibleFilterError, match=r"^podnet_pod_cidr: '192\.168\.20\.1/24' is not a valid network"):
+        tunnel_address("192.168.20.1/24")
+
+
+def plan(host, method, encapsulation="always", **settings):
+    return cross_node_plan(host, LAB, LAB_GROUPS, LAB_CIDRS, dict(
+        settings, method=method, encapsulation=encapsulation, underlay_mtu="9000", underlay_interface="enp0s9"))
+
+
+def test_static_plan_is_lab_8_with_routes_on_the_leaf():
+    assert plan("worker1", "static")["routes"] == static_routes("worker1", LAB, LAB_GROUPS, LAB_CIDRS)
+    assert plan("worker1", "static")["paths"] == {"worker2": "direct", "worker3": "routed"}
+    assert len(plan("leaf03", "static")["routes"]) == 3
+    assert plan("leaf03", "static", manage_leaf=False)["routes"] == []
+    assert plan("worker3", "static", gateway="192.168.230.1")["routes"][0]["via"] == "192.168.230.1"
+
+
+@pytest.mark.parametrize("method", ["none", "bgp"])
+def test_no_method_of_ours_makes_nothing(method):
+    for host in ("worker1", "leaf03"):
+        assert plan(host, method) == {"routes": [], "tunnels": [], "vxlans": [], "paths": {}}
+
+
+def test_ipip_always_is_lab_6_with_every_peer_tunnelled():
+    got = plan("worker2", "ipip")
+    assert got["tunnels"] == [{"name": "ipip0", "local": "192.168.210.22", "mtu": 8980, "addresses": ["192.168.20.0/32"]}]
+    assert got["routes"] == [
+        {"dst": "192.168.10.0/24", "via": "192.168.210.21", "dev": "ipip0", "onlink": True},
+        {"dst": "192.168.30.0/24", "via": "192.168.230.23", "dev": "ipip0", "onlink": True},
+    ]
+    assert got["vxlans"] == [] and plan("leaf03", "ipip")["routes"] == []  # the leaf sees node addresses only
+
+
+def test_ipip_cross_subnet_is_the_seeds_lab_6():
+    # seed: ip route add 192.168.10.0/24 via 192.168.210.21 dev enp0s9
+    #       ip route add 192.168.30.0/24 via 192.168.230.23 dev ipip0 onlink
+    got = plan("worker2", "ipip", "cross_subnet")
+    assert got["routes"] == [
+        {"dst": "192.168.10.0/24", "via": "192.168.210.21"},
+        {"dst": "192.168.30.0/24", "via": "192.168.230.23", "dev": "ipip0", "onlink": True},
+    ]
+    assert got["paths"] == {"worker1": "direct", "worker3": "ipip0"}
+    assert plan("worker3", "ipip", "cross_subnet")["paths"] == {"worker1": "ipip0", "worker2": "ipip0"}
+
+
+def test_vxlan_is_lab_7_with_a_peer_entry_per_tunnelled_node():
+    got = plan("worker2", "vxlan", "cross_subnet", vxlan_vni=100, vxlan_port=4789)
+    assert got["vxlans"] == [{
+        "name": "vxlan100", "vni": 100, "port": 4789, "local": "192.168.210.22", "dev": "enp0s9", "learning": False,
+        "mtu": 8950, "mac": "0e:00:c0:a8:d2:16", "addresses": ["192.168.20.0/32"],
+        "peers": [{"mac": "0e:00:c0:a8:e6:17", "dst": "192.168.230.23", "ip": "192.168.30.0"}],
+    }]
+    assert got["routes"] == [
+        {"dst": "192.168.10.0/24", "via": "192.168.210.21"},
+        {"dst": "192.168.30.0/24", "via": "192.168.30.0", "dev": "vxlan100", "onlink": True},
+    ]
+    always = plan("worker2", "vxlan", vxlan_device="vx7", vxlan_vni=7)
+    assert [p["dst"] for p in always["vxlans"][0]["peers"]] == ["192.168.210.21", "192.168.230.23"]
+    assert always["vxlans"][0]["name"] == "vx7" and always["vxlans"][0]["vni"] == 7
+    assert {r["dev"] for r in always["routes"]} == {"vx7"}
+
+
+def test_a_removed_worker_leaves_no_entry_in_any_plan():
+    groups = {"leaf": ["leaf03"], "workers": ["worker1", "worker2"]}
+    cidrs = {w: LAB_CIDRS[w] for w in groups["workers"]}
+    for method in ("static", "ipip", "vxlan"):
+        for host in ("worker1", "worker2", "leaf03"):
+            got = cross_node_plan(host, LAB, groups, cidrs, {"method": method, "underlay_mtu": 9000})
+            assert "192.168.30." not in str(got) and "192.168.230.23" not in str(got), (method, host, got)
+
+
+def test_cross_node_plan_errors():
+    with pytest.raises(AnsibleFilterError, match=r"^cross_node_encapsulation: 'sometimes' is not one of"):
+        plan("worker1", "ipip", "sometimes")
+    with pytest.raises(AnsibleFilterError, match=r"^cross_node_method: 'gre' is not one of"):
+        plan("worker1", "gre")
+    hostvars = {w: dict(LAB[w]) for w in LAB_CIDRS}
+    with pytest.raises(AnsibleFilterError, match=r"^worker1: cross_node_encapsulation: cross_subnet needs the "
+                                                 r"underlay subnets"):
+        cross_node_plan("worker1", hostvars, {"workers": list(LAB_CIDRS)}, LAB_CIDRS,
+                        {"method": "vxlan", "encapsulation": "cross_subnet"})

@@ -47,6 +47,8 @@ def test_cluster_cidr_split_is_checked_like_a_given_one():
     ("worker1", {"pod_network_mtu": 9001}, "worker1: pod_network_mtu: 9001 does not fit the underlay MTU 9000"),
     ("worker1", {"pod_network_mtu": 8960, "cross_node_method": "vxlan"},
      "worker1: pod_network_mtu: 8960 does not fit the underlay MTU 9000 with 50 bytes of vxlan"),
+    ("worker1", {"pod_network_mtu": 8981, "cross_node_method": "ipip"},
+     "worker1: pod_network_mtu: 8981 does not fit the underlay MTU 9000 with 20 bytes of ipip"),
     ("worker1", {"podnet_cluster_cidr": "10.0.0.0/8"}, "worker1: podnet_pod_cidr: 192.168.10.0/24 is outside podnet_cluster_cidr"),
 ])
 def test_each_problem_names_host_and_field(host, changes, problem):

@@ -315,10 +315,19 @@ def test_nft_unrecognised_rule_keeps_the_entries_it_can_read():
     assert any(line.startswith("add rule ip handcni postrouting # unrecognised") for line in have.lines)
 
 
-def test_nft_script_replaces_the_table_atomically():
+def test_nft_script_rewrites_only_the_chain_that_differs():
     backend = fw.NftablesNat(None)
     tx = backend.plan(backend.parse(NFT_JSON), nat(SEED))
     assert tx.argv == ["nft", "-f", "-"]
+    assert tx.script.splitlines() == ["flush chain ip handcni postrouting", tx.after[-1]]
+    assert tx.description == "nft -f: table ip handcni: write chain postrouting (1 rule)"
+
+
+def test_nft_script_replaces_the_table_atomically_when_a_hook_changes():
+    data = json.loads(NFT_JSON)
+    data["nftables"][2]["chain"]["prio"] = 0
+    backend = fw.NftablesNat(None)
+    tx = backend.plan(backend.parse(json.dumps(data)), nat(SEED))
     assert tx.script.splitlines() == ["add table ip handcni", "delete table ip handcni"] + tx.after
     assert tx.description == "nft -f: replace table ip handcni (1 chain postrouting; 1 rule)"
 

@@ -1,0 +1,222 @@
+"""Benchmark: 1,000 services x 2 endpoints on one lab node, with both firewall backends.
+
+  .venv/bin/python bench/services.py [--services 1000] [--rounds 5] [--json build/bench-services.json]
+
+Not a test: it measures and reports, and checks the two floors of issue 4 (kube-proxy's iptables-restore
+of 1,000 services took about 700 ms, kubernetes#36006): applying them all takes under 700 ms, and applying
+them again unchanged changes nothing.
+
+A throwaway lab (leaf03 and worker1, its own HANDCNI_LAB_STATE) is brought up and always taken down.
+Inside worker1 the nat_rule module runs as Ansible runs it on a node (the module file as a Python process
+with its arguments), so its time is the whole of a node's work: Python start, reading the rules, planning
+and the one transaction. Each round, per backend:
+  apply      from nothing to 1,000 services (every one with a node port, so kube-proxy's full chain set)
+  unchanged  the same again: must report no change
+  one        one endpoint of one service replaced: only that service's rules are written
+  remove     state=absent, everything of ours removed
+The transaction alone (iptables-restore --noflush, or nft -f) is timed too, by replaying it, and so is
+a sync in one process (kube-proxy's syncProxyRules: read what is there, plan, one transaction), without
+what the module process adds around it (Python start, imports, Ansible's argument checks and result).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECTIONS = ROOT / ".collections"
+MODULE = "ansible_collections.handcni.podnet.plugins.modules.nat_rule"
+FLOOR_MS = 700
+INVENTORY = """\
+all:
+  children:
+    workers:
+      hosts:
+        worker1: {podnet_node_ip: 192.168.210.21}
+    leaf:
+      hosts:
+        leaf03:
+          podnet_leaf_subnets:
+            - {name: vlan210, address: 192.168.210.254/24}
+"""
+
+
+def services(count: int, changed: bool = False) -> list:
+    """count services, each with a cluster IP, a node port and two endpoints (pods of two /16s)."""
+    out = []
+    for index in range(count):
+        high, low = divmod(index, 250)
+        endpoints = [{"ip": f"10.244.{high}.{low + 1}"}, {"ip": f"10.245.{high}.{low + 1}"}]
+        if changed and index == count // 2:
+            endpoints[1] = {"ip": f"10.246.{high}.{low + 1}"}
+        out.append({"name": f"svc-{index:04d}", "cluster_ip": f"10.96.{high}.{low + 1}", "port": 80,
+                    "protocol": "tcp", "node_port": 30000 + index, "target_port": 8080, "endpoints": endpoints})
+    return out
+
+
+# --- inside the lab node --------------------------------------------------------------
+
+def run_module(args: dict) -> tuple:
+    """One nat_rule run as a node runs it; (seconds, result)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS), LC_ALL="C")
+    try:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", MODULE, handle.name], env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    finally:
+        os.unlink(handle.name)
+    result = json.loads(done.stdout)
+    if result.get("failed"):
+        raise SystemExit(f"nat_rule failed: {result.get('msg')}")
+    return seconds, result
+
+
+def replay(transaction: dict) -> float:
+    """Time the transaction alone: undo what the module did, then run its exact command and input."""
+    start = time.perf_counter()
+    subprocess.run(transaction["argv"], input=transaction["input"], text=True, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def clean() -> None:
+    run_module({"state": "absent"})
+
+
+def sync(backend: str, items: list) -> float:
+    """Read both backends, plan and apply in this process, as the module does; seconds."""
+    sys.path.insert(0, str(COLLECTIONS))
+    from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
+    from ansible_collections.handcni.podnet.plugins.module_utils import _services as svc
+
+    def run_command(argv, data=None, binary_data=False, environ_update=None):
+        done = subprocess.run(argv, input=data, capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+
+    runner = fw.Runner(run_command, shutil.which)
+    start = time.perf_counter()
+    backends = {name: cls(runner) for name, cls in fw.BACKENDS.items()}
+    have = {name: b.read() for name, b in backends.items()}
+    wanted = svc.wanted(svc.normalise_services(items), [], "present", True)
+    target = fw.NatSet((), wanted, ("192.168.210.21",))
+    for name, b in backends.items():
+        tx = b.plan(have[name], target if name == backend else fw.NatSet(), ("services",))
+        if tx:
+            b.apply(tx)
+    return time.perf_counter() - start
+
+
+def inside(count: int, rounds: int) -> dict:
+    figures = {}
+    for backend in ("iptables", "nftables"):
+        rows = {"apply": [], "apply, sync in process": [], "apply, transaction": [], "unchanged": [],
+                "one endpoint": [], "remove": []}
+        checks = {"unchanged_changed": [], "apply_actions": [], "one_actions": [], "rules": 0}
+        base = {"backend": backend, "node_addresses": ["192.168.210.21"], "prune": True}
+        for _ in range(rounds):
+            clean()
+            seconds, applied = run_module(dict(base, services=services(count)))
+            rows["apply"].append(seconds)
+            checks["apply_actions"] = applied["actions"]
+            checks["rules"] = sum(1 for line in applied["transactions"][0]["input"].splitlines()
+                                  if line.startswith(("-A ", "add rule")))
+            seconds, again = run_module(dict(base, services=services(count)))
+            rows["unchanged"].append(seconds)
+            checks["unchanged_changed"].append(again["changed"] or bool(again["actions"]))
+            seconds, one = run_module(dict(base, services=services(count, changed=True)))
+            rows["one endpoint"].append(seconds)
+            checks["one_actions"] = one["actions"]
+            seconds, _ = run_module({"state": "absent"})
+            rows["remove"].append(seconds)
+            rows["apply, transaction"].append(replay(applied["transactions"][0]))
+            clean()
+            rows["apply, sync in process"].append(sync(backend, services(count)))
+        clean()
+        figures[backend] = {"ms": {k: [round(v * 1000, 1) for v in vs] for k, vs in rows.items()}, **checks}
+    return figures
+
+
+# --- outside: the throwaway lab, the report --------------------------------------------
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu": model,
+            "load": Path("/proc/loadavg").read_text().split()[:3],
+            "iptables": subprocess.run(["iptables", "--version"], capture_output=True, text=True).stdout.strip(),
+            "nft": subprocess.run(["nft", "--version"], capture_output=True, text=True).stdout.strip()}
+
+
+def report(figures: dict, info: dict, count: int) -> tuple:
+    lines = [f"{count} services x 2 endpoints, every one with a node port; median (min) of "
+             f"{len(figures['iptables']['ms']['apply'])} rounds, in ms",
+             f"machine: {info['nproc']} CPUs ({info['cpu']}), kernel {info['kernel']}, load {' '.join(info['load'])}",
+             "", f"{'':24}{'iptables':>20}{'nftables':>20}"]
+    for row in figures["iptables"]["ms"]:
+        cells = [f"{statistics.median(figures[b]['ms'][row]):.0f} ({min(figures[b]['ms'][row]):.0f})"
+                 for b in ("iptables", "nftables")]
+        lines.append(f"{row:24}{cells[0]:>20}{cells[1]:>20}")
+    lines.append(f"{'rules written':24}{figures['iptables']['rules']:>20}{figures['nftables']['rules']:>20}")
+    verdicts = []
+    for backend, data in figures.items():
+        sync_ms = statistics.median(data["ms"]["apply, sync in process"])
+        tx_ms = statistics.median(data["ms"]["apply, transaction"])
+        verdicts.append((f"{backend}: apply as kube-proxy syncs, {sync_ms:.0f} ms (its transaction {tx_ms:.0f} ms)"
+                         f" < {FLOOR_MS} ms", sync_ms < FLOOR_MS))
+        verdicts.append((f"{backend}: unchanged re-apply changes nothing", not any(data["unchanged_changed"])))
+        verdicts.append((f"{backend}: one endpoint changed writes only its service: {data['one_actions'][0]}",
+                         True))
+    lines.append("")
+    lines += [("ok    " if good else "FAIL  ") + text for text, good in verdicts]
+    return "\n".join(lines), all(good for _, good in verdicts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", default=str(ROOT / "build/bench-services.json"))
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        print(json.dumps(inside(args.services, args.rounds)))
+        return 0
+    if os.geteuid() != 0:
+        sys.exit("bench: must run as root (it builds a lab of namespaces)")
+    state = Path(f"/run/handcni-lab-bench-services-{uuid.uuid4().hex[:8]}")
+    env = dict(os.environ, HANDCNI_LAB_STATE=str(state))
+    with tempfile.TemporaryDirectory() as workdir:
+        inventory = Path(workdir) / "hosts.yml"
+        inventory.write_text(INVENTORY)
+        lab = [str(ROOT / "bin/lab")]
+        try:
+            subprocess.run(lab + ["up", "-i", str(inventory)], env=env, check=True, capture_output=True)
+            info = machine()
+            done = subprocess.run(lab + ["exec", "worker1", "--", sys.executable, str(Path(__file__).resolve()),
+                                         "--inside", "--services", str(args.services), "--rounds", str(args.rounds)],
+                                  env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"bench failed: {done.stderr[-2000:]}")
+            figures = json.loads(done.stdout)
+        finally:
+            subprocess.run(lab + ["down"], env=env, check=False, capture_output=True)
+    text, good = report(figures, info, args.services)
+    print(text)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"machine": info, "services": args.services, "figures": figures}, indent=1))
+    return 0 if good else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

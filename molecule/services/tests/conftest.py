@@ -1,0 +1,48 @@
+"""The services scenario's lab: the shared lab helpers (molecule/shared/lab.py) and service traffic."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+
+from lab import HOSTVARS, WORKERS, playbook, recap, run_in  # noqa: E402,F401  (re-exported for the tests)
+
+OUTSIDE = "outside"
+UDP_ASK = ("import socket, sys\n"
+           "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+           "s.bind(('0.0.0.0', int(sys.argv[3])))\n"
+           "s.settimeout(5)\n"
+           "s.sendto(b'hi', (sys.argv[1], int(sys.argv[2])))\n"
+           "print(s.recv(100).decode().strip())\n")
+
+
+def services() -> dict:
+    """The inventory's services by name."""
+    return {s["name"]: s for s in HOSTVARS[WORKERS[0]]["podnet_services"]}
+
+
+def identities(service: dict) -> set:
+    """Who answers for a service: the node/pod of each endpoint (the lab's servers say so)."""
+    return {f"{e['node']}/{e['pod']}" for e in service["endpoints"]}
+
+
+def node_ip(node: str) -> str:
+    return HOSTVARS[node]["podnet_node_ip"]
+
+
+def http(node: str, url: str, times: int = 1, pod: str | None = None) -> list:
+    """The answers of `times` requests (a connection each) from a node, or from one of its pods."""
+    prefix = ["ip", "netns", "exec", pod] if pod else []
+    return run_in(node, *prefix, "curl", "-sS", "--max-time", "5", *[url] * times).stdout.split()
+
+
+def udp(node: str, target: str, port: int, source_port: int, pod: str | None = None) -> str:
+    """The answer to one datagram sent from a fixed source port (so it belongs to one UDP flow)."""
+    prefix = ["ip", "netns", "exec", pod] if pod else []
+    return run_in(node, *prefix, "python3", "-c", UDP_ASK, target, str(port), str(source_port)).stdout.strip()
+
+
+def ours(node: str) -> str:
+    """Our NAT rules on a node, both backends, without counters."""
+    return run_in(node, "sh", "-c", "iptables-save -t nat | grep HANDCNI; nft list table ip handcni 2>/dev/null"
+                                    " | sed -E 's/counter packets [0-9]+ bytes [0-9]+//'").stdout

@@ -1,0 +1,80 @@
+"""The BGP side of the scenario's lab: the daemons' own view of their sessions, the kernels' routes,
+and polling (BGP converges in seconds; tests wait for a state, never assert on how long it took)."""
+import ipaddress
+import json
+import time
+
+from lab import HOSTVARS, LEAF, WORKERS, playbook, run_in
+
+LEAF_VARS = HOSTVARS[LEAF]
+DAEMON = LEAF_VARS.get("bgp_leaf_daemon", "frr")
+AS_MODE = LEAF_VARS.get("bgp_as_mode", "per_node")
+PATHSPACE = LEAF_VARS.get("bgp_frr_pathspace", "handcni")
+LEAF_PROTO = "bgp" if DAEMON == "frr" else "bird"  # how the leaf's kernel marks learned routes
+CIDRS = {w: HOSTVARS[w]["podnet_pod_cidr"] for w in WORKERS}
+NODE_IP = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
+PIDFILE = "/run/bird/bird.pid"
+
+
+def until(read, done, timeout: float = 90.0, interval: float = 1.0):
+    """Poll read() until done(value); return the last value (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = read()
+    return value
+
+
+def routes(node: str, proto: str) -> dict:
+    """{destination: gateway} of the node's main table for routes of one protocol."""
+    out = run_in(node, "ip", "-j", "route", "show", "proto", proto).stdout
+    return {r["dst"]: r.get("gateway") for r in json.loads(out or "[]")}
+
+
+def bird_sessions(node: str) -> dict:
+    """{protocol: (state, since)} of the BGP protocols, from `birdc show protocols`."""
+    out = run_in(node, "birdc", "show", "protocols").stdout
+    found = {}
+    for line in out.splitlines()[2:]:
+        tokens = line.split()
+        if len(tokens) >= 6 and tokens[1] == "BGP":
+            found[tokens[0]] = (tokens[6] if len(tokens) > 6 else tokens[3], f"{tokens[4]} {tokens[5]}")
+    return found
+
+
+def frr_summary() -> dict:
+    """{peer address: peer} of the leaf's `show bgp summary json`."""
+    out = run_in(LEAF, "vtysh", "-N", PATHSPACE, "-c", "show bgp summary json").stdout
+    return json.loads(out).get("ipv4Unicast", {}).get("peers", {})
+
+
+def leaf_sessions() -> dict:
+    """{worker: (state, established count or since)} as the leaf's daemon reports them."""
+    if DAEMON == "frr":
+        by_ip = {ip: w for w, ip in NODE_IP.items()}
+        return {by_ip[ip]: (p["state"], p["connectionsEstablished"]) for ip, p in frr_summary().items()}
+    return bird_sessions(LEAF)
+
+
+def leaf_address(worker: str) -> str:
+    ip = ipaddress.ip_address(NODE_IP[worker])
+    for subnet in LEAF_VARS["podnet_leaf_subnets"]:
+        iface = ipaddress.ip_interface(subnet["address"])
+        if ip in iface.network:
+            return str(iface.ip)
+    raise AssertionError(f"{worker} is on no leaf subnet")
+
+
+def expected_gateway(node: str, other: str) -> str:
+    """Where a node's route to another node's pods points: that node itself on a shared subnet with eBGP
+    (the leaf keeps the third-party next hop), else the leaf."""
+    gateway = leaf_address(node)
+    if AS_MODE == "per_node" and leaf_address(other) == gateway:
+        return NODE_IP[other]
+    return gateway
+
+
+def converge_bgp(*args: str):
+    """Only the bgp role, on the hosts given with --limit (or all)."""
+    return playbook("site.yml", "--tags", "bgp", *args)

@@ -1,0 +1,96 @@
+"""Seed 004 lab 9: the pod CIDRs learned by BGP, proven by the kernels' routes, by the daemons' own
+state and by traffic; then what happens when a speaker stops or a session is misconfigured."""
+import pytest
+
+from bgp import (CIDRS, DAEMON, LEAF_PROTO, NODE_IP, PATHSPACE, PIDFILE, bird_sessions, converge_bgp,
+                 expected_gateway, leaf_address, leaf_sessions, routes, until)
+from lab import LEAF, WORKERS, Node, recap, run_in
+
+
+def test_the_leaf_routes_each_pod_cidr_via_its_node():
+    assert routes(LEAF, LEAF_PROTO) == {CIDRS[w]: NODE_IP[w] for w in WORKERS}
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_every_node_learned_the_others_and_nothing_else(name):
+    learned = routes(name, "bird")
+    assert learned == {CIDRS[o]: expected_gateway(name, o) for o in WORKERS if o != name}
+    node = Node(name)
+    assert node.run("ip", "route", "show", "proto", "202").stdout.strip() == "", "a static route is left"
+    kinds = node.run("ip", "-d", "-o", "link", "show").stdout
+    assert "ipip" not in kinds and "vxlan" not in kinds, "pod traffic must not be tunnelled"
+
+
+def test_the_daemons_report_every_session_established():
+    for name in WORKERS:
+        own = bird_sessions(name)
+        assert list(own) == [LEAF] and own[LEAF][0] == "Established", (name, own)
+    sessions = leaf_sessions()
+    assert set(sessions) == set(WORKERS) and all(state == "Established" for state, _ in sessions.values())
+    if DAEMON == "frr":
+        text = run_in(LEAF, "vtysh", "-N", PATHSPACE, "-c", "show bgp summary").stdout
+        assert text.count("worker") == len(WORKERS)
+        # converged twice (molecule's idempotence): each session came up once and never dropped
+        assert all(count == 1 for _, count in sessions.values()), sessions
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_pods_reach_the_pods_of_every_other_node(name):
+    node = Node(name)
+    for src in node.pods:
+        for other in (Node(o) for o in WORKERS if o != name):
+            for dst in other.pods:
+                result = node.ping(src["name"], dst["ip"])
+                assert result.rc == 0, f"{name}/{src['name']} -> {other.name}/{dst['ip']}: {result.stdout}"
+
+
+def test_converging_again_changes_nothing_and_resets_no_session():
+    before = {w: bird_sessions(w) for w in WORKERS}, leaf_sessions()
+    run = converge_bgp()
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert set(recap(run.stdout).values()) == {0}, recap(run.stdout)
+    assert ({w: bird_sessions(w) for w in WORKERS}, leaf_sessions()) == before
+
+
+def test_a_stopped_node_is_withdrawn_and_returns_when_started():
+    node = "worker2"
+    stop = run_in(node, "sh", "-c", f'kill "$(cat {PIDFILE})"')  # as `systemctl stop bird` would
+    assert stop.rc == 0, stop.stderr
+    gone = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: CIDRS[node] not in r)
+    assert CIDRS[node] not in gone, "the leaf kept the route of a node whose BIRD stopped"
+    for other in WORKERS:
+        if other != node:
+            left = until(lambda o=other: routes(o, "bird"), lambda r: CIDRS[node] not in r)
+            assert CIDRS[node] not in left, f"{other} kept {node}'s pod CIDR"
+    run = converge_bgp("--limit", node)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap(run.stdout) == {node: 1}, run.stdout[-3000:]  # BIRD started, nothing else changed
+    back = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: CIDRS[node] in r)
+    assert back.get(CIDRS[node]) == NODE_IP[node]
+    src, dst = Node("worker3"), Node(node)
+    assert src.ping(src.pods[0]["name"], dst.pods[0]["ip"]).rc == 0
+
+
+def test_a_misconfigured_side_fails_naming_the_session(tmp_path):
+    """One side changed alone (the leaf is not converged): worker1 with a password the leaf does not
+    have, worker3 expecting another AS of the leaf. Both sessions stay down, the play names each one."""
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text("all:\n  hosts:\n    worker1: {bgp_password: not-the-one}\n"
+                     "    worker3: {bgp_leaf_as: 65099}\n")
+    try:
+        run = converge_bgp("-i", str(wrong), "--limit", "worker1,worker3", "-e", "bgp_wait_timeout=10")
+        assert run.returncode != 0, "a session that cannot come up must fail the play"
+        out = run.stdout
+        assert "BGP sessions not established within 10s" in out
+        for node in ("worker1", "worker3"):
+            assert f"fatal: [{node}]" in out and f"{LEAF} ({leaf_address(node)}, AS " in out
+        assert "BGP state Connect" in out or "BGP state Active" in out  # MD5 mismatch: no answer at all
+        assert "Bad peer AS" in out
+        assert "not-the-one" not in out + run.stderr
+        left = routes(LEAF, LEAF_PROTO)
+        assert CIDRS["worker1"] not in left and CIDRS["worker3"] not in left
+    finally:
+        fixed = converge_bgp("--limit", "worker1,worker3")
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    back = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: len(r) == len(WORKERS))
+    assert back == {CIDRS[w]: NODE_IP[w] for w in WORKERS}

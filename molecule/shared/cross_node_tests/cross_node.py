@@ -1,0 +1,119 @@
+"""What the scenario's cross-node method should have built on the three-worker lab, written out
+from the seed's topology (not computed by the collection's own filters), and how to read the kernel."""
+import ipaddress
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from lab import HOSTVARS, INVENTORY, LEAF, WORKERS, ROOT, run_in
+
+FIRST = HOSTVARS[WORKERS[0]]
+METHOD = FIRST.get("cross_node_method", "static")
+ENCAPSULATION = FIRST.get("cross_node_encapsulation", "always")
+DEVICE = {"ipip": "ipip0", "vxlan": "vxlan100"}.get(METHOD)
+OVERHEAD = {"ipip": 20, "vxlan": 50}.get(METHOD, 0)
+NODE_MTU = int(FIRST.get("podnet_node_mtu", 1500))
+NODE_IP = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
+CIDR = {w: HOSTVARS[w]["podnet_pod_cidr"] for w in WORKERS}
+UNDERLAY = {w: ipaddress.ip_interface(f"{NODE_IP[w]}/24").network for w in WORKERS}  # the lab's /24s
+PROTO = "202"
+
+
+def tunnelled(src: str, dst: str) -> bool:
+    return DEVICE is not None and (ENCAPSULATION == "always" or UNDERLAY[src] != UNDERLAY[dst])
+
+
+def vtep_mac(node_ip: str) -> str:
+    """0e:00 + the node's IPv4 address, as the collection derives it (the seed: 00:00:ff:ff:20:04)."""
+    return "0e:00:" + ":".join(f"{b:02x}" for b in ipaddress.ip_address(node_ip).packed)
+
+
+def tunnel_ip(worker: str) -> str:
+    return str(ipaddress.ip_network(CIDR[worker]).network_address)
+
+
+def expected_routes(name: str) -> dict:
+    """{dst: (via, dev or None)} of our routes (proto 202) on a node."""
+    if name == LEAF:
+        return {CIDR[w]: (NODE_IP[w], None) for w in WORKERS} if METHOD == "static" else {}
+    routes = {}
+    for peer in (w for w in WORKERS if w != name):
+        if tunnelled(name, peer):
+            routes[CIDR[peer]] = (NODE_IP[peer] if METHOD == "ipip" else tunnel_ip(peer), DEVICE)
+        elif UNDERLAY[name] == UNDERLAY[peer]:
+            routes[CIDR[peer]] = (NODE_IP[peer], None)
+        else:  # static across subnets: through the leaf
+            routes[CIDR[peer]] = (str(UNDERLAY[name].broadcast_address - 1), None)
+    return routes
+
+
+def routes(name: str) -> dict:
+    """{dst: (via, dev)} of the node's routes with our protocol; dev only where we name it (with a
+    tunnel), else the kernel picks it."""
+    out = run_in(name, "ip", "-j", "route", "show", "table", "all", "proto", PROTO).stdout
+    return {r["dst"]: (r.get("gateway"), r.get("dev") if "onlink" in r.get("flags", []) else None)
+            for r in json.loads(out or "[]")}
+
+
+def fdb(name: str) -> dict:
+    """{mac: dst} of the permanent FDB entries on our VXLAN device."""
+    out = run_in(name, "bridge", "-j", "fdb", "show", "dev", DEVICE).stdout
+    return {e["mac"]: e.get("dst") for e in json.loads(out or "[]") if "permanent" in e.get("state", "")}
+
+
+def neighbours(name: str) -> dict:
+    out = run_in(name, "ip", "-j", "neigh", "show", "dev", DEVICE, "nud", "permanent").stdout
+    return {e["dst"]: e.get("lladdr") for e in json.loads(out or "[]")}
+
+
+def link(name: str, device: str) -> dict:
+    out = run_in(name, "ip", "-j", "-d", "link", "show", device)
+    return json.loads(out.stdout)[0] if out.rc == 0 else {}
+
+
+def tx_packets(name: str, device: str) -> int:
+    return int(run_in(name, "cat", f"/sys/class/net/{device}/statistics/tx_packets").stdout)
+
+
+def forwarded(name: str) -> int:
+    """IP datagrams the node has routed (Ip: ForwDatagrams of its namespace)."""
+    lines = [line.split() for line in run_in(name, "cat", "/proc/net/snmp").stdout.splitlines() if line.startswith("Ip:")]
+    return int(dict(zip(lines[0], lines[1]))["ForwDatagrams"])
+
+
+def inventory_without(worker: str, directory: str) -> str:
+    """The scenario's inventory (lab + molecule's overrides, merged) as one file, minus one worker."""
+    children = {}
+    for group in ("workers", "leaf", "external"):
+        hosts = [h for h in INVENTORY.get(group, {}).get("hosts", []) if h != worker]
+        children[group] = {"hosts": {h: HOSTVARS[h] for h in hosts}}
+    path = Path(directory) / "hosts.yml"
+    path.write_text(yaml.safe_dump({"all": {"children": children}}))
+    return str(path)
+
+
+def playbook_with(inventory: list, name: str, *args: str) -> subprocess.CompletedProcess:
+    """A playbook on these inventory sources, its results printed as JSON (no line wrapping)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    sources = [arg for path in inventory for arg in ("-i", path)]
+    return subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), *sources, str(ROOT / "playbooks" / name),
+                           *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def matrix(output: str) -> list:
+    """The rows of verify.yml's matrix in a JSON-formatted run: [status, kind, from, to, detail...]."""
+    rows = []
+    for line in output.splitlines():
+        text = line.strip().rstrip(",")
+        if text.startswith('"ok ') or text.startswith('"FAIL '):
+            rows.append(json.loads(text).split())
+    return rows
+
+
+def scratch() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="handcni-xn-")

@@ -1,0 +1,89 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Services of the inventory (podnet_services) turned into what the nat_rule module and the pods'
+servers need: endpoints given as {node, pod} resolved to the pod's address."""
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+FIELD = "podnet_services"
+SERVER_KINDS = {"tcp": "http", "udp": "udp"}
+
+
+def _pod_ip(hostvars: dict, node: str, pod: str, where: str) -> str:
+    """A pod's address: what the ipam module allocated in this run, else the inventory's."""
+    if node not in hostvars:
+        raise AnsibleFilterError(f"{where}.node: {node!r} is not a host of the inventory")
+    hv = hostvars[node]
+    for source in (hv.get("pod_network_assigned") or [], hv.get("podnet_pods") or []):
+        for item in source:
+            if isinstance(item, dict) and item.get("name") == pod and item.get("ip"):
+                return str(item["ip"])
+    if not any(isinstance(p, dict) and p.get("name") == pod for p in hv.get("podnet_pods") or []):
+        raise AnsibleFilterError(f"{where}.pod: {node} has no pod {pod!r} in podnet_pods")
+    raise AnsibleFilterError(f"{where}.pod: pod {pod} on {node} has no address yet (give podnet_pods[].ip, "
+                             "or run the pod_network role first)")
+
+
+def _services(services, field: str) -> list:
+    if services is None:
+        return []
+    if not isinstance(services, list):
+        raise AnsibleFilterError(f"{field}: must be a list of services, got {services!r}")
+    for index, service in enumerate(services):
+        if not isinstance(service, dict):
+            raise AnsibleFilterError(f"{field}[{index}]: must be a dict, got {service!r}")
+    return services
+
+
+def service_rules(services: list, hostvars: dict, field: str = FIELD) -> list:
+    """The services as nat_rule's `services` option: every endpoint as {ip, port}.
+
+    An endpoint is {ip, port?} as it is, or {node, pod, port?}: that pod's address. The port defaults
+    to the service's target_port (nat_rule's default: the service port)."""
+    rules = []
+    for index, service in enumerate(_services(services, field)):
+        endpoints = []
+        for number, endpoint in enumerate(service.get("endpoints") or []):
+            where = f"{field}[{index}].endpoints[{number}]"
+            if not isinstance(endpoint, dict):
+                raise AnsibleFilterError(f"{where}: must be {{node, pod}} or {{ip, port}}, got {endpoint!r}")
+            if endpoint.get("pod") is not None or endpoint.get("node") is not None:
+                if not endpoint.get("pod") or not endpoint.get("node"):
+                    raise AnsibleFilterError(f"{where}: a pod endpoint needs both node and pod, got {endpoint!r}")
+                ip = _pod_ip(hostvars, endpoint["node"], endpoint["pod"], where)
+            elif endpoint.get("ip"):
+                ip = endpoint["ip"]
+            else:
+                raise AnsibleFilterError(f"{where}: needs {{node, pod}} or {{ip}}, got {endpoint!r}")
+            endpoints.append({"ip": ip, "port": endpoint.get("port")})
+        rule = {key: service.get(key) for key in ("name", "cluster_ip", "port", "protocol", "node_port", "target_port")}
+        rule["protocol"] = rule["protocol"] or "tcp"
+        rule["endpoints"] = endpoints
+        rules.append(rule)
+    return rules
+
+
+def service_servers(services: list, hostvars: dict, node: str, field: str = FIELD) -> list:
+    """The servers this node's endpoint pods run in the lab: the seed's `python3 -m http.server` for TCP
+    services, a UDP echo for UDP ones; each answers with its node/pod name."""
+    servers = {}
+    for index, service in enumerate(_services(services, field)):
+        protocol = service.get("protocol") or "tcp"
+        if protocol not in SERVER_KINDS:
+            raise AnsibleFilterError(f"{field}[{index}].protocol: {protocol!r} is not tcp or udp")
+        for number, endpoint in enumerate(service.get("endpoints") or []):
+            if not isinstance(endpoint, dict) or endpoint.get("node") != node or not endpoint.get("pod"):
+                continue
+            where = f"{field}[{index}].endpoints[{number}]"
+            port = endpoint.get("port") or service.get("target_port") or service.get("port")
+            server = {"pod": endpoint["pod"], "kind": SERVER_KINDS[protocol],
+                      "ip": _pod_ip(hostvars, node, endpoint["pod"], where), "port": int(port),
+                      "identity": f"{node}/{endpoint['pod']}"}
+            servers[(server["pod"], server["kind"], server["port"])] = server
+    return [servers[key] for key in sorted(servers)]
+
+
+class FilterModule:
+    def filters(self):
+        return {"service_rules": service_rules, "service_servers": service_servers}

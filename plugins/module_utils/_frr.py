@@ -1,0 +1,152 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""FRR: the integrated frr.conf of a Speaker, the daemons file, and what bgpd reports. Private.
+
+Pure functions: render() turns the validated model into frr.conf text, parse_summary() reads
+`vtysh -c 'show bgp summary json'`.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from ._bgp import Neighbor, PrefixRule, Session, Speaker
+
+MARKER = "! Managed by handcni.podnet (frr_bgp); changes made here are overwritten."
+# `neighbor ADDRESS password SECRET`: the key is the neighbour's address.
+PASSWORD = re.compile(r"^ neighbor (?P<key>\S+) password (?P<secret>\S+)$", re.MULTILINE)
+DAEMONS = ("zebra", "bgpd")
+
+
+def prefix_list_entry(rule: PrefixRule) -> str:
+    """`permit 10.0.0.0/8 ge 16 le 24`. FRR takes no ge/le as exact, ge alone as ge..32 and le alone as
+    len..le, and refuses a ge not above the prefix length, so each range has one spelling."""
+    text = f"{rule.action} {rule.prefix}"
+    if rule.ge > rule.length:
+        text += f" ge {rule.ge}"
+        if rule.le != 32:
+            text += f" le {rule.le}"
+    elif rule.le > rule.length:
+        text += f" le {rule.le}"
+    return text
+
+
+def prefix_list_name(item: Neighbor, direction: str) -> str:
+    return f"HANDCNI-{item.name}-{direction}"
+
+
+def prefix_list(name: str, rules: tuple) -> list:
+    """The rules as a prefix list. A list with no rules denies everything (FRR would take a missing
+    list as permitting everything)."""
+    entries = [prefix_list_entry(rule) for rule in rules] or ["deny 0.0.0.0/0 le 32"]
+    return [f"ip prefix-list {name} seq {10 * (index + 1)} {entry}" for index, entry in enumerate(entries)]
+
+
+def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
+    lines = [MARKER, "frr defaults traditional", f"hostname {hostname}"]
+    if log_file:
+        lines.append(f"log file {log_file} informational")
+    lines += ["service integrated-vtysh-config", "!"]
+    for item in speaker.neighbors:
+        lines += prefix_list(prefix_list_name(item, "IN"), item.import_prefixes)
+        lines += prefix_list(prefix_list_name(item, "OUT"), item.export_prefixes)
+    lines += ["!", f"router bgp {speaker.local_as}", f" bgp router-id {speaker.router_id}",
+              " no bgp default ipv4-unicast", " bgp log-neighbor-changes"]
+    if any(item.graceful_restart for item in speaker.neighbors):
+        lines.append(" bgp graceful-restart")
+    if speaker.networks:
+        lines.append(" no bgp network import-check")  # announce the networks whatever the RIB holds
+    for item in speaker.neighbors:
+        peer = f" neighbor {item.address}"
+        lines.append(f"{peer} remote-as {item.remote_as}")
+        if item.description:
+            lines.append(f"{peer} description {item.description}")
+        if item.password:
+            lines.append(f"{peer} password {item.password}")
+        if item.source_address:
+            lines.append(f"{peer} update-source {item.source_address}")
+        if item.multihop and not speaker.ibgp(item):
+            lines.append(f"{peer} ebgp-multihop {item.multihop}")
+        if item.passive:
+            lines.append(f"{peer} passive")
+        if item.hold_time is not None or item.keepalive_time is not None:
+            hold = item.hold_time if item.hold_time is not None else 180
+            keepalive = item.keepalive_time if item.keepalive_time is not None else max(hold // 3, 1)
+            lines.append(f"{peer} timers {keepalive} {hold}")
+        if item.connect_retry_time is not None:
+            lines.append(f"{peer} timers connect {item.connect_retry_time}")
+        if not item.graceful_restart:
+            lines.append(f"{peer} graceful-restart-disable")
+    lines += [" !", " address-family ipv4 unicast"]
+    lines += [f"  network {network}" for network in speaker.networks]
+    for item in speaker.neighbors:
+        peer = f"  neighbor {item.address}"
+        lines.append(f"{peer} activate")
+        if item.route_reflector_client:
+            lines.append(f"{peer} route-reflector-client")
+        if item.next_hop_self:
+            lines.append(f"{peer} next-hop-self force")
+        lines.append(f"{peer} prefix-list {prefix_list_name(item, 'IN')} in")
+        lines.append(f"{peer} prefix-list {prefix_list_name(item, 'OUT')} out")
+        if item.import_limit:
+            lines.append(f"{peer} maximum-prefix {item.import_limit} restart 1")
+    lines += [" exit-address-family", "exit", "!"]
+    return "\n".join(lines) + "\n"
+
+
+def daemons_file(options: str) -> str:
+    """The pathspace's `daemons` file, as frrinit.sh reads it (zebra always runs)."""
+    return "\n".join([
+        "# Managed by handcni.podnet (frr_bgp).",
+        "bgpd=yes",
+        "vtysh_enable=yes",
+        f'zebra_options="{options} -s 90000000"',
+        f'bgpd_options="{options}"',
+    ]) + "\n"
+
+
+VTYSH_CONF = "service integrated-vtysh-config\n"
+
+
+def owned(text: str | None) -> bool:
+    return bool(text) and text.startswith(MARKER)
+
+
+def parse_summary(text: str, neighbors) -> tuple:
+    """(router id, local AS, {neighbour name: Session}) from `show bgp summary json`.
+
+    bgpd names peers by address; the listed neighbours give them their names. An empty
+    object (no BGP instance) gives (None, None, {})."""
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        raise ValueError(f"vtysh printed something that is not JSON: {text[:200]!r}") from None
+    family = data.get("ipv4Unicast") or {}
+    names = {item.address: item.name for item in neighbors}
+    found = {}
+    for address, peer in (family.get("peers") or {}).items():
+        state = peer.get("state", "")
+        info = "" if state == "Established" else (peer.get("lastNotificationReason") or
+                                                  peer.get("lastResetDueTo") or "")
+        name = names.get(address, address)
+        found[name] = Session(
+            name=name, address=address, remote_as=peer.get("remoteAs"), state=state,
+            since=str(peer.get("peerUptimeEstablishedEpoch", "")) if state == "Established" else "",
+            info=info, established_count=peer.get("connectionsEstablished"))
+    return family.get("routerId"), family.get("as"), found
+
+
+def neighbor_errors(text: str) -> dict:
+    """{address: last error} from `show bgp neighbors json`, for sessions that are down."""
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    errors = {}
+    for address, peer in data.items():
+        if not isinstance(peer, dict) or peer.get("bgpState") == "Established":
+            continue
+        reason = peer.get("lastNotificationReason") or peer.get("lastResetDueTo")
+        if reason:
+            errors[address] = reason
+    return errors

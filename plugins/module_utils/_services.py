@@ -1,0 +1,315 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes-style services as NAT: the model, its validation, and the conntrack flushes a change
+needs. Private to this collection; pure (bad input raises ValueError naming the field).
+
+A service is a virtual address, its cluster IP and port (optionally also a node port on the node's
+own addresses), whose new connections are DNATed to one of its endpoints, chosen at random, as
+kube-proxy does (seed 004 labs 4 and 5). The firewall backends in _firewall.py render and read it.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import re
+from typing import NamedTuple
+
+from ._netlink import OWNER
+
+PROTOCOLS = ("tcp", "udp")
+# The packet mark asking postrouting to masquerade: set for node-port traffic (so replies come
+# back through the node that translated it) and for a pod reaching itself through its service
+# (hairpin). kube-proxy uses 0x4000; ours is another bit, so both can run on one node.
+MASQUERADE_MARK = 0x2000
+SERVICE_COMMENT = f"{OWNER} service"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+SERVICE_SPEC = dict(
+    name=dict(type="str", required=True),
+    cluster_ip=dict(type="str"),
+    port=dict(type="int"),
+    protocol=dict(type="str", default="tcp", choices=list(PROTOCOLS)),
+    node_port=dict(type="int"),
+    target_port=dict(type="int"),
+    endpoints=dict(type="list", elements="dict", default=[], options=dict(
+        ip=dict(type="str", required=True),
+        port=dict(type="int"),
+    )),
+)
+
+
+class Endpoint(NamedTuple):
+    ip: str
+    port: int
+
+    def text(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    def public(self) -> dict:
+        return {"ip": self.ip, "port": self.port}
+
+
+class Service(NamedTuple):
+    """One service port: traffic to cluster_ip:port (and node_port on the node addresses) goes to an endpoint."""
+    name: str
+    cluster_ip: str
+    port: int
+    protocol: str = "tcp"
+    node_port: int | None = None
+    endpoints: tuple = ()  # Endpoints, sorted
+
+    @property
+    def comment(self) -> str:
+        return f"{SERVICE_COMMENT} {self.name}"
+
+    def public(self) -> dict:
+        return {"name": self.name, "cluster_ip": self.cluster_ip, "port": self.port, "protocol": self.protocol,
+                "node_port": self.node_port, "endpoints": [e.public() for e in self.endpoints]}
+
+
+def ip_key(address: str) -> tuple:
+    """Sort key of an IPv4 address in dotted quad form, numerically (cheap: thousands are sorted per run)."""
+    return tuple(int(part) for part in address.split("."))
+
+
+def endpoint_key(endpoint: Endpoint) -> tuple:
+    return ip_key(endpoint.ip), endpoint.port
+
+
+def name_of(comment: str | None) -> str | None:
+    """The service a rule belongs to, from its comment; None if the comment names no service."""
+    prefix = SERVICE_COMMENT + " "
+    if comment and comment.startswith(prefix) and _NAME.fullmatch(comment[len(prefix):]):
+        return comment[len(prefix):]
+    return None
+
+
+def _hash(*parts: str) -> str:
+    """16 characters naming a chain, as kube-proxy's KUBE-SVC-<hash>: base32 of a SHA-256."""
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return base64.b32encode(digest).decode()[:16]
+
+
+def service_hash(service: Service) -> str:
+    return _hash("service", service.name)
+
+
+def endpoint_hash(service: Service, endpoint: Endpoint) -> str:
+    return _hash("endpoint", service.name, service.protocol, endpoint.text())
+
+
+# --- validation -----------------------------------------------------------------------
+
+def _port(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"{field}: {value!r} is not a port number (1-65535)")
+    return value
+
+
+DOTTED_QUAD = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$")
+
+
+def ipv4_address(value, field: str) -> str:
+    if isinstance(value, str) and DOTTED_QUAD.fullmatch(value):  # the usual case, without ipaddress's cost
+        first = int(value.split(".", 1)[0])
+        if value not in ("0.0.0.0", "255.255.255.255") and not 224 <= first <= 239:
+            return value
+    try:
+        address = ipaddress.ip_address(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: {value!r} is not a valid IPv4 address") from None
+    if address.version != 4:
+        raise ValueError(f"{field}: {value!r} is not an IPv4 address (IPv6 is not supported yet)")
+    if address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{field}: {value!r} cannot be a service or endpoint address")
+    return str(address)
+
+
+def service_name(value, field: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"{field}: {value!r} is not a valid service name "
+                         "(letters, digits, '_', '.', '-', starting with a letter or digit, at most 63)")
+    return value
+
+
+def normalise_service(item: dict, field: str) -> Service:
+    name = service_name(item.get("name"), f"{field}.name")
+    if item.get("cluster_ip") is None:
+        raise ValueError(f"{field}.cluster_ip: required for service {name}")
+    cluster_ip = ipv4_address(item.get("cluster_ip"), f"{field}.cluster_ip")
+    if item.get("port") is None:
+        raise ValueError(f"{field}.port: required for service {name}")
+    port = _port(item.get("port"), f"{field}.port")
+    protocol = str(item.get("protocol") or "tcp").lower()
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"{field}.protocol: {item.get('protocol')!r} is not one of {', '.join(PROTOCOLS)}")
+    node_port = item.get("node_port")
+    if node_port is not None:
+        node_port = _port(node_port, f"{field}.node_port")
+    target_port = item.get("target_port")
+    target_port = port if target_port is None else _port(target_port, f"{field}.target_port")
+    endpoints, seen = [], {}
+    for index, endpoint in enumerate(item.get("endpoints") or []):
+        where = f"{field}.endpoints[{index}]"
+        if not isinstance(endpoint, dict):
+            raise ValueError(f"{where}: {endpoint!r} is not a dict with ip and port")
+        ip = ipv4_address(endpoint.get("ip"), f"{where}.ip")
+        eport = target_port if endpoint.get("port") is None else _port(endpoint.get("port"), f"{where}.port")
+        entry = Endpoint(ip, eport)
+        if entry in seen:
+            raise ValueError(f"{where}: {entry.text()} is listed twice (also {field}.endpoints[{seen[entry]}])")
+        seen[entry] = index
+        endpoints.append(entry)
+    endpoints.sort(key=endpoint_key)
+    return Service(name, cluster_ip, port, protocol, node_port, tuple(endpoints))
+
+
+# What must be unique among services: the name, the cluster IP and port, the node port.
+_UNIQUE = {
+    "name": lambda s: s.name,
+    "cluster_ip": lambda s: (s.cluster_ip, s.protocol, s.port),
+    "node_port": lambda s: (s.protocol, s.node_port) if s.node_port else None,
+}
+
+
+def check_unique(services: list, field: str, listed: int) -> None:
+    """Names, cluster IP:port and node ports must be unique. `services[:listed]` are `field`'s items, in
+    order; the rest are ours already and kept (not pruned)."""
+    for attribute, key in _UNIQUE.items():
+        seen = {}
+        for index, service in enumerate(services):
+            value = key(service)
+            if value is None:
+                continue
+            if value in seen:
+                first = seen[value]
+                what = {"name": service.name, "cluster_ip": f"{service.cluster_ip}:{service.port}/{service.protocol}",
+                        "node_port": f"{service.node_port}/{service.protocol}"}[attribute]
+                if index < listed:
+                    raise ValueError(f"{field}[{index}].{attribute}: {what} is also used by {field}[{first}]")
+                if first < listed:
+                    raise ValueError(f"{field}[{first}].{attribute}: {what} is also used by service "
+                                     f"{service.name}, which handcni.podnet has already (list it too, or use prune)")
+            seen[value] = index
+
+
+def normalise_services(items, field: str = "services", state: str = "present") -> list:
+    """The listed services, validated. With state=absent only the names matter."""
+    services = []
+    for index, item in enumerate(items or []):
+        where = f"{field}[{index}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: {item!r} is not a dict")
+        if state == "absent":
+            services.append(Service(service_name(item.get("name"), f"{where}.name"), "", 0))
+        else:
+            services.append(normalise_service(item, where))
+    if state == "absent":
+        names = [s.name for s in services]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"{field}[{index}].name: {name!r} is listed twice")
+    else:
+        check_unique(services, field, len(services))
+    return services
+
+
+def normalise_addresses(values, field: str = "node_addresses") -> tuple:
+    addresses = [ipv4_address(value, f"{field}[{index}]") for index, value in enumerate(values or [])]
+    for index, address in enumerate(addresses):
+        if address in addresses[:index]:
+            raise ValueError(f"{field}[{index}]: {address} is listed twice")
+    return tuple(sorted(addresses, key=ip_key))
+
+
+def wanted(listed: list, have: list, state: str, prune: bool, field: str = "services") -> tuple:
+    """The services a backend should hold after this run, sorted by name.
+
+    present: the listed ones, plus (unless pruned) ours that are not listed by name.
+    absent: ours minus the listed names; with none listed, nothing."""
+    names = {s.name for s in listed}
+    if state == "absent":
+        return tuple(sorted((s for s in have if s.name not in names), key=lambda s: s.name)) if listed else ()
+    kept = [] if prune else [s for s in have if s.name not in names]
+    seen, unique = set(), []
+    for service in kept:
+        if service.name not in seen:
+            seen.add(service.name)
+            unique.append(service)
+    check_unique(list(listed) + unique, field, len(listed))
+    return tuple(sorted(list(listed) + unique, key=lambda s: s.name))
+
+
+def check_node_addresses(services, addresses: tuple) -> None:
+    if addresses:
+        return
+    for service in services:
+        if service.node_port:
+            raise ValueError(f"node_addresses: service {service.name} has node_port {service.node_port}, "
+                             "so the node's own addresses are needed (the addresses node ports listen on)")
+
+
+# --- conntrack ------------------------------------------------------------------------
+
+class Flush(NamedTuple):
+    """One `conntrack -D` run: argument list and why."""
+    argv: list
+    reason: str
+
+    @property
+    def description(self) -> str:
+        return f"{' '.join(self.argv)} ({self.reason})"
+
+
+def _flush_to_endpoint(service: Service, endpoint: Endpoint, why: str) -> list:
+    reply = ["--reply-src", endpoint.ip, "--reply-port-src", str(endpoint.port)]
+    flushes = [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", service.cluster_ip,
+                      "--orig-port-dst", str(service.port), *reply],
+                     f"UDP flows of service {service.name} to {why} endpoint {endpoint.text()}")]
+    if service.node_port:
+        flushes.append(Flush(["conntrack", "-D", "-p", "udp", "--orig-port-dst", str(service.node_port), *reply],
+                             f"UDP flows to node port {service.node_port} of service {service.name} "
+                             f"to {why} endpoint {endpoint.text()}"))
+    return flushes
+
+
+def _flush_unnatted(service: Service, addresses: tuple) -> list:
+    flushes = [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", service.cluster_ip,
+                      "--orig-port-dst", str(service.port)],
+                     f"UDP flows to {service.cluster_ip}:{service.port} from before service {service.name} "
+                     "had endpoints")]
+    if service.node_port:
+        flushes += [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", address,
+                           "--orig-port-dst", str(service.node_port)],
+                          f"UDP flows to {address}:{service.node_port} from before service {service.name} "
+                          "had endpoints")
+                    for address in addresses]
+    return flushes
+
+
+def conntrack_flushes(before, after, addresses: tuple = ()) -> list:
+    """UDP flows that would keep going where the new rules no longer send them (kube-proxy does the same).
+
+    A UDP "connection" lives in conntrack as long as datagrams keep coming, so without a flush a client
+    keeps talking to an endpoint removed from its service. Flows to a service address that had no
+    endpoints were never translated and would never be: they are flushed too. TCP is left alone:
+    established connections finish where they are."""
+    old = {s.name: s for s in before if s.protocol == "udp"}
+    new = {s.name: s for s in after if s.protocol == "udp"}
+    flushes = []
+    for name in sorted(set(old) | set(new)):
+        was, now = old.get(name), new.get(name)
+        if was is not None and was.endpoints:
+            same_address = now is not None and (now.cluster_ip, now.port, now.node_port) == \
+                (was.cluster_ip, was.port, was.node_port)
+            kept = set(now.endpoints) if same_address else set()
+            for endpoint in was.endpoints:
+                if endpoint not in kept:
+                    flushes += _flush_to_endpoint(was, endpoint, "removed" if now is None or endpoint not in
+                                                  now.endpoints else "moved")
+        if now is not None and now.endpoints and (was is None or not was.endpoints or
+                                                  (was.cluster_ip, was.port, was.node_port) !=
+                                                  (now.cluster_ip, now.port, now.node_port)):
+            flushes += _flush_unnatted(now, addresses)
+    return flushes

@@ -1,0 +1,350 @@
+"""handcni.podnet.nat_rule's services (kube-proxy style DNAT, seed 004 labs 4 and 5) through Ansible on a
+throwaway lab: leaf03 and worker1, with two pods on a bridge made by hand (netns1 192.168.10.1, netns3
+192.168.10.3) running servers that answer with their own name."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import NODE, NODE_IP, ROOT, Lab, changed, diffs_agree, module, raw, same_plan
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root to build namespaces")
+
+PODSERVER = ROOT / "roles/services/files/podserver.py"
+WEB = {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "node_port": 32080, "target_port": 80,
+       "endpoints": [{"ip": "192.168.10.1"}, {"ip": "192.168.10.3"}]}
+ECHO = {"name": "echo", "cluster_ip": "11.96.10.7", "port": 7, "protocol": "udp", "node_port": 30007,
+        "endpoints": [{"ip": "192.168.10.1", "port": 7007}, {"ip": "192.168.10.3", "port": 7007}]}
+MASQ = {"source": "192.168.10.0/24", "exclude": ["192.168.0.0/19"]}
+ARGS = {"services": [WEB, ECHO], "node_addresses": [NODE_IP], "prune": True}
+FOREIGN_IPT = "-A PREROUTING -d 10.9.9.9/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.9.9.10:80"
+FOREIGN_NFT = "ip daddr 10.9.8.8 tcp dport 80 dnat to 10.9.8.9:80"
+IDENTITY = {"192.168.10.1": "netns1", "192.168.10.3": "netns3"}
+
+# The seed's pods (labs 1 and 4) on a bridge with the gateway .254, hairpin on, forwarding on; and
+# someone else's DNAT next to ours: one iptables rule, one nft table.
+SETUP = [
+    ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+    ["ip", "link", "add", "br0", "type", "bridge"],
+    ["ip", "address", "add", "192.168.10.254/24", "dev", "br0"],
+    ["ip", "link", "set", "br0", "up"],
+    *[argv for pod, veth in (("netns1", "veth1"), ("netns3", "veth3")) for argv in (
+        ["ip", "netns", "add", pod],
+        ["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod],
+        ["ip", "link", "set", veth, "master", "br0", "up"],
+        ["ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on"],
+        ["ip", "-n", pod, "address", "add", f"192.168.10.{pod[-1]}/24", "dev", "eth0"],
+        ["ip", "-n", pod, "link", "set", "eth0", "up"],
+        ["ip", "-n", pod, "link", "set", "lo", "up"],
+        ["ip", "-n", pod, "route", "add", "default", "via", "192.168.10.254"])],
+    ["iptables", "-t", "nat", *FOREIGN_IPT.split()],
+    ["nft", "add", "table", "ip", "foreign"],
+    ["nft", "add", "chain", "ip", "foreign", "pre", "{ type nat hook prerouting priority -50; }"],
+    ["nft", "add", "rule", "ip", "foreign", "pre", *FOREIGN_NFT.split()],
+]
+
+# Remove ours by hand (not through the module under test), whatever a failed test left.
+RESET = r"""
+nft delete table ip handcni 2>/dev/null
+iptables-save -t nat | grep -e '-j HANDCNI-' | grep -v '^-A HANDCNI-' | sed 's/^-A /-D /' |
+  while read -r rule; do eval "iptables -t nat $rule"; done
+for option in -F -X; do
+  for chain in $(iptables-save -t nat | sed -n 's/^:\(HANDCNI-[^ ]*\).*/\1/p'); do iptables -t nat $option "$chain"; done
+done
+conntrack -F 2>/dev/null
+true
+"""
+
+
+def nat(name: str, args: dict, check: bool = False) -> dict:
+    return module(name, "handcni.podnet.nat_rule", args, check)
+
+
+def kernel(name: str) -> dict:
+    return raw(name, "iptables-save -t nat | grep -e '^-A' -e '^:HANDCNI'; echo ---; nft list ruleset")
+
+
+class Kernel:
+    def __init__(self, result: dict):
+        assert result["rc"] == 0, result
+        iptables, nft = result["stdout"].split("---", 1)
+        self.nft = re.sub(r"counter packets \d+ bytes \d+", "counter", nft)
+        self.iptables = [line.strip() for line in iptables.splitlines() if line.strip()]
+        self.ours = any("HANDCNI" in line for line in self.iptables) or "table ip handcni" in self.nft
+        self.iptables_services = any("HANDCNI-SERVICES" in line for line in self.iptables)
+        self.services = self.iptables_services or "service-ips" in self.nft
+        self.masquerade = any("HANDCNI-POSTROUTING" in line for line in self.iptables) or "chain postrouting" in self.nft
+
+    def __eq__(self, other) -> bool:
+        """The same rules; a chain deleted and made again may be listed elsewhere, so order is left out."""
+        return (sorted(self.iptables), sorted(self.nft.splitlines())) == \
+            (sorted(other.iptables), sorted(other.nft.splitlines()))
+
+    def foreign_intact(self) -> bool:
+        return FOREIGN_IPT in self.iptables and FOREIGN_NFT in self.nft
+
+
+def reset(lab: Lab) -> None:
+    lab.sh("sh", "-c", RESET)
+
+
+class Servers:
+    """Each pod runs an HTTP server on port 80 (a page with its name, as the seed's http.server) and a UDP
+    echo on 7007 answering with its name; started here, stopped by their PIDs."""
+
+    def __init__(self, lab: Lab, workdir: Path):
+        self.processes = []
+        for pod in IDENTITY.values():
+            www = workdir / pod
+            www.mkdir()
+            (www / "index.html").write_text(f"{pod}\n")
+            ip = next(ip for ip, name in IDENTITY.items() if name == pod)
+            for argv in (["python3", "-m", "http.server", "--bind", ip, "--directory", str(www), "80"],
+                         ["python3", str(PODSERVER), "udp", "--bind", ip, "--port", "7007", "--identity", pod]):
+                self.processes.append(subprocess.Popen(lab.enter(NODE) + ["ip", "netns", "exec", pod] + argv,
+                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.lab = lab
+
+    def wait(self) -> None:
+        lab = self.lab
+        for pod in IDENTITY.values():  # wait until both listen (a loaded machine may take a while)
+            lab.sh("ip", "netns", "exec", pod, "sh", "-c",
+                   "for i in $(seq 600); do ss -Htln 'sport = :80' | grep -q . && ss -Huln 'sport = :7007' "
+                   "| grep -q . && exit 0; sleep 0.1; done; exit 1")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab(lab, tmp_path_factory):
+    for argv in SETUP:
+        lab.sh(*argv)
+    servers = Servers(lab, tmp_path_factory.mktemp("www"))
+    try:
+        servers.wait()
+        yield lab
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def clean(lab):
+    reset(lab)
+    yield lab
+    reset(lab)
+
+
+# --- through Ansible: create, again, change, drift, absent, check mode, both backends ----------------
+
+DELETE_BY_HAND = {
+    "iptables": "iptables -t nat -F HANDCNI-NODEPORTS",
+    "nftables": "nft delete element ip handcni service-ips '{ 11.96.10.3 . tcp . 8080 }'",
+}
+BAD = {
+    "bad cluster ip": ([WEB, dict(ECHO, cluster_ip="11.96.10.300")], [NODE_IP],
+                       "services[1].cluster_ip: '11.96.10.300' is not a valid IPv4 address"),
+    "bad endpoint": ([dict(WEB, endpoints=[{"ip": "192.168.10.1", "port": 0}])], [NODE_IP],
+                     "services[0].endpoints[0].port: 0 is not a port number"),
+    "clash": ([WEB, dict(ECHO, name="web2", protocol="tcp", port=8080, cluster_ip="11.96.10.3")], [NODE_IP],
+              "services[1].cluster_ip: 11.96.10.3:8080/tcp is also used by services[0]"),
+    "no node address": ([WEB, ECHO], [], "node_addresses: service echo has node_port 30007"),
+    "missing port": ([{"name": "x", "cluster_ip": "11.96.0.1"}], [NODE_IP], "services[0].port: required for service x"),
+}
+
+
+def steps() -> list:
+    """One run of everything but traffic: iptables first, then the services move to nftables."""
+    fewer = dict(ARGS, services=[dict(WEB, endpoints=WEB["endpoints"][1:]), ECHO])
+    nft = dict(ARGS, backend="nftables")
+    nft_web = {"backend": "nftables", "services": [WEB], "node_addresses": [NODE_IP]}
+    absent = {"backend": "nftables", "services": [], "state": "absent"}
+    return [
+        nat("masquerade of another run", {"masquerade": [MASQ]}),
+        kernel("start"),
+        nat("planned", ARGS, check=True), kernel("after planned"),
+        nat("created", ARGS), kernel("made"),
+        nat("again", ARGS),
+        *[nat(name, dict(ARGS, services=bad[0], node_addresses=bad[1])) for name, bad in BAD.items()],
+        kernel("after bad input"),
+        nat("node addresses alone", {"node_addresses": [NODE_IP, "192.168.210.99"]}),
+        nat("one endpoint less", fewer), kernel("fewer"),
+        raw("delete ours by hand", DELETE_BY_HAND["iptables"]), kernel("drifted"),
+        nat("restored", ARGS), kernel("after restore"),
+        # to nftables: web listed, echo carried over (not pruned); the masquerade stays where it is
+        nat("nftables, web listed, planned", nft_web, check=True),
+        nat("nftables, web listed", nft_web), kernel("on nftables"),
+        nat("nftables, again", nft),
+        raw("nft: delete ours by hand", DELETE_BY_HAND["nftables"]), kernel("nft: drifted"),
+        nat("nft: restored", nft), kernel("nft: made"),
+        nat("nft: one endpoint less", dict(fewer, backend="nftables")), kernel("nft: fewer"),
+        nat("nft: echo absent", {"backend": "nftables", "services": [{"name": "echo"}], "state": "absent"}),
+        nat("nft: services absent", absent), kernel("nft: after absent"),
+        nat("nft: services absent again", absent),
+    ]
+
+
+@pytest.fixture(scope="module")
+def r(lab):
+    """The results of steps(), by step name (one ansible-playbook run)."""
+    reset(lab)
+    try:
+        return lab.play(*steps())
+    finally:
+        reset(lab)
+
+
+def test_module_results_and_diffs_agree(r):
+    assert not diffs_agree(r)
+
+
+def test_iptables_create_again_check_mode(r):
+    start, made = Kernel(r["start"]), Kernel(r["made"])
+    assert start.foreign_intact() and start.masquerade and not start.services
+    # check mode changes nothing and predicts the real run exactly
+    assert Kernel(r["after planned"]) == start and same_plan(r["planned"], r["created"])
+    assert [r["created"][k] for k in ("transactions", "diff", "services", "node_addresses")] == \
+        [r["planned"][k] for k in ("transactions", "diff", "services", "node_addresses")]
+    assert len(r["created"]["transactions"]) == 1 and r["created"]["transactions"][0]["backend"] == "iptables"
+    assert [s["name"] for s in r["created"]["services"]] == ["echo", "web"]
+    assert r["created"]["services"][1]["endpoints"] == [{"ip": "192.168.10.1", "port": 80},
+                                                        {"ip": "192.168.10.3", "port": 80}]
+    assert r["created"]["node_addresses"] == [NODE_IP]
+    # the other run's masquerade entry is kept and reported; the foreign rules are untouched
+    assert r["created"]["masquerade"][0]["source"] == "192.168.10.0/24"
+    assert made.foreign_intact() and made.services and made.masquerade
+    assert any("-m statistic --mode random --probability 0.50000000000" in line for line in made.iptables)
+    assert not changed(r["again"]) and r["again"]["actions"] == []
+
+
+def test_bad_input_fails_naming_the_field_and_changes_nothing(r):
+    for step, bad in BAD.items():
+        message = bad[2]
+        assert r[step]["failed"] and r[step]["msg"].startswith(message), (step, r[step].get("msg"))
+    assert Kernel(r["after bad input"]) == Kernel(r["made"])
+    alone = r["node addresses alone"]  # node addresses alone move the node ports and keep the services
+    assert changed(alone) and alone["node_addresses"] == [NODE_IP, "192.168.210.99"]
+    assert [s["name"] for s in alone["services"]] == ["echo", "web"]
+
+
+def test_iptables_change_removes_exactly_the_endpoints_rules(r):
+    made, fewer = Kernel(r["made"]), Kernel(r["fewer"])
+    gone = set(made.iptables) - set(fewer.iptables)
+    assert gone and all("192.168.10.1:80" in line or "192.168.10.1/32" in line or "HANDCNI-SEP-" in line
+                        or line.startswith("-A HANDCNI-SVC-") for line in gone)
+    assert not any("DNAT --to-destination 192.168.10.1:80" in line for line in fewer.iptables)
+    assert any("DNAT --to-destination 192.168.10.1:7007" in line for line in fewer.iptables)
+    assert not any(a.startswith("conntrack") for a in r["one endpoint less"]["actions"])  # TCP: nothing to flush
+
+
+def test_iptables_drift_is_repaired(r):
+    assert r["delete ours by hand"]["rc"] == 0 and Kernel(r["drifted"]) != Kernel(r["made"])
+    assert changed(r["restored"]) and Kernel(r["after restore"]) == Kernel(r["made"])
+
+
+def test_switch_to_nftables_carries_unlisted_services(r):
+    moved = r["nftables, web listed"]
+    assert same_plan(r["nftables, web listed, planned"], moved)
+    assert changed(moved) and [a.split(":")[0] for a in moved["actions"]] == ["nft -f", "iptables-restore --noflush"]
+    assert moved["actions"][0].startswith("nft -f: create table ip handcni")
+    assert [s["name"] for s in moved["services"]] == ["echo", "web"]
+    on_nft = Kernel(r["on nftables"])
+    assert not on_nft.iptables_services and "service-echo" in on_nft.nft and "numgen random mod 2" in on_nft.nft
+    assert on_nft.masquerade and on_nft.foreign_intact()  # the masquerade stayed in iptables
+    assert not changed(r["nftables, again"])
+
+
+def test_nftables_drift_change_absent(r):
+    assert r["nft: delete ours by hand"]["rc"] == 0 and Kernel(r["nft: drifted"]) != Kernel(r["on nftables"])
+    assert changed(r["nft: restored"]) and Kernel(r["nft: made"]) == Kernel(r["on nftables"])
+    fewer = Kernel(r["nft: fewer"])
+    assert "endpoint-web-192.168.10.1-80" not in fewer.nft and "endpoint-echo-192.168.10.1-7007" in fewer.nft
+    assert r["nft: one endpoint less"]["actions"][0].startswith("nft -f: table ip handcni: write chain service-web")
+    # removing the UDP service removes its rules and flushes flows to its endpoints (cluster IP and node port)
+    echo_gone = r["nft: echo absent"]
+    assert changed(echo_gone) and [s["name"] for s in echo_gone["services"]] == ["web"]
+    assert sum(a.startswith("conntrack -D") for a in echo_gone["actions"]) == 4
+    after = Kernel(r["nft: after absent"])
+    assert changed(r["nft: services absent"]) and not after.services and after.masquerade and after.foreign_intact()
+    assert r["nft: services absent"]["masquerade"] and r["nft: services absent"]["services"] == []
+    assert not changed(r["nft: services absent again"])
+
+
+# --- traffic ----------------------------------------------------------------------------------
+
+UDP_ASK = ("import socket, sys\n"
+           "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+           "s.bind(('0.0.0.0', int(sys.argv[3])))\n"
+           "s.settimeout(5)\n"
+           "s.sendto(b'hi', (sys.argv[1], int(sys.argv[2])))\n"
+           "print(s.recv(100).decode().strip())\n")
+
+
+def curl(url: str, pod: str | None = None, times: int = 1) -> str:
+    """A command asking an HTTP service `times` times (a new connection each time)."""
+    return (f"ip netns exec {pod} " if pod else "") + "curl -sS --max-time 5 " + " ".join([url] * times)
+
+
+def answers(result: dict) -> set:
+    return set(result["stdout"].split())
+
+
+def traffic(backend: str, ask: Path, port: int) -> list:
+    """Services on, traffic, a second UDP endpoint, one endpoint less of each service, traffic again."""
+    def udp(target: str, service_port: int, source_port: int, pod: str = "netns1") -> str:
+        return f"ip netns exec {pod} python3 {ask} {target} {service_port} {source_port}"
+
+    first_echo = dict(ECHO, endpoints=ECHO["endpoints"][:1])  # netns1 only: the UDP flow starts there
+    args = dict(ARGS, backend=backend)
+    return [
+        nat("services", dict(args, services=[WEB, first_echo])),
+        raw("from a pod", curl("http://11.96.10.3:8080/", "netns1", 20)),
+        raw("from the node", curl("http://11.96.10.3:8080/", None, 20)),
+        raw("node port from the node", curl(f"http://{NODE_IP}:32080/", None, 10)),
+        raw("hairpin", curl("http://11.96.10.3:8080/", "netns3", 20)),
+        raw("udp", udp("11.96.10.7", 7, port)),
+        raw("udp node port", udp(NODE_IP, 30007, port + 1, "netns3")),
+        nat("second udp endpoint", args),
+        raw("udp, same flow", udp("11.96.10.7", 7, port)),
+        nat("fewer", dict(args, services=[dict(WEB, endpoints=WEB["endpoints"][1:]),
+                                          dict(ECHO, endpoints=ECHO["endpoints"][1:])])),
+        raw("from a pod, fewer", curl("http://11.96.10.3:8080/", "netns1", 20)),
+        raw("udp, same flow, fewer", udp("11.96.10.7", 7, port)),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_traffic(clean, backend):
+    lab = clean
+    ask = lab.workdir / "ask.py"
+    ask.write_text(UDP_ASK)
+    nobody = lab.sh("ip", "netns", "exec", "netns1", "curl", "-sS", "--max-time", "3", "http://11.96.10.3:8080/",
+                    check=False)
+    assert nobody.returncode != 0  # no service yet: nobody answers
+    r = lab.play(*traffic(backend, ask, 40000 + uuid.uuid4().int % 20000))
+    assert changed(r["services"])
+    # ClusterIP from a pod (PREROUTING) and from the node (OUTPUT): 20 requests reach both endpoints
+    assert answers(r["from a pod"]) == {"netns1", "netns3"}
+    assert answers(r["from the node"]) == {"netns1", "netns3"}
+    assert answers(r["node port from the node"]) <= {"netns1", "netns3"} and r["node port from the node"]["rc"] == 0
+    # hairpin: a pod reaching itself through its service (masqueraded, so it can answer)
+    assert "netns3" in answers(r["hairpin"])
+    # a UDP flow stays with its endpoint, also when another one is added
+    assert r["udp"]["stdout"].strip() == "netns1" and r["udp node port"]["stdout"].strip() == "netns1"
+    assert not any(a.startswith("conntrack") for a in r["second udp endpoint"]["actions"])
+    assert r["udp, same flow"]["stdout"].strip() == "netns1"
+    # one endpoint less: no request reaches it, and the UDP flow moves (its conntrack entry was flushed)
+    assert any(a.startswith("conntrack -D") and "--reply-src 192.168.10.1" in a for a in r["fewer"]["actions"])
+    assert answers(r["from a pod, fewer"]) == {"netns3"}
+    assert r["udp, same flow, fewer"]["stdout"].strip() == "netns3"
+    # the node port from outside the node (the leaf)
+    leaf = lab.sh("curl", "-sS", "--max-time", "5", *[f"http://{NODE_IP}:32080/"] * 10, node="leaf03", check=False)
+    assert set(leaf.stdout.split()) == {"netns3"}

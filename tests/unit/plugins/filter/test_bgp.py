@@ -1,0 +1,119 @@
+"""Unit tests for plugins/filter/bgp.py: the cluster's BGP design from the inventory (seed 004 lab 9)."""
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.handcni.podnet.plugins.filter.bgp import FilterModule, bgp_speaker, peer_name
+from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
+
+HOSTVARS = {
+    "worker1": {"podnet_node_ip": "192.168.210.21"},
+    "worker2": {"podnet_node_ip": "192.168.210.22"},
+    "worker3": {"podnet_node_ip": "192.168.230.23"},
+    "leaf03": {"podnet_leaf_subnets": [{"name": "vlan210", "address": "192.168.210.254/24"},
+                                       {"name": "vlan230", "address": "192.168.230.254/24"},
+                                       {"name": "vlan113", "address": "203.0.113.254/24"}]},
+    "outside": {"podnet_node_ip": "203.0.113.10"},
+}
+GROUPS = {"workers": ["worker1", "worker2", "worker3"], "leaf": ["leaf03"], "external": ["outside"]}
+CIDRS = {"worker1": "192.168.10.0/24", "worker2": "192.168.20.0/24", "worker3": "192.168.30.0/24"}
+SETTINGS = {"as_mode": "per_node", "leaf_as": 65000, "node_as_base": 65000, "cluster_cidrs": list(CIDRS.values()),
+            "prefix_limit": 256, "password": "", "hold_time": 9, "keepalive_time": 3, "connect_retry_time": 5,
+            "graceful_restart": True}
+CLUSTER = [{"prefix": c, "ge": 24, "le": 24} for c in CIDRS.values()]
+
+
+def speaker(host: str, hostvars: dict | None = None, **settings) -> dict:
+    return bgp_speaker(host, hostvars or HOSTVARS, GROUPS, CIDRS, dict(SETTINGS, **settings))
+
+
+def test_worker2_is_the_seed_node():
+    result = speaker("worker2")
+    assert result["router_id"] == "192.168.210.22" and result["local_as"] == 65002
+    assert result["networks"] == ["192.168.20.0/24"]
+    (leaf,) = result["neighbors"]
+    assert leaf["name"] == "leaf03" and leaf["address"] == "192.168.210.254" and leaf["remote_as"] == 65000
+    assert leaf["source_address"] == "192.168.210.22" and leaf["password"] is None
+    assert leaf["export_prefixes"] == [{"prefix": "192.168.20.0/24"}]               # exactly its own
+    assert leaf["import_prefixes"] == [{"prefix": "192.168.20.0/24", "action": "deny"}] + CLUSTER
+    assert leaf["import_limit"] == 256 and leaf["hold_time"] == 9 and leaf["graceful_restart"]
+
+
+def test_a_node_on_another_subnet_peers_with_the_leaf_there():
+    result = speaker("worker3")
+    assert result["local_as"] == 65003 and result["neighbors"][0]["address"] == "192.168.230.254"
+
+
+def test_the_leaf_learns_exactly_each_nodes_cidr_and_announces_the_others():
+    result = speaker("leaf03")
+    assert result["router_id"] == "192.168.210.254" and result["local_as"] == 65000 and result["networks"] == []
+    by_name = {n["name"]: n for n in result["neighbors"]}
+    assert list(by_name) == ["worker1", "worker2", "worker3"]
+    assert by_name["worker3"]["address"] == "192.168.230.23" and by_name["worker3"]["remote_as"] == 65003
+    assert by_name["worker3"]["source_address"] == "192.168.230.254"
+    assert by_name["worker1"]["import_prefixes"] == [{"prefix": "192.168.10.0/24"}]
+    assert by_name["worker1"]["export_prefixes"] == [{"prefix": "192.168.10.0/24", "action": "deny"}] + CLUSTER
+    assert not by_name["worker1"]["route_reflector_client"] and not by_name["worker1"]["next_hop_self"]
+
+
+def test_both_ends_of_every_session_agree():
+    leaf = {n["address"]: n for n in speaker("leaf03")["neighbors"]}
+    for worker in GROUPS["workers"]:
+        node = speaker(worker)
+        (up,) = node["neighbors"]
+        down = leaf[node["router_id"]]
+        assert up["remote_as"] == speaker("leaf03")["local_as"] and down["remote_as"] == node["local_as"]
+        assert up["address"] == down["source_address"] and down["address"] == up["source_address"]
+        assert up["password"] == down["password"]
+
+
+def test_the_results_validate_as_module_parameters():
+    for host in GROUPS["workers"] + GROUPS["leaf"]:
+        bgp.speaker(speaker(host, password="s3cret"))
+
+
+def test_single_as_makes_the_leaf_a_reflector():
+    node, leaf = speaker("worker1", as_mode="single"), speaker("leaf03", as_mode="single")
+    assert node["local_as"] == 65000 and node["neighbors"][0]["remote_as"] == 65000
+    assert all(n["remote_as"] == 65000 and n["route_reflector_client"] and n["next_hop_self"]
+               for n in leaf["neighbors"])
+
+
+def test_host_overrides_for_as_and_password_on_both_sides():
+    hostvars = dict(HOSTVARS, worker3=dict(HOSTVARS["worker3"], bgp_as=4200000003, bgp_password="own"))
+    assert speaker("worker3", hostvars, password="cluster")["local_as"] == 4200000003
+    assert speaker("worker3", hostvars, password="cluster")["neighbors"][0]["password"] == "own"
+    leaf = {n["name"]: n for n in speaker("leaf03", hostvars, password="cluster")["neighbors"]}
+    assert leaf["worker3"]["remote_as"] == 4200000003 and leaf["worker3"]["password"] == "own"
+    assert leaf["worker1"]["password"] == "cluster"
+
+
+def test_a_cluster_cidr_admits_the_node_blocks_inside_it():
+    node = speaker("worker1", cluster_cidrs=["192.168.0.0/16"])
+    assert node["neighbors"][0]["import_prefixes"][1:] == [{"prefix": "192.168.0.0/16", "ge": 16, "le": 24}]
+
+
+@pytest.mark.parametrize("host, settings, message", [
+    ("worker1", {"as_mode": "mesh"}, r"^bgp_as_mode: 'mesh'"),
+    ("worker1", {"cluster_cidrs": ["192.168.0.1/16"]}, r"^bgp_cluster_cidrs: '192.168.0.1/16'"),
+    ("outside", {}, r"^outside: not in the workers or leaf group"),
+])
+def test_errors_name_the_variable(host, settings, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        speaker(host, **settings)
+
+
+def test_a_node_off_every_leaf_subnet_is_an_error():
+    hostvars = dict(HOSTVARS, worker1={"podnet_node_ip": "10.9.9.9"})
+    with pytest.raises(AnsibleFilterError, match=r"^worker1: podnet_node_ip 10.9.9.9 is on none"):
+        speaker("worker1", hostvars)
+
+
+@pytest.mark.parametrize("host, name", [("leaf03", "leaf03"), ("leaf-03.dc1", "leaf_03_dc1"), ("1leaf", "n_1leaf")])
+def test_peer_names(host, name):
+    assert peer_name(host) == name
+
+
+def test_filter_is_registered():
+    assert FilterModule().filters()["bgp_speaker"] is bgp_speaker

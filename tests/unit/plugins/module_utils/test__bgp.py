@@ -1,0 +1,209 @@
+"""Unit tests for plugins/module_utils/_bgp.py: the BGP speaker model, its validation, masking and waiting."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
+
+LEAF = {"name": "leaf03", "address": "192.168.210.254", "remote_as": 65000}
+
+
+def params(**overrides) -> dict:
+    data = {"router_id": "192.168.210.22", "local_as": 65002, "networks": ["192.168.20.0/24"],
+            "neighbors": [dict(LEAF)]}
+    data.update(overrides)
+    return data
+
+
+def neighbor(**overrides) -> dict:
+    return {"neighbors": [dict(LEAF, **overrides)]}
+
+
+def fails(data: dict, field: str) -> str:
+    with pytest.raises(ValueError) as err:
+        bgp.speaker(data)
+    assert str(err.value).startswith(field + ":"), str(err.value)
+    return str(err.value)
+
+
+def test_a_seed_speaker_is_normalised():
+    speaker = bgp.speaker(params(networks=["192.168.20.0/24", "192.168.20.0/24", "10.0.0.0/8"]))
+    assert speaker.router_id == "192.168.210.22" and speaker.local_as == 65002
+    assert speaker.networks == ("10.0.0.0/8", "192.168.20.0/24")
+    (leaf,) = speaker.neighbors
+    assert leaf.name == "leaf03" and leaf.address == "192.168.210.254" and leaf.remote_as == 65000
+    assert leaf.graceful_restart and leaf.import_prefixes == () and leaf.export_prefixes == ()
+    assert not speaker.ibgp(leaf)
+
+
+def test_a_neighbour_without_a_name_is_named_after_its_address():
+    speaker = bgp.speaker(params(neighbors=[{"address": "10.1.2.3", "remote_as": 65002}]))
+    assert speaker.neighbors[0].name == "peer_10_1_2_3"
+    assert speaker.ibgp(speaker.neighbors[0])
+
+
+@pytest.mark.parametrize("value", [0, 4294967296, -1, True, "65000"])
+def test_local_as_out_of_range_names_the_field(value):
+    assert "1..4294967295" in fails(params(local_as=value), "local_as")
+
+
+@pytest.mark.parametrize("value", [1, 65000, 4200000000, 4294967295])
+def test_as_in_range(value):
+    assert bgp.speaker(params(local_as=value)).local_as == value
+
+
+@pytest.mark.parametrize("value", ["192.168.210", "fe80::1", "10.0.0.0/8", "x"])
+def test_router_id_must_be_ipv4(value):
+    fails(params(router_id=value), "router_id")
+
+
+def test_router_id_and_local_as_are_required():
+    fails(params(router_id=None), "router_id")
+    fails(params(local_as=None), "local_as")
+
+
+def test_neighbour_address_and_as_are_required():
+    assert "required" in fails(params(neighbors=[{"remote_as": 65000}]), "neighbors[0].address")
+    assert "required" in fails(params(neighbors=[{"address": "10.0.0.1"}]), "neighbors[0].remote_as")
+    fails(params(**neighbor(remote_as=0)), "neighbors[0].remote_as")
+    fails(params(**neighbor(address="2001:db8::1")), "neighbors[0].address")
+
+
+@pytest.mark.parametrize("rule, field", [
+    ({"prefix": "192.168.0.0/33"}, "neighbors[0].import_prefixes[1].prefix"),
+    ({"prefix": "192.168.1.0/16"}, "neighbors[0].import_prefixes[1].prefix"),   # host bits set
+    ({"prefix": "not-a-cidr"}, "neighbors[0].import_prefixes[1].prefix"),
+    ({"prefix": "2001:db8::/32"}, "neighbors[0].import_prefixes[1].prefix"),
+    ({"prefix": "192.168.0.0/16", "ge": 8}, "neighbors[0].import_prefixes[1].ge"),
+    ({"prefix": "192.168.0.0/16", "le": 33}, "neighbors[0].import_prefixes[1].le"),
+    ({"prefix": "192.168.0.0/16", "ge": 26, "le": 24}, "neighbors[0].import_prefixes[1]"),
+    ({"prefix": "192.168.0.0/16", "action": "maybe"}, "neighbors[0].import_prefixes[1].action"),
+])
+def test_a_bad_filter_names_the_field(rule, field):
+    fails(params(**neighbor(import_prefixes=[{"prefix": "10.0.0.0/8"}, rule])), field)
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ("10.0.0.0/8", ("permit", "10.0.0.0/8", 8, 8)),
+    ({"prefix": "10.0.0.0/8", "le": 24}, ("permit", "10.0.0.0/8", 8, 24)),
+    ({"prefix": "10.0.0.0/8", "ge": 24}, ("permit", "10.0.0.0/8", 24, 32)),
+    ({"prefix": "10.0.0.0/8", "ge": 16, "le": 24, "action": "deny"}, ("deny", "10.0.0.0/8", 16, 24)),
+    ({"prefix": "default", "le": 32}, ("permit", "0.0.0.0/0", 0, 32)),
+])
+def test_prefix_rule_ranges(rule, expected):
+    assert tuple(bgp.prefix_rule(rule, "f")) == expected
+
+
+def test_the_password_is_checked_but_never_echoed():
+    secret = 'has space"'
+    message = fails(params(**neighbor(password=secret)), "neighbors[0].password")
+    assert secret not in message and "has space" not in message
+    fails(params(**neighbor(password="x" * 81)), "neighbors[0].password")
+    assert bgp.speaker(params(**neighbor(password="s3cr3t!#"))).neighbors[0].password == "s3cr3t!#"
+    assert bgp.speaker(params(**neighbor(password=""))).neighbors[0].password is None
+
+
+def test_the_public_neighbour_hides_the_password():
+    public = bgp.speaker(params(**neighbor(password="s3cr3t"))).neighbors[0].public()
+    assert public["password"] is True and "s3cr3t" not in repr(public)
+
+
+@pytest.mark.parametrize("item, field", [
+    ({"name": "9lives"}, "neighbors[0].name"),
+    ({"name": "leaf-03"}, "neighbors[0].name"),
+    ({"hold_time": 2}, "neighbors[0].hold_time"),
+    ({"hold_time": 9, "keepalive_time": 9}, "neighbors[0].keepalive_time"),
+    ({"multihop": 0}, "neighbors[0].multihop"),
+    ({"import_limit": -1}, "neighbors[0].import_limit"),
+    ({"description": 'say "hi"'}, "neighbors[0].description"),
+    ({"source_address": "192.168.210"}, "neighbors[0].source_address"),
+    ({"route_reflector_client": True}, "neighbors[0].route_reflector_client"),  # eBGP neighbour
+])
+def test_bad_neighbour_options_name_the_field(item, field):
+    fails(params(**neighbor(**item)), field)
+
+
+def test_neighbours_are_unique_by_name_and_address():
+    fails(params(neighbors=[dict(LEAF), dict(LEAF, address="10.0.0.1")]), "neighbors[1].name")
+    fails(params(neighbors=[dict(LEAF), dict(LEAF, name="other")]), "neighbors[1].address")
+
+
+def test_a_bad_network_names_the_field():
+    fails(params(networks=["192.168.20.0/24", "192.168.20.1/24"]), "networks[1]")
+
+
+# --- masking ---------------------------------------------------------------------
+
+PATTERN = re.compile(r"^peer (?P<key>\S+) password (?P<secret>\S+)$", re.MULTILINE)
+
+
+def test_passwords_are_masked_and_a_change_is_marked():
+    old = "peer a password one\npeer b password two\n"
+    new = "peer a password one\npeer b password three\npeer c password four\n"
+    changed = bgp.changed_passwords(old, new, PATTERN)
+    assert changed == {"b", "c"}
+    masked = bgp.mask_passwords(new, PATTERN, changed)
+    assert masked == ("peer a password <hidden>\npeer b password <hidden, changed>\n"
+                      "peer c password <hidden, changed>\n")
+    assert bgp.changed_passwords(None, "", PATTERN) == set()
+
+
+# --- sessions and waiting -----------------------------------------------------------
+
+def session(state: str, info: str = "") -> bgp.Session:
+    return bgp.Session("leaf03", "192.168.210.254", 65000, state, "", info)
+
+
+def test_not_established_names_each_neighbour_with_state_and_error():
+    speaker = bgp.speaker(params(neighbors=[dict(LEAF), {"name": "spare", "address": "10.0.0.9", "remote_as": 1}]))
+    problems = bgp.not_established(speaker.neighbors, {"leaf03": session("Idle", "Received: Bad peer AS")})
+    assert problems == ["leaf03 (192.168.210.254, AS 65000): BGP state Idle, last error: Received: Bad peer AS",
+                        "spare (10.0.0.9, AS 1): not configured in the running daemon"]
+    silent = bgp.not_established(speaker.neighbors[:1], {"leaf03": session("Connect")})
+    assert "password" in silent[0] and "Connect" in silent[0]
+    assert bgp.not_established(speaker.neighbors[:1], {"leaf03": session("Established")}) == []
+
+
+def test_wait_returns_as_soon_as_all_are_established():
+    speaker = bgp.speaker(params())
+    answers = iter([{"leaf03": session("Active")}, {"leaf03": session("Established")}])
+    sessions, problems = bgp.wait(lambda: next(answers), speaker.neighbors, timeout=30, interval=0)
+    assert problems == [] and sessions["leaf03"].established
+
+
+def test_wait_gives_up_after_the_timeout_with_the_problems():
+    speaker = bgp.speaker(params())
+    sessions, problems = bgp.wait(lambda: {"leaf03": session("Active")}, speaker.neighbors, timeout=0, interval=0)
+    assert len(problems) == 1 and "Active" in problems[0]
+
+
+# --- files and processes -------------------------------------------------------------
+
+def test_install_file_is_atomic_with_mode(tmp_path):
+    path = tmp_path / "bird.conf"
+    bgp.install_file(str(path), "router id 1.2.3.4;\n", 0o640)
+    assert path.read_text() == "router id 1.2.3.4;\n"
+    assert bgp.file_mode(str(path))[0] == 0o640
+    assert bgp.read_text(str(tmp_path / "missing")) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["bird.conf"]
+
+
+def test_a_daemon_is_only_the_process_its_pid_file_names_with_its_name(tmp_path):
+    pid_file = tmp_path / "x.pid"
+    with open(f"/proc/{os.getpid()}/comm") as handle:
+        comm = handle.read().strip()
+    assert bgp.Daemon(comm, str(pid_file)).pid() is None
+    pid_file.write_text(f"{os.getpid()}\n")
+    assert bgp.Daemon(comm, str(pid_file)).pid() == os.getpid()
+    assert bgp.Daemon("bird", str(pid_file)).pid() is None  # a reused PID of another program
+    assert not bgp.Daemon("bird", str(pid_file)).stop()
+    pid_file.write_text("garbage")
+    assert bgp.Daemon(comm, str(pid_file)).pid() is None
+
+
+def test_a_rule_with_an_unknown_key_names_it():
+    fails(params(**neighbor(export_prefixes=[{"prefix": "10.0.0.0/8", "length": 24}])),
+          "neighbors[0].export_prefixes[0]")
