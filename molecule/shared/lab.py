@@ -93,6 +93,29 @@ def snapshot(nodes) -> dict:
     return {n: sorted(run_in(n, "sh", "-c", SNAPSHOT).stdout.splitlines()) for n in nodes}
 
 
+# Everything of a node that converge may change and teardown must put back: SNAPSHOT, plus permanent
+# neighbour and FDB entries, forwarding, the daemons running in the node, and our files (with digests).
+NODE_STATE = SNAPSHOT + (
+    "; ip neigh show nud permanent; bridge fdb show | grep -v ' master '; sysctl net.ipv4.ip_forward; "
+    "me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do "
+    "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep'; "
+    "find /etc/bird /etc/frr /etc/cni /var/lib/handcni /var/lib/cni /run/bird /run/frr /run/netns /run/handcni /run/handcni-* "
+    "-xdev \\( -type f -exec md5sum {} + \\) -o -print 2>/dev/null")
+STATE_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "before-converge.json"
+
+
+def node_state() -> dict:
+    """NODE_STATE of every node of the lab, by node, in a stable order."""
+    return {n: sorted(run_in(n, "sh", "-c", NODE_STATE).stdout.splitlines()) for n in sorted(HOSTVARS)}
+
+
+def differences_from_before_converge() -> dict:
+    """{node: {"gone": [...], "left": [...]}} for each node whose state is not the one recorded before converge."""
+    before, now = json.loads(STATE_FILE.read_text()), node_state()
+    return {n: {"gone": sorted(set(before[n]) - set(now[n])), "left": sorted(set(now[n]) - set(before[n]))}
+            for n in before if before[n] != now.get(n)}
+
+
 def recap(output: str) -> dict:
     """{host: changed count} from an ansible-playbook recap."""
     counts = {}
@@ -101,3 +124,7 @@ def recap(output: str) -> dict:
         if sep and "changed=" in stats:
             counts[host.strip()] = int(stats.split("changed=")[1].split()[0])
     return counts
+
+
+if __name__ == "__main__":  # molecule/shared/prepare.yml: record every node's state before converge
+    STATE_FILE.write_text(json.dumps(node_state(), indent=1))

@@ -23,9 +23,10 @@ def pod_gateway(cidr: str) -> str:
     return str(network.broadcast_address - 1)
 
 
-def gateway_mac(gateway: str) -> str:
-    """A stable, locally administered MAC for the pods' gateway: 0a:58 and the address's last 4 bytes."""
-    return "0a:58:" + ":".join(f"{byte:02x}" for byte in ipaddress.ip_address(gateway).packed[-4:])
+def address_mac(address: str) -> str:
+    """A stable, locally administered MAC for an address: 0a:58 and its last 4 bytes, as the CNI bridge
+    plugin gives its pods. A pod made again keeps its MAC, so its neighbours' ARP entries stay right."""
+    return "0a:58:" + ":".join(f"{byte:02x}" for byte in ipaddress.ip_address(address).packed[-4:])
 
 
 def veth_name(pod: str) -> str:
@@ -109,7 +110,7 @@ def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", ga
                 raise AnsibleFilterError(f"{field}.{key}: {value} is also used by podnet_pods[{seen[key, value]}]")
             seen[key, value] = index
         ip = addresses[pod["name"]]
-        entry = {"name": veth, "peer": "eth0", "peer_netns": pod["name"], "mtu": mtu}
+        entry = {"name": veth, "peer": "eth0", "peer_netns": pod["name"], "mtu": mtu, "peer_mac": address_mac(ip)}
         if mode == "bridge":
             entry.update(master=bridge, hairpin=hairpin, peer_addresses=[f"{ip}/{network.prefixlen}"],
                          peer_routes=[{"dst": default, "via": gateway}])
@@ -126,7 +127,7 @@ def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", ga
         veths.append({"name": host, "peer": net, "mtu": mtu, "addresses": [f"{gateway}/{network.max_prefixlen}"]})
     # A fixed bridge MAC: otherwise the bridge takes its lowest port MAC, and the gateway's MAC
     # changes under the pods whenever a port comes or goes.
-    bridges = [{"name": bridge, "mtu": mtu, "mac": gateway_mac(gateway),
+    bridges = [{"name": bridge, "mtu": mtu, "mac": address_mac(gateway),
                 "addresses": [f"{gateway}/{network.prefixlen}"]}] if mode == "bridge" else []
     return {"bridges": bridges, "veths": veths, "routes": routes}
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import re
 import shlex
 from typing import Callable, NamedTuple
@@ -38,6 +39,7 @@ from ._netlink import OWNER, netns_path
 KINDS = ("masquerade", "services")
 
 IPT_TABLE = "nat"
+IPT_MADE_DIR = "/run/handcni/iptables-nat-made"  # a mark per netns whose `table ip nat` we made
 IPT_PREFIX = "HANDCNI-"
 IPT_POSTROUTING = "HANDCNI-POSTROUTING"
 IPT_SERVICES = "HANDCNI-SERVICES"            # PREROUTING and OUTPUT: cluster IPs, then node ports
@@ -748,6 +750,33 @@ class IptablesNat(Backend):
 
     def script(self, have: Owned, want: Owned) -> tuple:
         return ipt_script(have.detail, want.detail)
+
+    # With iptables-nft, our first write makes nftables' `table ip nat`, which stays when our last rule
+    # goes. A mark in /run (gone at reboot with the table) says we made it, so we remove it again, empty.
+    def apply(self, transaction: Transaction) -> None:
+        had_ours = bool(transaction._have.detail.chains or transaction._have.detail.jumps)
+        wants_ours = bool(transaction._want.detail.chains or transaction._want.detail.jumps)
+        mark = os.path.join(IPT_MADE_DIR, self.runner.netns or "_host")
+        made = not had_ours and wants_ours and self._nft_nat_table() is False
+        super().apply(transaction)
+        if made:
+            os.makedirs(IPT_MADE_DIR, mode=0o700, exist_ok=True)
+            open(mark, "w").close()
+        elif not wants_ours and os.path.exists(mark):
+            state = self.runner.check(["iptables-save", "-t", IPT_TABLE])
+            empty = not [line for line in state.splitlines() if line.startswith(("-", ":")) and
+                         not re.fullmatch(r":(PREROUTING|INPUT|OUTPUT|POSTROUTING) ACCEPT \[\d+:\d+\]", line)]
+            if empty:  # nobody else's rule, chain or policy in it
+                self.runner.check(["nft", "delete", "table", "ip", IPT_TABLE])
+            os.unlink(mark)
+            if not os.listdir(IPT_MADE_DIR):
+                os.rmdir(IPT_MADE_DIR)
+
+    def _nft_nat_table(self) -> bool | None:
+        """Whether nftables holds `table ip nat` (None: no nft, or iptables-legacy: nothing to track)."""
+        if not self.runner.available("nft") or "nf_tables" not in self.runner.check(["iptables", "-V"]):
+            return None
+        return self.runner.run(["nft", "list", "table", "ip", IPT_TABLE])[0] == 0
 
 
 # --- nftables -------------------------------------------------------------------

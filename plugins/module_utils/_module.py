@@ -14,7 +14,7 @@ from typing import Callable, NamedTuple
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from . import _validate as validate
-from ._netlink import PYROUTE2_IMPORT_ERROR, NetlinkError, describe_error, netns_exists
+from ._netlink import PYROUTE2_IMPORT_ERROR, describe_error, kernel_errors, netns_exists
 
 COMMON_OPTIONS = dict(
     netns=dict(type="str"),
@@ -55,7 +55,7 @@ class PodnetModule(AnsibleModule):
             yield
         except ValueError as err:
             self.fail_json(msg=str(err), actions=self.actions)
-        except (NetlinkError, OSError) as err:
+        except kernel_errors() as err:
             self.fail_json(msg=f"{self.where}: {describe_error(err)}", actions=self.actions)
 
     def apply(self, actions: list[Action]) -> None:
@@ -65,7 +65,7 @@ class PodnetModule(AnsibleModule):
                 continue
             try:
                 action.run()
-            except (NetlinkError, OSError) as err:
+            except kernel_errors() as err:
                 self.fail_json(  # the actions before this one were applied: say so
                     msg=f"{action.description} in {self.where}: {describe_error(err)}",
                     actions=self.actions, changed=len(self.actions) > 1,

@@ -14,17 +14,28 @@ import fcntl
 from contextlib import contextmanager
 import os
 import socket
-import traceback
+import sys
+from importlib.util import find_spec
 
-try:
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-except ImportError:
-    IPRoute = None
-    NetlinkError = OSError  # so `except NetlinkError` stays valid without pyroute2
-    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
-else:
-    PYROUTE2_IMPORT_ERROR = None
+# pyroute2 is imported on first use (it takes about 0.1 s): modules that never talk netlink
+# (nat_rule, ipam, sysctl, the BGP ones) do not pay for it.
+PYROUTE2_IMPORT_ERROR = None if find_spec("pyroute2") else "No module named 'pyroute2'"
+
+
+def __getattr__(name: str):
+    """IPRoute and NetlinkError, for `from ._netlink import ...`: pyroute2's, imported then."""
+    if name in ("IPRoute", "NetlinkError"):
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+        globals().update(IPRoute=IPRoute, NetlinkError=NetlinkError)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def kernel_errors() -> tuple:
+    """What a kernel call can raise: OSError, and NetlinkError once pyroute2 is in use."""
+    loaded = sys.modules.get("pyroute2.netlink.exceptions")
+    return (OSError, loaded.NetlinkError) if loaded else (OSError,)
 
 from ._validate import address_order
 
@@ -93,7 +104,7 @@ def inside_session(ipr):
 def open_session(name: str | None) -> "IPRoute":
     """An IPRoute bound to network namespace `name` (None: the current one)."""
     with inside(name):
-        return IPRoute()
+        return __getattr__("IPRoute")()
 
 
 def sysctl_path(name: str) -> str:
@@ -154,7 +165,7 @@ def is_errno(err: Exception, *codes: int) -> bool:
 def link_by_name(ipr, name: str):
     try:
         return ipr.link("get", ifname=name)[0]
-    except NetlinkError as err:
+    except kernel_errors() as err:
         if is_errno(err, errno.ENODEV):
             return None
         raise

@@ -1,4 +1,8 @@
-"""Fixtures of the pod network tests; the lab itself is in molecule/shared/lab.py."""
+"""The scenario's tests: every suite of the collection lives here, and each scenario names the ones
+that fit what it converged (HANDCNI_SUITES in its molecule.yml, e.g. "pod_network drift cross_node");
+the other suites' tests are deselected. The lab itself is in molecule/shared/lab.py; the teardown
+suite (test_zz_teardown.py) always runs, last."""
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +11,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab import WORKERS, Node  # noqa: E402
+
+SUITES = set(os.environ.get("HANDCNI_SUITES", "").split()) | {"zz_teardown"}
+
+
+def pytest_collection_modifyitems(config, items):
+    chosen = [item for item in items if item.path.stem.removeprefix("test_") in SUITES]
+    unknown = SUITES - {item.path.stem.removeprefix("test_") for item in items}
+    if unknown:
+        raise pytest.UsageError(f"HANDCNI_SUITES names no test file: {' '.join(sorted(unknown))}")
+    config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
+    items[:] = chosen
 
 
 @pytest.fixture(params=WORKERS)

@@ -104,10 +104,11 @@ def test_pod_wiring_bridge():
                                   "addresses": ["192.168.10.254/24"]}]
     assert wiring["routes"] == []
     assert wiring["veths"] == [
-        {"name": veth_name("pod1"), "peer": "eth0", "peer_netns": "pod1", "mtu": 1450, "master": "br0",
-         "hairpin": True, "peer_addresses": ["192.168.10.1/24"],
+        {"name": veth_name("pod1"), "peer": "eth0", "peer_netns": "pod1", "mtu": 1450, "peer_mac": "0a:58:c0:a8:0a:01",
+         "master": "br0", "hairpin": True, "peer_addresses": ["192.168.10.1/24"],
          "peer_routes": [{"dst": "default", "via": "192.168.10.254"}]},
-        {"name": "veth-pod2", "peer": "eth0", "peer_netns": "pod2", "mtu": 1450, "master": "br0",
+        {"name": "veth-pod2", "peer": "eth0", "peer_netns": "pod2", "mtu": 1450, "peer_mac": "0a:58:c0:a8:0a:02",
+         "master": "br0",
          "hairpin": True, "peer_addresses": ["192.168.10.2/24"],
          "peer_routes": [{"dst": "default", "via": "192.168.10.254"}]},
     ]

@@ -5,7 +5,7 @@ import json
 import random
 
 import pytest
-from conftest import HOSTVARS, OUTSIDE, WORKERS, http, identities, node_ip, ours, playbook, recap, services, udp
+from services import HOSTVARS, OUTSIDE, WORKERS, http, identities, node_ip, ours, playbook, recap, services, udp
 
 WEB, ECHO = services()["web"], services()["echo"]
 WEB_URL = f"http://{WEB['cluster_ip']}:{WEB['port']}/"

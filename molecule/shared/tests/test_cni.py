@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import CNI_PATH, CONFLIST, WORKERS, CniNode as Node
+from cni import CNI_PATH, CONFLIST, WORKERS, CniNode as Node
 
 NETWORK_STATE = "/var/lib/cni/networks/handcni"  # host-local's reservations, one file per address
 POD = "cnipod"

@@ -1,11 +1,7 @@
-"""The cni scenario's lab: its inventory as molecule sees it, commands in a node, the CNI protocol."""
+"""The CNI protocol for the cni tests: a lab node that can run a conflist as a container runtime does."""
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-
-from lab import WORKERS, Node, playbook  # noqa: E402,F401  (re-exported for the tests)
+from lab import WORKERS, Node, playbook  # noqa: F401  (re-exported for the tests)
 
 CONFLIST = "/etc/cni/net.d/10-handcni.conflist"
 CNI_PATH = "/usr/lib/cni"  # Debian's containernetworking-plugins

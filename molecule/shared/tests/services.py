@@ -1,10 +1,5 @@
-"""The services scenario's lab: the shared lab helpers (molecule/shared/lab.py) and service traffic."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-
-from lab import HOSTVARS, WORKERS, playbook, recap, run_in  # noqa: E402,F401  (re-exported for the tests)
+"""Service traffic for the services tests (seed 004 labs 4 and 5): who answers a request or a datagram, and our NAT rules."""
+from lab import HOSTVARS, WORKERS, playbook, recap, run_in  # noqa: F401  (re-exported for the tests)
 
 OUTSIDE = "outside"
 UDP_ASK = ("import socket, sys\n"
