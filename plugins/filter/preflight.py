@@ -66,6 +66,41 @@ def podnet_problems(hostvars: dict, groups: dict) -> list:
     for (a, net_a), (b, net_b) in itertools.combinations(cidrs.items(), 2):
         if net_a.overlaps(net_b):
             problems.append(f"{b}: podnet_pod_cidr: {net_b} overlaps {a}'s {net_a}")
+    return problems + _router_id_problems(hostvars, workers + list(groups.get("leaf", []))) + \
+        _endpoint_problems(hostvars, workers)
+
+
+def _router_id_problems(hostvars: dict, speakers: list) -> list:
+    """With BGP, every speaker's router id (bgp_router_id, else its node address) is its own."""
+    problems, seen = [], {}
+    for host in speakers:
+        hv = hostvars[host]
+        if hv.get("cross_node_method") != "bgp":
+            continue
+        router_id = hv.get("bgp_router_id") or hv.get("podnet_node_ip")
+        if router_id is None:
+            continue  # the leaf's comes from its subnets
+        if router_id in seen:
+            problems.append(f"{host}: bgp_router_id: {router_id} is also {seen[router_id]}'s")
+        seen[router_id] = host
+    return problems
+
+
+def _endpoint_problems(hostvars: dict, workers: list) -> list:
+    """Every service endpoint given as {node, pod} names a worker and one of its pods."""
+    if not workers:
+        return []
+    problems = []
+    for i, service in enumerate(hostvars[workers[0]].get("podnet_services") or []):
+        for j, endpoint in enumerate(service.get("endpoints") or [] if isinstance(service, dict) else []):
+            if not isinstance(endpoint, dict) or "node" not in endpoint:
+                continue  # {ip, port}: checked by the services role
+            field = f"podnet_services[{i}].endpoints[{j}]"
+            node, pod = endpoint["node"], endpoint.get("pod")
+            if node not in workers:
+                problems.append(f"{field}.node: {node} is not a worker")
+            elif pod not in {p.get("name") for p in hostvars[node].get("podnet_pods") or [] if isinstance(p, dict)}:
+                problems.append(f"{field}.pod: {pod} is not a pod of {node}")
     return problems
 
 

@@ -373,6 +373,17 @@ def file_mode(path: str) -> tuple | None:
     return stat.st_mode & 0o7777, stat.st_uid, stat.st_gid
 
 
+def dirs_left_empty(paths: list) -> list:
+    """The directories of `paths` (files or directories of ours) that hold nothing else, so are left
+    empty once those go: runtime directories a daemon's start made, which stopping it must remove."""
+    found = []
+    for directory in sorted({os.path.dirname(p) for p in paths}):
+        ours = {os.path.basename(p) for p in paths if os.path.dirname(p) == directory}
+        if os.path.isdir(directory) and set(os.listdir(directory)) <= ours:
+            found.append(directory)
+    return found
+
+
 def make_dir(path: str, mode: int, uid: int = -1, gid: int = -1) -> None:
     """Create `path` (and parents) if missing, with this mode and owner."""
     os.makedirs(path, mode=mode, exist_ok=True)

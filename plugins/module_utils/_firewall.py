@@ -39,7 +39,7 @@ from ._netlink import OWNER, netns_path
 KINDS = ("masquerade", "services")
 
 IPT_TABLE = "nat"
-IPT_MADE_DIR = "/run/handcni/iptables-nat-made"  # a mark per netns whose `table ip nat` we made
+IPT_MADE_DIR = "/run/handcni"  # iptables-nat-made.NETNS: a mark per netns whose `table ip nat` we made
 IPT_PREFIX = "HANDCNI-"
 IPT_POSTROUTING = "HANDCNI-POSTROUTING"
 IPT_SERVICES = "HANDCNI-SERVICES"            # PREROUTING and OUTPUT: cluster IPs, then node ports
@@ -756,7 +756,7 @@ class IptablesNat(Backend):
     def apply(self, transaction: Transaction) -> None:
         had_ours = bool(transaction._have.detail.chains or transaction._have.detail.jumps)
         wants_ours = bool(transaction._want.detail.chains or transaction._want.detail.jumps)
-        mark = os.path.join(IPT_MADE_DIR, self.runner.netns or "_host")
+        mark = os.path.join(IPT_MADE_DIR, f"iptables-nat-made.{self.runner.netns or '_host'}")
         made = not had_ours and wants_ours and self._nft_nat_table() is False
         super().apply(transaction)
         if made:

@@ -13,6 +13,8 @@ import socket
 from . import _validate as validate
 from ._netlink import ROUTE_PROTO, link_index
 
+RTPROT_KERNEL = 2  # routes the kernel makes for a link's addresses
+
 MAIN_TABLE = 254
 # Protocol numbers the kernel and routing daemons use (kernel, boot, static, ra, bird, zebra, bgp, ...).
 RESERVED_PROTOCOLS = frozenset({0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16, 18, 42, 99, 186, 187, 188, 189, 192})
@@ -109,9 +111,16 @@ def read(ipr, proto: int = ROUTE_PROTO) -> dict:
                 "table": table,
                 "metric": msg.get_attr("RTA_PRIORITY") or 0,
                 "owned": msg["proto"] == proto,
+                "proto": msg["proto"],
             }
             found[key(route)] = route
     return found
+
+
+def through(ipr, dev: str) -> list:
+    """The routes through link `dev` but those the kernel makes for its addresses: what a link made
+    again must get back (deleting a link deletes every route through it)."""
+    return [r for r in read(ipr).values() if r["dev"] == dev and r["proto"] != RTPROT_KERNEL]
 
 
 def differs(have: dict, want: dict) -> bool:

@@ -360,9 +360,8 @@ def absent(module: PodnetModule, inst: Instance, running: bool) -> dict:
     for directory in (inst.run_dir, inst.log_dir):
         if os.path.isdir(directory) and (frr.owned(old) or old is None):
             actions.append(Action(f"remove {directory}", lambda d=directory: shutil.rmtree(d)))
-    parent = os.path.dirname(inst.run_dir)  # /run/frr, which start() makes where no FRR ran before
-    if os.path.isdir(parent) and set(os.listdir(parent)) <= {os.path.basename(inst.run_dir)}:
-        actions.append(Action(f"remove {parent} (empty)", lambda: os.rmdir(parent)))
+    for directory in bgp.dirs_left_empty([inst.run_dir]):  # /run/frr, which start() makes where FRR never ran
+        actions.append(Action(f"remove {directory}", lambda d=directory: shutil.rmtree(d, ignore_errors=True)))
     module.apply(actions)
     return dict(neighbors=[], sessions={})
 

@@ -298,6 +298,9 @@ diff:
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as firewall
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as services
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._state import locked
+
+LOCK = "/var/lib/handcni/nat_rule"  # .lock: beside the other records of ours, which teardown removes
 
 
 def targets_for(params: dict, kinds: tuple, names: list, have: dict) -> dict:
@@ -334,7 +337,8 @@ def main():
     params = module.params
     chosen, state = params["backend"], params["state"]
     kinds = firewall.managed_kinds(params)
-    with module.errors():
+    # One run at a time per node: read, plan and write must not interleave with another run's.
+    with module.errors(), locked(LOCK, create=state == "present" and not module.check_mode):
         runner = firewall.Runner(module.run_command, module.get_bin_path, params["netns"])
         backends = {name: cls(runner) for name, cls in firewall.BACKENDS.items()}
         if state == "present" and not backends[chosen].available():

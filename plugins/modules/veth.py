@@ -256,7 +256,8 @@ class VethPlanner:
     def delete(self, name: str) -> Action:
         return Action(f"delete veth {name}", lambda: self.host.link("del", ifname=name))
 
-    def create(self, want: dict) -> list[Action]:
+    def create(self, want: dict, kept_routes: tuple = ()) -> list[Action]:
+        """Make the pair; `kept_routes`: the routes through the host side it replaces, put back."""
         name, peer = want["name"], want["peer"]
         peer_spec = {"ifname": peer}
         if want["peer_netns"]:
@@ -273,6 +274,8 @@ class VethPlanner:
                 apply_change(self.host, name, attr, old, new)
             for route in want["routes"]:
                 routes.put(pod_ipr, route)
+            for route in kept_routes:
+                routes.put(self.host, route, route["proto"])
             if want["proxy_arp"]:
                 self.set_proxy_arp(name, True)
 
@@ -307,10 +310,11 @@ class VethPlanner:
         if not paired:
             self.module.before[name] = {"name": name, "present": False}
             actions = [self.delete(name)] if host_link is not None else []
+            kept = routes.through(self.host, name) if host_link is not None else []
             if pod_link is not None:  # a leftover of ours under the pod-side name
                 actions.append(Action(f"delete stale {want['peer']} in netns {want['peer_netns']}",
                                       lambda: pod_ipr.link("del", index=pod_link["index"])))
-            return actions + self.create(want)
+            return actions + self.create(want, kept)
 
         host_have = link_state(self.host, host_link)
         pod_have = link_state(pod_ipr, pod_link)

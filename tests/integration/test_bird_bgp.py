@@ -67,9 +67,9 @@ def test_lifecycle(lab):
         bird("wrong password", dict(node_args(password="not-the-one"), wait_timeout=8)),
         bird("right password", node_args()), raw("before absent planned", LEARNED + STATE),
         bird("absent planned", {"state": "absent"}, check=True), raw("after absent planned", STATE),
-        bird("absent", {"state": "absent"}), raw("gone", STATE + "; ip route show 10.77.0.0/16"),
+        bird("absent", {"state": "absent"}), raw("gone", STATE + "; ip route show 10.77.0.0/16; test -e /run/bird && echo RUNDIR-LEFT"),
         bird("absent again", {"state": "absent"}),
-        frr("leaf absent", {"state": "absent"}), raw("leaf gone", "ls /etc/frr /run/frr; ip route show proto bgp"),
+        frr("leaf absent", {"state": "absent"}), raw("leaf gone", "ls /etc/frr; ip route show proto bgp; test -e /run/frr && echo RUNDIR-LEFT"),
         frr("leaf absent again", {"state": "absent"}),
     )
     assert r["start"]["stdout"] == r["after planned"]["stdout"], "check mode changed the node"
@@ -109,6 +109,7 @@ def test_lifecycle(lab):
     assert not changed(r["absent again"]) and r["absent again"]["running"] is False
     assert changed(r["leaf absent"]) and not changed(r["leaf absent again"])
     assert "handcni" not in r["leaf gone"]["stdout"] and "proto bgp" not in r["leaf gone"]["stdout"]
+    assert "RUNDIR-LEFT" not in r["gone"]["stdout"] + r["leaf gone"]["stdout"]  # /run/bird, /run/frr: made, removed
     # never a password in any result, diff or action
     assert SECRET not in json.dumps(r) and "not-the-one" not in json.dumps(r)
     assert "<hidden" in r["create"]["diff"]["after"]

@@ -348,3 +348,20 @@ def test_traffic(clean, backend):
     # the node port from outside the node (the leaf)
     leaf = lab.sh("curl", "-sS", "--max-time", "5", *[f"http://{NODE_IP}:32080/"] * 10, node="leaf03", check=False)
     assert set(leaf.stdout.split()) == {"netns3"}
+
+
+def test_concurrent_runs_do_not_corrupt_the_rules(clean):
+    """Two plays at once, each switching between the two services and the web one alone, both ending
+    on both services: the rules are exactly one run's (no jump twice), and a third run changes nothing."""
+    def steps(prefix: str) -> list:
+        one = dict(ARGS, services=[WEB])
+        return [nat(f"{prefix} {i}", ARGS if i % 2 else one) for i in range(6)] + [nat(f"{prefix} last", ARGS)]
+
+    started = [clean.start(*steps(prefix)) for prefix in ("p", "q")]  # both at once
+    runs = [clean.finish(one) for one in started]
+    for run in runs:
+        assert not [r.get("msg") for r in run.values() if r["failed"]]
+    after = clean.play(kernel("after"), nat("again", ARGS))
+    rules = Kernel(after["after"]).iptables
+    assert len(rules) == len(set(rules)), [rule for rule in rules if rules.count(rule) > 1]
+    assert not changed(after["again"])

@@ -3,6 +3,8 @@ its tests did, and nothing else: every node (workers, leaf, outside) is exactly 
 converge, by lab.py's record (links, addresses, routes, permanent neighbour and FDB entries, proxy
 ARP, forwarding, iptables and nftables rules, pod namespaces, the daemons running in the node, and
 the files of BIRD, FRR, CNI, IPAM and the lab's servers, by digest). Running it twice is fine."""
+import json
+
 import pytest
 
 from lab import differences_from_before_converge, playbook, recap
@@ -22,4 +24,5 @@ def test_teardown_twice_changes_nothing_the_second_time(torn_down):
 
 
 def test_every_node_is_as_it_was_before_converge(torn_down):
-    assert differences_from_before_converge() == {}
+    differences = differences_from_before_converge()
+    assert differences == {}, json.dumps(differences, indent=1)

@@ -63,3 +63,25 @@ def test_duplicate_pod_ip_across_nodes():
     hostvars["worker1"]["podnet_pods"] = [{"name": "a", "ip": "192.168.10.129"}]
     hostvars["worker2"]["podnet_pods"] = [{"name": "b", "ip": "192.168.10.129"}]
     assert "worker2: podnet_pods[0].ip: 192.168.10.129 is also pod worker1/a" in podnet_problems(hostvars, GROUPS)
+
+
+@pytest.mark.parametrize("endpoints, problem", [
+    ([{"node": "worker9", "pod": "netns1"}], "podnet_services[0].endpoints[0].node: worker9 is not a worker"),
+    ([{"node": "worker1", "pod": "web"}, {"node": "worker2", "pod": "nope"}],
+     "podnet_services[0].endpoints[1].pod: nope is not a pod of worker2"),
+])
+def test_a_service_endpoint_must_name_a_pod(endpoints, problem):
+    services = [{"name": "web", "cluster_ip": "11.96.0.1", "port": 80, "endpoints": endpoints}]
+    hostvars = copy.deepcopy(GOOD)
+    for hv in hostvars.values():
+        hv["podnet_services"] = services
+    assert podnet_problems(hostvars, GROUPS) == [problem]
+
+
+def test_bgp_router_ids_are_unique():
+    hostvars = copy.deepcopy(GOOD)
+    for hv in hostvars.values():
+        hv["cross_node_method"] = "bgp"
+    assert podnet_problems(hostvars, GROUPS) == []
+    hostvars["worker2"]["bgp_router_id"] = "192.168.210.21"
+    assert podnet_problems(hostvars, GROUPS) == ["worker2: bgp_router_id: 192.168.210.21 is also worker1's"]
