@@ -15,7 +15,7 @@ SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-down test deps setup unit integration test-uml molecule sanity lint build ee picture clean bench-services
+.PHONY: lab lab-down test deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-pods bench-services bench-dataplane
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -82,9 +82,22 @@ lint:
 	$(BIN)/ansible-lint --profile production
 
 ## Benchmarks (not tests) ----------------------------------------------------------
+# Every figure and ratio of docs/benchmarks.md, each floor checked (about 40 minutes; nothing else running).
+bench: setup
+	# Each benchmark runs even when one before it misses a floor; make fails if any did.
+	rc=0; for b in pods services dataplane; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
+
+bench-pods: setup
+	# Per-pod cost against the CNI bridge plugin, re-run cost, node count; plot docs/bench-per-pod.png
+	$(BIN)/python bench/pods.py
+
 bench-services: setup
-	# 1,000 services x 2 endpoints on a throwaway lab node, both backends; figures in docs/benchmarks.md
+	# 1,000 services x 2 endpoints on a throwaway lab node, both backends
 	$(BIN)/python bench/services.py
+
+bench-dataplane: setup
+	# iperf3 pod to pod across nodes (static, VXLAN, IPIP in user-mode Linux) against node to node
+	$(BIN)/python bench/dataplane.py
 
 ee: build
 	# The AWX execution environment's build context (building the image needs podman or docker).

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Callable
 
-from ._netlink import OWNER, inside_session, link_index, sysctl_path
+from . import _validate as validate
+from ._module import Action
+from ._netlink import OWNER, Sessions, inside_session, link_by_name, link_index, link_state, sysctl_path
 
 # Applied in this order: a port joins its bridge before hairpin is set, and comes up last.
 LINK_ATTRS = ("mtu", "mac", "master", "hairpin", "addresses", "up")
@@ -33,8 +36,10 @@ def describe_change(name: str, attr: str, old, new) -> str:
     return f"set {name} {attr} {old} -> {new}"
 
 
-def apply_change(ipr, name: str, attr: str, old, new) -> None:
-    index = link_index(ipr, name)
+def apply_change(ipr, name: str, attr: str, old, new, index: int | None = None) -> None:
+    """Set one attribute of link `name` (`index`, when the caller knows it, spares a lookup)."""
+    if index is None:
+        index = link_index(ipr, name)
     if attr == "mtu":
         ipr.link("set", index=index, mtu=new)
     elif attr == "mac":
@@ -73,3 +78,112 @@ def not_ours(field: str, name: str, where: str) -> ValueError:
 def owned_links(ipr, alias: str) -> list[str]:
     """Names of the links in this namespace that carry exactly this ownership alias."""
     return [link.get_attr("IFLA_IFNAME") for link in ipr.link("dump") if link.get_attr("IFLA_IFALIAS") == alias]
+
+
+class OwnedLinkPlanner:
+    """Plans a module's list of single links of one kind, each marked as ours by an alias.
+
+    Shared by the bridge, ipip_tunnel and vxlan_fdb modules: a listed link that is not ours, or of
+    another kind, fails naming `option[i].name`; `state: absent` deletes the listed links; `prune`
+    deletes the owned links not listed. A subclass sets the class attributes and plans a listed link
+    that is wanted present (`plan_present`), with `creation`, `replacement` and `changes`.
+    """
+
+    option = ""  # the module's list option, e.g. "bridges"
+    kind = ""  # the kernel's link kind, also the noun of the actions, e.g. "bridge"
+    kind_name = ""  # the kind in errors, e.g. "a bridge"
+    alias = ""  # the ownership alias
+
+    def __init__(self, module, ipr):
+        self.module = module
+        self.ipr = ipr
+
+    @classmethod
+    def run(cls, module, normalise: Callable[[dict, str, str], dict], public: Callable[[dict], dict]) -> None:
+        """The whole module run: validate the list, plan it in one session, apply, return the list as requested."""
+        params = module.params
+        with module.errors():
+            wanted = [normalise(item, f"{cls.option}[{i}]", params["state"])
+                      for i, item in enumerate(params[cls.option])]
+            validate.unique(wanted, "name", cls.option)
+            with Sessions() as sessions:
+                module.apply(cls(module, sessions[params["netns"]]).plan(wanted))
+        module.finish(**{cls.option: [public(want) for want in wanted]})
+
+    def create(self, want: dict) -> None:
+        raise NotImplementedError
+
+    def plan_present(self, field: str, want: dict, link, have: dict | None) -> list[Action]:
+        """The actions for one listed link with `state: present`, recording its before and after."""
+        raise NotImplementedError
+
+    def delete(self, name: str) -> None:
+        self.ipr.link("del", ifname=name)
+
+    def plan(self, wanted: list[dict]) -> list[Action]:
+        """The actions for every listed link, then for the owned ones `prune` removes."""
+        params = self.module.params
+        actions = []
+        for index, want in enumerate(wanted):
+            field = f"{self.option}[{index}]"
+            link, have = self.lookup(field, want["name"])
+            if params["state"] == "absent":
+                actions += self.plan_absent(want["name"], have)
+            else:
+                actions += self.plan_present(field, want, link, have)
+        if params["prune"] and params["state"] == "present":
+            actions += self.prune({want["name"] for want in wanted})
+        return actions
+
+    def lookup(self, field: str, name: str) -> tuple:
+        """(link, its state) of `name`, (None, None) if missing; fails if the link is not ours or not of this kind."""
+        link = link_by_name(self.ipr, name)
+        have = link_state(self.ipr, link) if link is not None else None
+        if have is not None and not have["owned"]:
+            raise not_ours(f"{field}.name", f"link {name}", self.module.where)
+        if have is not None and have["kind"] != self.kind:
+            raise ValueError(f"{field}.name: {name} in {self.module.where} is a {have['kind']}, not {self.kind_name}")
+        return link, have
+
+    def plan_absent(self, name: str, have: dict | None) -> list[Action]:
+        self.module.before[name] = {"name": name, "present": have is not None}
+        self.module.after[name] = {"name": name, "present": False}
+        return [self.deletion(name)] if have else []
+
+    def deletion(self, name: str) -> Action:
+        return Action(f"delete {self.kind} {name}", lambda: self.delete(name))
+
+    def creation(self, want: dict, details: str = "") -> Action:
+        """Create the missing link `want`; the diff shows it was not there."""
+        name = want["name"]
+        self.module.before[name] = {"name": name, "present": False}
+        return Action(f"create {self.kind} {name}" + (f" ({details})" if details else ""), lambda: self.create(want))
+
+    def replacement(self, want: dict, details: str) -> Action:
+        """Delete and create again a link whose kind parameters the kernel cannot change in place."""
+        def replace():
+            self.delete(want["name"])
+            self.create(want)
+        return Action(f"replace {self.kind} {want['name']} ({details})", replace)
+
+    def changes(self, name: str, have: dict, want: dict) -> list[Action]:
+        """One action per link attribute (LINK_ATTRS) that `want` sets and `have` lacks."""
+        return [
+            Action(describe_change(name, attr, old, new),
+                   lambda a=attr, o=old, v=new: apply_change(self.ipr, name, a, o, v))
+            for attr, old, new in plan_link(have, want)
+        ]
+
+    def own(self, name: str, index: int, attrs: dict) -> None:
+        """Mark the link just made as ours and set its link attributes."""
+        self.ipr.link("set", index=index, ifalias=self.alias)
+        for attr, old, new in plan_link({}, attrs):
+            apply_change(self.ipr, name, attr, old, new)
+
+    def prune(self, listed: set) -> list[Action]:
+        actions = []
+        for name in owned_links(self.ipr, self.alias):
+            if name not in listed:
+                self.module.forget(name)
+                actions.append(self.deletion(name))
+        return actions

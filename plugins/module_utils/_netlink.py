@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import gc
 from contextlib import contextmanager
 import os
 import socket
@@ -41,6 +42,7 @@ from ._validate import address_order
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
+MS_BIND, MS_REC, MS_SHARED, MNT_DETACH = 0x1000, 0x4000, 0x100000, 2
 SIOCGSKNS = 0x894C  # ioctl: a socket's network namespace, as a new fd
 # Ownership marks: the alias on every link we make, the protocol of every route.
 OWNER = "handcni.podnet"
@@ -58,13 +60,86 @@ def netns_path(name: str) -> str:
 
 
 def netns_exists(name: str | None) -> bool:
-    return name is None or os.path.exists(netns_path(name))
+    """Whether namespace `name` is pinned (None, the current one, always is)."""
+    return name is None or os.path.ismount(netns_path(name))
+
+
+def netns_unpinned(name: str) -> bool:
+    """Whether /run/netns/NAME is a plain file with no namespace on it: what a create killed before
+    the pinning leaves (`ip netns add` too). It names no namespace and may be replaced or removed."""
+    path = netns_path(name)
+    return os.path.isfile(path) and not os.path.ismount(path) and os.path.getsize(path) == 0
+
+
+def list_netns() -> list[str]:
+    """Names of the namespaces pinned in /run/netns."""
+    try:
+        return sorted(name for name in os.listdir(NETNS_RUN_DIR) if netns_exists(name))
+    except FileNotFoundError:
+        return []
+
+
+def _libc_call(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    _libc_call(_libc.setns(fd, CLONE_NEWNET), "setns")
+
+
+_shared_run_dir = False
+
+
+def _share_run_dir() -> None:
+    """Make /run/netns a shared mount point, as `ip netns add` does, so pod namespaces pinned there
+    are seen from mount namespaces made later (`ip netns exec`). Once per process."""
+    global _shared_run_dir
+    if _shared_run_dir:
+        return
+    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    run_dir = NETNS_RUN_DIR.encode()
+    if _libc.mount(b"none", run_dir, None, MS_SHARED | MS_REC, None) != 0:
+        # Not a mount point yet: bind it onto itself, then share it.
+        _libc_call(_libc.mount(run_dir, run_dir, None, MS_BIND | MS_REC, None), f"bind {NETNS_RUN_DIR}")
+        _libc_call(_libc.mount(b"none", run_dir, None, MS_SHARED | MS_REC, None), f"share {NETNS_RUN_DIR}")
+    _shared_run_dir = True
+
+
+def create_netns(name: str, setup=None) -> None:
+    """Create network namespace `name` pinned at /run/netns/NAME, like `ip netns add`.
+
+    Done in this thread, with no helper process: unshare(CLONE_NEWNET) moves only the calling
+    thread into a new namespace; `setup()` runs in it, then it is bind-mounted in place before the
+    thread goes back. Killed before the mount, no namespace is left, only an empty file to reuse.
+    """
+    _share_run_dir()
+    path = netns_path(name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0))
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        _libc_call(_libc.unshare(CLONE_NEWNET), f"unshare netns {name}")
+        try:
+            if setup is not None:
+                setup()
+            _libc_call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), None, MS_BIND, None),
+                       f"pin netns {name}")
+        finally:
+            _setns(own)
+    except BaseException:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(own)
+
+
+def remove_netns(name: str) -> None:
+    """Unpin network namespace `name` and remove its file, like `ip netns delete`."""
+    path = netns_path(name)
+    if os.path.ismount(path):
+        _libc_call(_libc.umount2(path.encode(), MNT_DETACH), f"unpin netns {name}")
+    os.unlink(path)
 
 
 @contextmanager
@@ -128,10 +203,17 @@ def write_sysctl(netns: str | None, name: str, value: str) -> None:
 
 
 class Sessions:
-    """One netlink session per namespace, opened on first use, all closed at exit."""
+    """One netlink session per namespace, opened on first use, all closed at exit.
+
+    While open, Python's cyclic garbage collector is paused: a batch of hundreds of pods parses
+    hundreds of thousands of netlink objects, and the collector rescanning them again and again took
+    a quarter of a module's run. At exit what was allocated meanwhile is frozen (left out of later
+    collections, not freed) rather than scanned once more: module processes end soon after.
+    """
 
     def __init__(self):
         self._open = {}
+        self._collecting = False
 
     def __getitem__(self, name: str | None) -> "IPRoute":
         if name not in self._open:
@@ -139,12 +221,17 @@ class Sessions:
         return self._open[name]
 
     def __enter__(self):
+        self._collecting = gc.isenabled()
+        gc.disable()
         return self
 
     def __exit__(self, *exc):
         for ipr in self._open.values():
             ipr.close()
         self._open.clear()
+        if self._collecting:
+            gc.freeze()
+            gc.enable()
 
 
 def describe_error(err: Exception) -> str:
@@ -188,29 +275,48 @@ def is_owned(link) -> bool:
     return (link.get_attr("IFLA_IFALIAS") or "").startswith(OWNER)
 
 
+def addresses_by_link(ipr) -> dict[int, list[str]]:
+    """{link index: its global-scope addresses as sorted 'ip/prefix' strings}, from one dump of the
+    namespace: reading a whole node costs one request, not one per link."""
+    found: dict = {}
+    for msg in ipr.addr("dump"):
+        if msg["family"] not in (socket.AF_INET, socket.AF_INET6) or msg["scope"] != 0:
+            continue  # skip link-local and host scope
+        found.setdefault(msg["index"], []).append(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
+    return {index: sorted(addresses, key=address_order) for index, addresses in found.items()}
+
+
 def link_addresses(ipr, index: int) -> list[str]:
     """Global-scope addresses of a link, as sorted 'ip/prefix' strings."""
-    found = []
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for msg in ipr.addr("dump", index=index, family=family):
-            if msg["scope"] != 0:  # skip link-local and host scope
-                continue
-            found.append(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
-    return sorted(found, key=address_order)
+    return addresses_by_link(ipr).get(index, [])
 
 
-def link_state(ipr, link) -> dict:
-    """The normalised attributes of a link that modules compare and set."""
+def links_by_name(ipr) -> dict:
+    """{name: link message} of every link in the namespace, from one dump."""
+    return {link.get_attr("IFLA_IFNAME"): link for link in ipr.link("dump")}
+
+
+def link_state(ipr, link, names: dict | None = None, addresses: dict | None = None) -> dict:
+    """The normalised attributes of a link that modules compare and set.
+
+    `names` ({index: name}) and `addresses` (from addresses_by_link) let a caller reading many
+    links of one namespace pass what it read once; without them the link's own are asked for.
+    """
     info = link.get_attr("IFLA_LINKINFO")
     slave = info.get_attr("IFLA_INFO_SLAVE_DATA") if info else None
     master = link.get_attr("IFLA_MASTER")
+    if master and names is not None and master in names:
+        master_name = names[master]
+    else:
+        master_name = ipr.link("get", index=master)[0].get_attr("IFLA_IFNAME") if master else ""
     state = {
         "kind": link_kind(link),
         "mtu": link.get_attr("IFLA_MTU"),
         "mac": link.get_attr("IFLA_ADDRESS"),
         "up": bool(link["flags"] & 1),
-        "master": ipr.link("get", index=master)[0].get_attr("IFLA_IFNAME") if master else "",
-        "addresses": link_addresses(ipr, link["index"]),
+        "master": master_name,
+        "addresses": (addresses.get(link["index"], []) if addresses is not None
+                      else link_addresses(ipr, link["index"])),
         "owned": is_owned(link),
     }
     if slave is not None and info.get_attr("IFLA_INFO_SLAVE_KIND") == "bridge":

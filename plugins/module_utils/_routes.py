@@ -7,11 +7,12 @@ as the kernel does; a route with that identity made by anyone else is never repl
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 
 from . import _validate as validate
-from ._netlink import ROUTE_PROTO, link_index
+from ._netlink import ROUTE_PROTO, is_errno, kernel_errors, link_index
 
 RTPROT_KERNEL = 2  # routes the kernel makes for a link's addresses
 
@@ -21,6 +22,7 @@ RESERVED_PROTOCOLS = frozenset({0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16, 18
 RTNH_F_ONLINK = 4
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
 ROUTE_ATTRS = ("via", "dev", "onlink", "src")
+LINK_GETS_MAX = 16  # above this many links, one dump of them all is cheaper than a request each
 
 SPEC = dict(
     dst=dict(type="str", required=True),
@@ -91,30 +93,51 @@ def describe(route: dict) -> str:
     return text
 
 
-def read(ipr, proto: int = ROUTE_PROTO) -> dict:
-    """Every unicast route in every table but local, keyed like `key()`, with `owned`."""
-    names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.link("dump")}
+def read(ipr, proto: int = ROUTE_PROTO, names: dict | None = None) -> dict:
+    """Every unicast route in every table but local, keyed like `key()`, with `owned`.
+
+    `names` ({link index: name}) spares reading the links when the caller has read them already.
+    """
+    messages = []
+    for msg in ipr.route("dump"):  # both families in one dump
+        table = msg.get_attr("RTA_TABLE") or msg["table"]
+        if msg["family"] in (socket.AF_INET, socket.AF_INET6) and table != 255 and msg["type"] == 1:
+            messages.append((msg, table))  # not another family, the local table, or other than unicast
+    if names is None:
+        names = link_names(ipr, {msg.get_attr("RTA_OIF") for msg, _ in messages} - {None})
     found = {}
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for msg in ipr.route("dump", family=family):
-            table = msg.get_attr("RTA_TABLE") or msg["table"]
-            if table == 255 or msg["type"] != 1:  # local table, or not unicast
-                continue
-            dst = msg.get_attr("RTA_DST")
-            zero = "0.0.0.0" if family == socket.AF_INET else "::"
-            route = {
-                "dst": str(ipaddress.ip_network(f"{dst or zero}/{msg['dst_len']}")),
-                "via": msg.get_attr("RTA_GATEWAY"),
-                "dev": names.get(msg.get_attr("RTA_OIF")),
-                "onlink": bool(msg["flags"] & RTNH_F_ONLINK),
-                "src": msg.get_attr("RTA_PREFSRC"),
-                "table": table,
-                "metric": msg.get_attr("RTA_PRIORITY") or 0,
-                "owned": msg["proto"] == proto,
-                "proto": msg["proto"],
-            }
-            found[key(route)] = route
+    for msg, table in messages:
+        family = msg["family"]
+        dst = msg.get_attr("RTA_DST")
+        zero = "0.0.0.0" if family == socket.AF_INET else "::"
+        route = {
+            "dst": str(ipaddress.ip_network(f"{dst or zero}/{msg['dst_len']}")),
+            "via": msg.get_attr("RTA_GATEWAY"),
+            "dev": names.get(msg.get_attr("RTA_OIF")),
+            "onlink": bool(msg["flags"] & RTNH_F_ONLINK),
+            "src": msg.get_attr("RTA_PREFSRC"),
+            "table": table,
+            "metric": msg.get_attr("RTA_PRIORITY") or 0,
+            "owned": msg["proto"] == proto,
+            "proto": msg["proto"],
+        }
+        found[key(route)] = route
     return found
+
+
+def link_names(ipr, indexes: set) -> dict:
+    """{index: name} of these links: asked for one by one when they are few (a node with hundreds of
+    pod veths routes through a handful of links in bridge mode), else read in one dump."""
+    if len(indexes) > LINK_GETS_MAX:
+        return {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.link("dump")}
+    names = {}
+    for index in indexes:
+        try:
+            names[index] = ipr.link("get", index=index)[0].get_attr("IFLA_IFNAME")
+        except kernel_errors() as err:
+            if not is_errno(err, errno.ENODEV):  # gone since the route dump: so are its routes
+                raise
+    return names
 
 
 def through(ipr, dev: str) -> list:
@@ -146,8 +169,9 @@ def plan(want: list[dict], have: dict, prune: bool, field: str) -> tuple[list, l
     return put, remove
 
 
-def request(ipr, route: dict, proto: int) -> dict:
-    """Keyword arguments for ipr.route() for one of our routes."""
+def request(ipr, route: dict, proto: int, indexes: dict | None = None) -> dict:
+    """Keyword arguments for ipr.route() for one of our routes; `indexes` ({name: index}) are links
+    the caller knows already."""
     args = dict(
         dst=route["dst"],
         table=route["table"],
@@ -158,7 +182,7 @@ def request(ipr, route: dict, proto: int) -> dict:
     if route.get("via"):
         args["gateway"] = route["via"]
     if route.get("dev"):
-        args["oif"] = link_index(ipr, route["dev"])
+        args["oif"] = (indexes or {}).get(route["dev"]) or link_index(ipr, route["dev"])
     if route.get("onlink"):
         args["flags"] = RTNH_F_ONLINK
     if route.get("src"):
@@ -166,8 +190,8 @@ def request(ipr, route: dict, proto: int) -> dict:
     return args
 
 
-def put(ipr, route: dict, proto: int = ROUTE_PROTO) -> None:
-    ipr.route("replace", **request(ipr, route, proto))
+def put(ipr, route: dict, proto: int = ROUTE_PROTO, indexes: dict | None = None) -> None:
+    ipr.route("replace", **request(ipr, route, proto, indexes))
 
 
 def delete(ipr, route: dict, proto: int = ROUTE_PROTO) -> None:

@@ -74,22 +74,9 @@ bridges:
 """
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
-from ansible_collections.handcni.podnet.plugins.module_utils._links import (
-    apply_change,
-    compared,
-    describe_change,
-    not_ours,
-    owned_links,
-    owner_alias,
-    plan_link,
-)
+from ansible_collections.handcni.podnet.plugins.module_utils._links import OwnedLinkPlanner, compared, owner_alias
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
-    Sessions,
-    link_by_name,
-    link_index,
-    link_state,
-)
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import link_index
 
 ALIAS = owner_alias("bridge")
 
@@ -111,6 +98,25 @@ def public(state: dict) -> dict:
     return {k: v for k, v in state.items() if v is not None and k not in ("owned", "kind", "master")}
 
 
+class BridgePlanner(OwnedLinkPlanner):
+    option = "bridges"
+    kind = "bridge"
+    kind_name = "a bridge"
+    alias = ALIAS
+
+    def create(self, want: dict) -> None:
+        self.ipr.link("add", ifname=want["name"], kind="bridge")
+        self.own(want["name"], link_index(self.ipr, want["name"]), want)
+
+    def plan_present(self, field: str, want: dict, link, have: dict | None) -> list[Action]:
+        name = want["name"]
+        self.module.after[name] = public(want)
+        if have is None:
+            return [self.creation(want)]
+        self.module.before[name] = public(dict(compared(have, want), name=name))
+        return self.changes(name, have, want)
+
+
 def main():
     module = PodnetModule(
         argument_spec=dict(
@@ -125,52 +131,7 @@ def main():
             ),
         ),
     )
-    params = module.params
-    with module.errors():
-        wanted = [normalise(item, f"bridges[{i}]", params["state"]) for i, item in enumerate(params["bridges"])]
-        validate.unique(wanted, "name", "bridges")
-        with Sessions() as sessions:
-            ipr = sessions[params["netns"]]
-            actions = []
-            for index, want in enumerate(wanted):
-                name = want["name"]
-                link = link_by_name(ipr, name)
-                have = link_state(ipr, link) if link is not None else None
-                if have is not None and not have["owned"]:
-                    raise not_ours(f"bridges[{index}].name", f"link {name}", module.where)
-                if have is not None and have["kind"] != "bridge":
-                    raise ValueError(f"bridges[{index}].name: {name} in {module.where} is a {have['kind']}, "
-                                     "not a bridge")
-                if params["state"] == "absent":
-                    module.before[name] = {"name": name, "present": have is not None}
-                    module.after[name] = {"name": name, "present": False}
-                    if have:
-                        actions.append(Action(f"delete bridge {name}", lambda n=name: ipr.link("del", ifname=n)))
-                    continue
-                module.before[name] = public(dict(compared(have, want), name=name)) if have else {
-                    "name": name, "present": False}
-                module.after[name] = public(want)
-                if have is None:
-                    def create(w=want):
-                        ipr.link("add", ifname=w["name"], kind="bridge")
-                        ipr.link("set", index=link_index(ipr, w["name"]), ifalias=ALIAS)
-                        for attr, old, new in plan_link({}, w):
-                            apply_change(ipr, w["name"], attr, old, new)
-                    actions.append(Action(f"create bridge {name}", create))
-                    continue
-                actions += [
-                    Action(describe_change(name, attr, old, new),
-                           lambda n=name, a=attr, o=old, v=new: apply_change(ipr, n, a, o, v))
-                    for attr, old, new in plan_link(have, want)
-                ]
-            if params["prune"] and params["state"] == "present":
-                listed = {w["name"] for w in wanted}
-                for name in owned_links(ipr, ALIAS):
-                    if name not in listed:
-                        module.forget(name)
-                        actions.append(Action(f"delete bridge {name}", lambda n=name: ipr.link("del", ifname=n)))
-            module.apply(actions)
-    module.finish(bridges=[public(w) for w in wanted])
+    BridgePlanner.run(module, normalise, public)
 
 
 if __name__ == "__main__":

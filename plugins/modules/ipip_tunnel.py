@@ -105,23 +105,9 @@ import errno
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _tunnels as tunnels
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
-from ansible_collections.handcni.podnet.plugins.module_utils._links import (
-    apply_change,
-    compared,
-    describe_change,
-    not_ours,
-    owned_links,
-    owner_alias,
-    plan_link,
-)
+from ansible_collections.handcni.podnet.plugins.module_utils._links import OwnedLinkPlanner, compared, owner_alias
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
-    NetlinkError,
-    Sessions,
-    is_errno,
-    link_by_name,
-    link_state,
-)
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import NetlinkError, is_errno
 
 ALIAS = owner_alias("ipip_tunnel")
 KIND = "ipip"
@@ -172,20 +158,38 @@ def describe_params(want: dict, have: dict | None = None) -> str:
     return ", ".join(parts)
 
 
-def create(ipr, want: dict) -> None:
-    args = dict(ifname=want["name"], kind=KIND, ipip_local=want["local"], ipip_ttl=want["ttl"], ipip_pmtudisc=1)
-    if want["remote"]:
-        args["ipip_remote"] = want["remote"]
-    try:
-        ipr.link("add", **args)
-    except NetlinkError as err:
-        if is_errno(err, errno.EOPNOTSUPP):
-            raise OSError(errno.EOPNOTSUPP, "this kernel cannot make ipip devices (no ipip module: modprobe ipip)") from None
-        raise
-    index = tunnels.wait_link(ipr, want["name"])
-    ipr.link("set", index=index, ifalias=ALIAS)
-    for attr, old, new in plan_link({}, link_part(want)):
-        apply_change(ipr, want["name"], attr, old, new)
+class IpipPlanner(OwnedLinkPlanner):
+    option = "tunnels"
+    kind = KIND
+    kind_name = "an ipip tunnel"
+    alias = ALIAS
+
+    def delete(self, name: str) -> None:
+        tunnels.delete_link(self.ipr, name)
+
+    def create(self, want: dict) -> None:
+        args = dict(ifname=want["name"], kind=KIND, ipip_local=want["local"], ipip_ttl=want["ttl"], ipip_pmtudisc=1)
+        if want["remote"]:
+            args["ipip_remote"] = want["remote"]
+        try:
+            self.ipr.link("add", **args)
+        except NetlinkError as err:
+            if is_errno(err, errno.EOPNOTSUPP):
+                raise OSError(errno.EOPNOTSUPP,
+                              "this kernel cannot make ipip devices (no ipip module: modprobe ipip)") from None
+            raise
+        self.own(want["name"], tunnels.wait_link(self.ipr, want["name"]), link_part(want))
+
+    def plan_present(self, field: str, want: dict, link, have: dict | None) -> list[Action]:
+        name = want["name"]
+        self.module.after[name] = public(want)
+        if have is None:
+            return [self.creation(want, describe_params(want))]
+        current = tunnels.ipip_params(link)
+        self.module.before[name] = public(dict(compared(have, link_part(want)), name=name, **current))
+        if any(current[k] != want[k] for k in PARAMS):
+            return [self.replacement(want, describe_params(want, current))]
+        return self.changes(name, have, link_part(want))
 
 
 def main():
@@ -204,55 +208,7 @@ def main():
             ),
         ),
     )
-    params = module.params
-    with module.errors():
-        wanted = [normalise(item, f"tunnels[{i}]", params["state"]) for i, item in enumerate(params["tunnels"])]
-        validate.unique(wanted, "name", "tunnels")
-        with Sessions() as sessions:
-            ipr = sessions[params["netns"]]
-            actions = []
-            for index, want in enumerate(wanted):
-                name = want["name"]
-                link = link_by_name(ipr, name)
-                have = link_state(ipr, link) if link is not None else None
-                if have is not None and not have["owned"]:
-                    raise not_ours(f"tunnels[{index}].name", f"link {name}", module.where)
-                if have is not None and have["kind"] != KIND:
-                    raise ValueError(f"tunnels[{index}].name: {name} in {module.where} is a {have['kind']}, "
-                                     "not an ipip tunnel")
-                if params["state"] == "absent":
-                    module.before[name] = {"name": name, "present": have is not None}
-                    module.after[name] = {"name": name, "present": False}
-                    if have:
-                        actions.append(Action(f"delete ipip {name}", lambda n=name: tunnels.delete_link(ipr, n)))
-                    continue
-                module.after[name] = public(want)
-                if have is None:
-                    module.before[name] = {"name": name, "present": False}
-                    actions.append(Action(f"create ipip {name} ({describe_params(want)})",
-                                          lambda w=want: create(ipr, w)))
-                    continue
-                current = tunnels.ipip_params(link)
-                module.before[name] = public(dict(compared(have, link_part(want)), name=name, **current))
-                if any(current[k] != want[k] for k in PARAMS):
-                    def replace(w=want):
-                        tunnels.delete_link(ipr, w["name"])
-                        create(ipr, w)
-                    actions.append(Action(f"replace ipip {name} ({describe_params(want, current)})", replace))
-                    continue
-                actions += [
-                    Action(describe_change(name, attr, old, new),
-                           lambda n=name, a=attr, o=old, v=new: apply_change(ipr, n, a, o, v))
-                    for attr, old, new in plan_link(have, link_part(want))
-                ]
-            if params["prune"] and params["state"] == "present":
-                listed = {w["name"] for w in wanted}
-                for name in owned_links(ipr, ALIAS):
-                    if name not in listed:
-                        module.forget(name)
-                        actions.append(Action(f"delete ipip {name}", lambda n=name: tunnels.delete_link(ipr, n)))
-            module.apply(actions)
-    module.finish(tunnels=[public(w) for w in wanted])
+    IpipPlanner.run(module, normalise, public)
 
 
 if __name__ == "__main__":

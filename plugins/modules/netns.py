@@ -71,15 +71,14 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _validate as
 from ansible_collections.handcni.podnet.plugins.module_utils._links import owner_alias
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
-    NETNS_RUN_DIR,
     Sessions,
+    create_netns,
+    list_netns,
     netns_exists,
+    netns_unpinned,
+    open_session,
+    remove_netns,
 )
-
-try:
-    from pyroute2 import netns as pyroute2_netns
-except ImportError:
-    pass  # PodnetModule reports the missing library
 
 ALIAS = owner_alias("netns")
 
@@ -87,6 +86,12 @@ ALIAS = owner_alias("netns")
 def mark(ipr) -> None:
     """Bring the new namespace's loopback up and mark the namespace as ours."""
     ipr.link("set", index=1, state="up", ifalias=ALIAS)
+
+
+def mark_here() -> None:
+    """Mark the namespace this thread is in, before it is pinned: a namespace pinned is a marked one."""
+    with open_session(None) as ipr:
+        mark(ipr)
 
 
 def is_ours(ipr) -> bool:
@@ -112,16 +117,17 @@ def main():
                 present = params["state"] == "present"
                 module.before[name] = {"name": name, "present": exists}
                 module.after[name] = {"name": name, "present": present}
+                debris = " (an empty file left by a create cut short)" if netns_unpinned(name) else ""
                 if present and not exists:
-                    actions.append(Action(f"create netns {name}", lambda n=name: (
-                        pyroute2_netns.create(n), mark(sessions[n]))))
-                elif exists and not present:
-                    actions.append(Action(f"delete netns {name}", lambda n=name: pyroute2_netns.remove(n)))
+                    actions.append(Action(f"create netns {name}{debris}",
+                                          lambda n=name: create_netns(n, setup=mark_here)))
+                elif not present and (exists or debris):
+                    actions.append(Action(f"delete netns {name}{debris}", lambda n=name: remove_netns(n)))
             if params["prune"] and params["state"] == "present":
-                for name in sorted(set(pyroute2_netns.listnetns(NETNS_RUN_DIR)) - set(names)):
+                for name in sorted(set(list_netns()) - set(names)):
                     if is_ours(sessions[name]):
                         module.forget(name)
-                        actions.append(Action(f"delete netns {name}", lambda n=name: pyroute2_netns.remove(n)))
+                        actions.append(Action(f"delete netns {name}", lambda n=name: remove_netns(n)))
             module.apply(actions)
     module.finish(names=names)
 

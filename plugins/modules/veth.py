@@ -178,9 +178,10 @@ from ansible_collections.handcni.podnet.plugins.module_utils._links import (
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     Sessions,
-    link_by_name,
+    addresses_by_link,
     link_index,
     link_state,
+    links_by_name,
     netns_exists,
     read_sysctl,
     write_sysctl,
@@ -238,13 +239,30 @@ def public(want: dict) -> dict:
 
 
 class VethPlanner:
+    """Plans every veth of the call from one read per namespace: the node's links and addresses are
+    dumped once (not once per pod, which would cost N dumps of N links), each pod's once."""
+
     def __init__(self, module: PodnetModule, sessions: Sessions):
         self.module = module
         self.sessions = sessions
         self.host = sessions[module.params["netns"]]
+        self._read: dict = {}
 
     def pod_session(self, want: dict):
         return self.sessions[want["peer_netns"]] if want["peer_netns"] else self.host
+
+    def read(self, ipr) -> tuple[dict, dict, dict]:
+        """({name: link}, {index: name}, {index: addresses}) of the namespace of `ipr`, read once.
+        Every read is done while planning, before any change, so it stays true until apply."""
+        if id(ipr) not in self._read:
+            links = links_by_name(ipr)
+            self._read[id(ipr)] = (links, {link["index"]: name for name, link in links.items()},
+                                   addresses_by_link(ipr))
+        return self._read[id(ipr)]
+
+    def state(self, ipr, link) -> dict:
+        _, names, addresses = self.read(ipr)
+        return link_state(ipr, link, names, addresses)
 
     def set_proxy_arp(self, name: str, enabled: bool) -> None:
         """Answer the pod's ARP for any address it routes to (Calico's 169.254.1.1), at once."""
@@ -258,22 +276,37 @@ class VethPlanner:
 
     def create(self, want: dict, kept_routes: tuple = ()) -> list[Action]:
         """Make the pair; `kept_routes`: the routes through the host side it replaces, put back."""
-        name, peer = want["name"], want["peer"]
+        name, peer, host, pod = want["name"], want["peer"], want["host"], want["pod"]
         peer_spec = {"ifname": peer}
         if want["peer_netns"]:
             peer_spec["net_ns_fd"] = want["peer_netns"]
+        spec = {"ifname": name, "kind": "veth", "peer": peer_spec}
+        # What the kernel takes at creation (MTU, MACs, namespace, bridge) goes in the one request
+        # that makes the pair; the rest is a few requests per side, each link addressed by index.
+        for attrs, side in ((spec, host), (peer_spec, pod)):
+            if side["mtu"] is not None:
+                attrs["mtu"] = side["mtu"]
+            if side["mac"]:
+                attrs["address"] = side["mac"]
 
         def run():
             pod_ipr = self.pod_session(want)
-            self.host.link("add", ifname=name, kind="veth", peer=peer_spec)
-            self.host.link("set", index=link_index(self.host, name), ifalias=ALIAS)
-            pod_ipr.link("set", index=link_index(pod_ipr, peer), ifalias=ALIAS)
-            for attr, old, new in plan_link({}, want["pod"]):
-                apply_change(pod_ipr, peer, attr, old, new)
-            for attr, old, new in plan_link({}, want["host"]):
-                apply_change(self.host, name, attr, old, new)
+            if host["master"]:
+                bridge = self.read(self.host)[0].get(host["master"])
+                spec["master"] = bridge["index"] if bridge is not None else link_index(self.host, host["master"])
+            self.host.link("add", **spec)
+            made = self.host.link("get", ifname=name)[0]
+            index, peer_index = made["index"], made.get_attr("IFLA_LINK")  # the peer's, in its namespace
+            self.host.link("set", index=index, ifalias=ALIAS, state="up")
+            pod_ipr.link("set", index=peer_index, ifalias=ALIAS, state="up")
+            if host["hairpin"]:
+                apply_change(self.host, name, "hairpin", None, True, index=index)
+            if host["addresses"]:
+                apply_change(self.host, name, "addresses", [], host["addresses"], index=index)
+            if pod["addresses"]:
+                apply_change(pod_ipr, peer, "addresses", [], pod["addresses"], index=peer_index)
             for route in want["routes"]:
-                routes.put(pod_ipr, route)
+                routes.put(pod_ipr, route, indexes={peer: peer_index})
             for route in kept_routes:
                 routes.put(self.host, route, route["proto"])
             if want["proxy_arp"]:
@@ -285,8 +318,10 @@ class VethPlanner:
     def plan(self, index: int, want: dict) -> list[Action]:
         field = f"veths[{index}]"
         name = want["name"]
-        host_link = link_by_name(self.host, name)
-        if host_link is not None and not link_state(self.host, host_link)["owned"]:
+        host_links = self.read(self.host)[0]
+        host_link = host_links.get(name)
+        host_have = self.state(self.host, host_link) if host_link is not None else None
+        if host_have is not None and not host_have["owned"]:
             raise not_ours(f"{field}.name", f"link {name}", self.module.where)
         if self.module.params["state"] == "absent":
             self.module.before[name] = {"name": name, "present": host_link is not None}
@@ -295,16 +330,16 @@ class VethPlanner:
 
         master = want["host"]["master"]
         # In check mode an earlier task may only have planned the bridge.
-        if master and link_by_name(self.host, master) is None and not self.module.check_mode:
+        if master and master not in host_links and not self.module.check_mode:
             raise ValueError(f"{field}.master: bridge {master!r} does not exist in {self.module.where}")
         pod_ipr = self.pod_session(want) if netns_exists(want["peer_netns"]) else None
-        pod_link = link_by_name(pod_ipr, want["peer"]) if pod_ipr else None
+        pod_link = self.read(pod_ipr)[0].get(want["peer"]) if pod_ipr else None
         paired = (
             host_link is not None and pod_link is not None
             and host_link.get_attr("IFLA_LINK") == pod_link["index"]
             and pod_link.get_attr("IFLA_LINK") == host_link["index"]
         )
-        if pod_link is not None and not paired and not link_state(pod_ipr, pod_link)["owned"]:
+        if pod_link is not None and not paired and not self.state(pod_ipr, pod_link)["owned"]:
             raise not_ours(f"{field}.peer", f"link {want['peer']}", f"netns {want['peer_netns']}")
         self.module.after[name] = public(want)
         if not paired:
@@ -316,10 +351,10 @@ class VethPlanner:
                                       lambda: pod_ipr.link("del", index=pod_link["index"])))
             return actions + self.create(want, kept)
 
-        host_have = link_state(self.host, host_link)
-        pod_have = link_state(pod_ipr, pod_link)
+        pod_have = self.state(pod_ipr, pod_link)
         # The pod-side routes are the ones through the pod side; nothing else in that namespace is ours.
-        route_have = {k: r for k, r in routes.read(pod_ipr).items() if r["dev"] == want["peer"]}
+        route_have = {k: r for k, r in routes.read(pod_ipr, names=self.read(pod_ipr)[1]).items()
+                      if r["dev"] == want["peer"]}
         put, remove = routes.plan(want["routes"], route_have, prune=True, field=f"{field}.peer_routes")
         proxy_arp = read_sysctl(self.module.params["netns"], f"net.ipv4.conf.{name}.proxy_arp") == "1"
         self.module.before[name] = public({
@@ -349,8 +384,7 @@ class VethPlanner:
 
     def prune(self, listed: set) -> list[Action]:
         actions, gone = [], set()
-        for link in self.host.link("dump"):
-            name = link.get_attr("IFLA_IFNAME")
+        for name, link in self.read(self.host)[0].items():
             if link.get_attr("IFLA_IFALIAS") != ALIAS or name in listed:
                 continue
             self.module.forget(name)

@@ -153,17 +153,9 @@ vxlans:
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _tunnels as tunnels
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
-from ansible_collections.handcni.podnet.plugins.module_utils._links import (
-    apply_change,
-    compared,
-    describe_change,
-    not_ours,
-    owned_links,
-    owner_alias,
-    plan_link,
-)
+from ansible_collections.handcni.podnet.plugins.module_utils._links import OwnedLinkPlanner, compared, owner_alias
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._netlink import Sessions, link_by_name, link_state
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import link_by_name
 
 ALIAS = owner_alias("vxlan_fdb")
 KIND = "vxlan"
@@ -238,10 +230,14 @@ def describe_params(want: dict, have: dict | None = None) -> str:
     return ", ".join(f"{k} {have[k]} -> {want[k]}" for k in PARAMS if have[k] != want[k])
 
 
-class VxlanPlanner:
+class VxlanPlanner(OwnedLinkPlanner):
+    option = "vxlans"
+    kind = KIND
+    kind_name = "a vxlan device"
+    alias = ALIAS
+
     def __init__(self, module: PodnetModule, ipr):
-        self.module = module
-        self.ipr = ipr
+        super().__init__(module, ipr)
         self.names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.link("dump")}
 
     def index(self, name: str) -> int:
@@ -268,10 +264,10 @@ class VxlanPlanner:
         if want["dev"]:
             args["vxlan_link"] = self.index(want["dev"])
         self.ipr.link("add", **args)
-        index = self.index(want["name"])
-        self.ipr.link("set", index=index, ifalias=ALIAS)
-        for attr, old, new in plan_link({}, link_part(want)):
-            apply_change(self.ipr, want["name"], attr, old, new)
+        self.own(want["name"], self.index(want["name"]), link_part(want))
+
+    def delete(self, name: str) -> None:
+        tunnels.delete_link(self.ipr, name)
 
     def entries(self, want: dict, fdb_have: dict, neigh_have: dict, prune: bool) -> list[Action]:
         name, ipr = want["name"], self.ipr
@@ -291,24 +287,12 @@ class VxlanPlanner:
                                   lambda ip=ip, mac=mac: tunnels.put_neighbour(ipr, self.index(name), ip, mac)))
         return actions
 
-    def plan(self, index: int, want: dict, state: str, prune: bool) -> list[Action]:
-        field, name, module = f"vxlans[{index}]", want["name"], self.module
-        link = link_by_name(self.ipr, name)
-        have = link_state(self.ipr, link) if link is not None else None
-        if have is not None and not have["owned"]:
-            raise not_ours(f"{field}.name", f"link {name}", module.where)
-        if have is not None and have["kind"] != KIND:
-            raise ValueError(f"{field}.name: {name} in {module.where} is a {have['kind']}, not a vxlan device")
-        if state == "absent":
-            module.before[name] = {"name": name, "present": have is not None}
-            module.after[name] = {"name": name, "present": False}
-            return [Action(f"delete vxlan {name}", lambda: tunnels.delete_link(self.ipr, name))] if have else []
+    def plan_present(self, field: str, want: dict, link, have: dict | None) -> list[Action]:
+        name, module, prune = want["name"], self.module, self.module.params["prune"]
         self.check_underlay(field, want)
         module.after[name] = public(want)
         if have is None:
-            module.before[name] = {"name": name, "present": False}
-            return [Action(f"create vxlan {name} ({describe_params(want)})", lambda: self.create(want))] \
-                + self.entries(want, {}, {}, prune)
+            return [self.creation(want, describe_params(want))] + self.entries(want, {}, {}, prune)
         current = tunnels.vxlan_params(link, self.names)
         fdb_have = tunnels.read_fdb(self.ipr, link["index"], current)
         neigh_have = tunnels.read_neighbours(self.ipr, link["index"])
@@ -316,30 +300,14 @@ class VxlanPlanner:
                                **{k: v for k, v in compared(have, link_part(want)).items() if v is not None},
                                **entries_view(fdb_have, neigh_have)}
         if any(current[k] != want[k] for k in PARAMS):
-            def replace():
-                tunnels.delete_link(self.ipr, name)
-                self.create(want)
             # The new device starts without entries: every listed one is added again.
-            return [Action(f"replace vxlan {name} ({describe_params(want, current)})", replace)] \
-                + self.entries(want, {}, {}, prune)
-        actions = [
-            Action(describe_change(name, attr, old, new),
-                   lambda a=attr, o=old, v=new: apply_change(self.ipr, name, a, o, v))
-            for attr, old, new in plan_link(have, link_part(want))
-        ]
+            return [self.replacement(want, describe_params(want, current))] + self.entries(want, {}, {}, prune)
+        actions = self.changes(name, have, link_part(want))
         if not prune:  # entries no longer listed stay, and the diff says so
             kept_fdb = {mac: e for mac, e in fdb_have.items() if mac not in want["fdb"]}
             kept_neigh = {ip: mac for ip, mac in neigh_have.items() if ip not in want["neighbours"]}
             module.after[name].update(entries_view({**want["fdb"], **kept_fdb}, {**want["neighbours"], **kept_neigh}))
         return actions + self.entries(want, fdb_have, neigh_have, prune)
-
-    def prune(self, listed: set) -> list[Action]:
-        actions = []
-        for name in owned_links(self.ipr, ALIAS):
-            if name not in listed:
-                self.module.forget(name)
-                actions.append(Action(f"delete vxlan {name}", lambda n=name: tunnels.delete_link(self.ipr, n)))
-        return actions
 
 
 def main():
@@ -366,19 +334,7 @@ def main():
             ),
         ),
     )
-    params = module.params
-    with module.errors():
-        wanted = [normalise(item, f"vxlans[{i}]", params["state"]) for i, item in enumerate(params["vxlans"])]
-        validate.unique(wanted, "name", "vxlans")
-        with Sessions() as sessions:
-            planner = VxlanPlanner(module, sessions[params["netns"]])
-            actions = []
-            for index, want in enumerate(wanted):
-                actions += planner.plan(index, want, params["state"], params["prune"])
-            if params["prune"] and params["state"] == "present":
-                actions += planner.prune({w["name"] for w in wanted})
-            module.apply(actions)
-    module.finish(vxlans=[public(w) for w in wanted])
+    VxlanPlanner.run(module, normalise, public)
 
 
 if __name__ == "__main__":

@@ -58,11 +58,20 @@ PRUNE = scenario(
     netns("prune everything", {"names": [], "prune": True}), raw("end", "ip netns list"),
 )
 
+# A create killed between making /run/netns/NAME and pinning the namespace on it leaves an empty file.
+CUT_SHORT = scenario(
+    "cut short",
+    raw("left", "touch /run/netns/pcut /run/netns/pgone"),
+    netns("create over it", {"names": ["pcut"]}), raw("made", "ip -n pcut -d -o link show lo"),
+    netns("remove it", {"names": ["pgone"], "state": "absent"}), raw("gone", "ls /run/netns"),
+    netns("done", {"names": ["pcut"], "state": "absent"}),
+)
+
 
 @pytest.fixture(scope="module")
 def results(lab):
     lab.sh("ip", "netns", "add", FOREIGN)
-    return lab.play(*LIFECYCLE, *BAD_INPUT, *PRUNE)
+    return lab.play(*LIFECYCLE, *BAD_INPUT, *PRUNE, *CUT_SHORT)
 
 
 def test_lifecycle(results):
@@ -114,3 +123,12 @@ def test_prune_removes_only_ours(results):
     assert r["prune everything"]["actions"] == ["delete netns p1"]
     assert listed(r["end"]) == [FOREIGN]
     assert diffs_agree(r) == []
+
+
+def test_the_empty_file_of_a_create_cut_short_is_replaced_or_removed(results):
+    r = part(results, "cut short")
+    assert r["create over it"]["actions"] == ["create netns pcut (an empty file left by a create cut short)"]
+    assert "alias handcni.podnet netns" in r["made"]["stdout"]
+    assert r["remove it"]["actions"] == ["delete netns pgone (an empty file left by a create cut short)"]
+    assert "pgone" not in r["gone"]["stdout"].split()
+    assert changed(r["done"])

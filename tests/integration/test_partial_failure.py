@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -54,17 +53,23 @@ class FullLab:
         return subprocess.run(self.argv(playbook, *extra), env=self.env, cwd=ROOT, capture_output=True, text=True)
 
     def killed_when(self, condition: str, playbook: str, *extra: str) -> None:
-        """Start the play and SIGKILL it, controller and module alike (its process group), as soon as the
-        shell `condition` holds on worker1; fail if the play ended first."""
-        proc = subprocess.Popen(self.argv(playbook, *extra), env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        """Start the play and SIGKILL it, controller and module alike (their process groups), the moment the
+        shell test `condition` holds on worker1; fail if the play ended first. The test is retried in a
+        loop of shell builtins inside worker1, so the kill lands within microseconds of the point."""
+        play = subprocess.Popen(self.argv(playbook, *extra), env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while subprocess.run([str(ROOT / "bin/lab"), "exec", "worker1", "--", "sh", "-c", condition],
-                             env=self.env, capture_output=True).returncode != 0:
-            assert proc.poll() is None and time.monotonic() < deadline, f"the play ended before: {condition}"
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # Ansible's workers run each in a session of their own, with the module they start: kill those too.
+        watch = (f"until {condition}; do :; done; "
+                 f"/bin/kill -s KILL -- -{play.pid} $(pgrep -P {play.pid} | sed 's/^/-/')")
+        watcher = subprocess.Popen([str(ROOT / "bin/lab"), "exec", "worker1", "--", "sh", "-c", watch],
+                                   env=self.env, stdout=subprocess.DEVNULL, start_new_session=True)
+        try:
+            play.wait(timeout=120)
+        finally:
+            if watcher.poll() is None:
+                os.killpg(watcher.pid, signal.SIGKILL)
+            watcher.wait()
+        assert play.returncode == -signal.SIGKILL, f"the play ended ({play.returncode}) before: {condition}"
 
 
 def recap(output: str) -> dict:
@@ -136,8 +141,8 @@ def reference(full_lab):
 # veths made (the first ones may be up and addressed, the last not yet).
 KILL_POINTS = {
     "addresses recorded": f"test -s {RECORD}",
-    "namespaces half made": "[ $(ip netns list | wc -l) -ge 3 ]",
-    "veths half made": "[ $(ip -o link show type veth | wc -l) -ge 3 ]",
+    "namespaces half made": "set -- /run/netns/*; [ $# -ge 3 ]",
+    "veths half made": "set -- /sys/class/net/veth*; [ $# -ge 3 ]",
 }
 
 

@@ -57,6 +57,9 @@ def runtime_pod():
     node = Node("worker1")
     conflist = node.conflist()
     state = {"node": node, "conflist": conflist, "deleted": False}
+    # The first of host-local's directories that does not exist yet: the test made it, the test removes it.
+    made = next((d for d in ("/var/lib/cni", "/var/lib/cni/networks", NETWORK_STATE)
+                 if node.run("test", "-e", d).rc != 0), None)
     created = node.run("ip", "netns", "add", POD)
     assert created.rc == 0, created.stderr
     try:
@@ -68,6 +71,8 @@ def runtime_pod():
                 node.cni("DEL", conflist, POD, NETNS, add_result=state.get("result"))
             finally:
                 node.run("ip", "netns", "delete", POD)
+        if made:
+            node.run("rm", "-rf", made)
 
 
 def runtime_ip(runtime_pod) -> str:

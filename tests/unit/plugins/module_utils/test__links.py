@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _links
 from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     LINK_ATTRS,
     describe_change,
@@ -10,7 +11,8 @@ from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     owner_alias,
     plan_link,
 )
-from ansible_collections.handcni.podnet.plugins.modules import bridge
+from ansible_collections.handcni.podnet.plugins.module_utils._module import PodnetModule
+from ansible_collections.handcni.podnet.plugins.modules import bridge, ipip_tunnel, vxlan_fdb
 
 HAVE = {
     "kind": "bridge", "mtu": 1500, "mac": "02:00:00:00:00:01", "up": False, "master": None,
@@ -90,3 +92,96 @@ def test_not_ours():
     err = not_ours("bridges[1].name", "link br0", "netns pod1")
     assert isinstance(err, ValueError)
     assert str(err) == "bridges[1].name: link br0 in netns pod1 exists and was not made by handcni.podnet; it is left alone"
+
+
+# --- OwnedLinkPlanner, on a namespace faked as {name: (alias, state)} --------------------------
+
+class FakeLink(dict):
+    def get_attr(self, key):
+        return self.get(key)
+
+
+class FakeIPRoute:
+    def __init__(self, links: dict):
+        self.links = links
+
+    def link(self, op: str, **kwargs):
+        assert op == "dump", "planning only reads"
+        return [FakeLink(index=index, IFLA_IFNAME=name, IFLA_IFALIAS=alias)
+                for index, (name, (alias, _)) in enumerate(self.links.items(), 1)]
+
+
+class FakeModule:
+    where = "netns n1"
+    forget = PodnetModule.forget
+
+    def __init__(self, state: str = "present", prune: bool = False):
+        self.params = {"state": state, "prune": prune}
+        self.before, self.after = {}, {}
+
+
+def fake_planner(links: dict, monkeypatch, planner=bridge.BridgePlanner, **params) -> _links.OwnedLinkPlanner:
+    monkeypatch.setattr(_links, "link_by_name", lambda ipr, name: FakeLink(name=name) if name in links else None)
+    monkeypatch.setattr(_links, "link_state", lambda ipr, link: links[link["name"]][1])
+    return planner(FakeModule(**params), FakeIPRoute(links))
+
+
+def wanted(*names: str, state: str = "present") -> list[dict]:
+    return [bridge.normalise({"name": name}, f"bridges[{i}]", state) for i, name in enumerate(names)]
+
+
+def descriptions(actions) -> list[str]:
+    return [action.description for action in actions]
+
+
+OURS = dict(HAVE, up=True, addresses=[])
+
+
+def test_planner_creates_the_missing_and_changes_the_existing(monkeypatch):
+    planner = fake_planner({"br0": (bridge.ALIAS, dict(OURS, mtu=1400))}, monkeypatch)
+    want = wanted("br0", "br1")
+    want[0]["mtu"] = 1500
+    assert descriptions(planner.plan(want)) == ["set br0 mtu 1400 -> 1500", "create bridge br1"]
+    assert planner.module.before == {"br0": {"name": "br0", "mtu": 1400, "addresses": [], "up": True},
+                                     "br1": {"name": "br1", "present": False}}
+    assert planner.module.after == {"br0": {"name": "br0", "mtu": 1500, "addresses": [], "up": True},
+                                    "br1": {"name": "br1", "addresses": [], "up": True}}
+
+
+def test_planner_deletes_with_state_absent(monkeypatch):
+    planner = fake_planner({"br0": (bridge.ALIAS, OURS)}, monkeypatch, state="absent")
+    assert descriptions(planner.plan(wanted("br0", "br1", state="absent"))) == ["delete bridge br0"]
+    assert planner.module.before == {"br0": {"name": "br0", "present": True}, "br1": {"name": "br1", "present": False}}
+    assert planner.module.after == {"br0": {"name": "br0", "present": False}, "br1": {"name": "br1", "present": False}}
+
+
+def test_planner_prunes_only_owned_links_not_listed(monkeypatch):
+    links = {"br0": (bridge.ALIAS, OURS), "br9": (bridge.ALIAS, OURS), "docker0": (None, OURS),
+             "vx0": (owner_alias("vxlan_fdb"), OURS)}
+    planner = fake_planner(links, monkeypatch, prune=True)
+    assert descriptions(planner.plan(wanted("br0"))) == ["delete bridge br9"]
+    assert planner.module.after["br9"] == {"name": "br9", "present": False}
+
+
+@pytest.mark.parametrize("have, message", [
+    (dict(OURS, owned=False), "bridges[1].name: link br0 in netns n1 exists and was not made by handcni.podnet; "
+                              "it is left alone"),
+    (dict(OURS, kind="veth"), "bridges[1].name: br0 in netns n1 is a veth, not a bridge"),
+])
+def test_planner_refuses_a_link_not_ours_or_of_another_kind(monkeypatch, have, message):
+    planner = fake_planner({"br0": (bridge.ALIAS, have)}, monkeypatch)
+    with pytest.raises(ValueError) as err:
+        planner.plan(wanted("br1", "br0"))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("planner, message", [
+    (bridge.BridgePlanner, "bridges[0].name: br0 in netns n1 is a veth, not a bridge"),
+    (ipip_tunnel.IpipPlanner, "tunnels[0].name: br0 in netns n1 is a veth, not an ipip tunnel"),
+    (vxlan_fdb.VxlanPlanner, "vxlans[0].name: br0 in netns n1 is a veth, not a vxlan device"),
+])
+def test_each_module_names_its_own_list_and_kind(monkeypatch, planner, message):
+    planner = fake_planner({"br0": (planner.alias, dict(OURS, kind="veth"))}, monkeypatch, planner)
+    with pytest.raises(ValueError) as err:
+        planner.plan(wanted("br0"))
+    assert str(err.value) == message
