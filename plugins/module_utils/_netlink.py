@@ -18,6 +18,8 @@ import socket
 import sys
 from importlib.util import find_spec
 
+from ._validate import address_order
+
 # pyroute2 is imported on first use (it takes about 0.1 s): modules that never talk netlink
 # (nat_rule, ipam, sysctl, the BGP ones) do not pay for it.
 PYROUTE2_IMPORT_ERROR = None if find_spec("pyroute2") else "No module named 'pyroute2'"
@@ -38,7 +40,6 @@ def kernel_errors() -> tuple:
     loaded = sys.modules.get("pyroute2.netlink.exceptions")
     return (OSError, loaded.NetlinkError) if loaded else (OSError,)
 
-from ._validate import address_order
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000

@@ -104,7 +104,7 @@ def read(ipr, proto: int = ROUTE_PROTO, names: dict | None = None) -> dict:
         if msg["family"] in (socket.AF_INET, socket.AF_INET6) and table != 255 and msg["type"] == 1:
             messages.append((msg, table))  # not another family, the local table, or other than unicast
     if names is None:
-        names = link_names(ipr, {msg.get_attr("RTA_OIF") for msg, _ in messages} - {None})
+        names = link_names(ipr, {msg.get_attr("RTA_OIF") for msg, _table in messages} - {None})
     found = {}
     for msg, table in messages:
         family = msg["family"]

@@ -13,7 +13,7 @@ import socket
 import time
 
 from . import _validate as validate
-from ._netlink import NetlinkError, is_errno
+from ._netlink import is_errno, kernel_errors
 
 VNI_MIN, VNI_MAX = 1, 2 ** 24 - 1
 PORT_MIN, PORT_MAX = 1, 65535
@@ -116,7 +116,7 @@ def delete_link(ipr, name: str) -> None:
     """Delete a link; one already gone is what was wanted."""
     try:
         ipr.link("del", ifname=name)
-    except NetlinkError as err:
+    except kernel_errors() as err:
         if not is_errno(err, errno.ENODEV):
             raise
 

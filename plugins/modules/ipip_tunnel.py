@@ -107,7 +107,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _tunnels as 
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._links import OwnedLinkPlanner, compared, owner_alias
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._netlink import NetlinkError, is_errno
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import is_errno, kernel_errors
 
 ALIAS = owner_alias("ipip_tunnel")
 KIND = "ipip"
@@ -173,7 +173,7 @@ class IpipPlanner(OwnedLinkPlanner):
             args["ipip_remote"] = want["remote"]
         try:
             self.ipr.link("add", **args)
-        except NetlinkError as err:
+        except kernel_errors() as err:
             if is_errno(err, errno.EOPNOTSUPP):
                 raise OSError(errno.EOPNOTSUPP,
                               "this kernel cannot make ipip devices (no ipip module: modprobe ipip)") from None

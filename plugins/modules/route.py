@@ -91,7 +91,6 @@ routes:
 """
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _routes as routes
-from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import Sessions, link_by_name
 

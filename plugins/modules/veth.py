@@ -261,7 +261,7 @@ class VethPlanner:
         return self._read[id(ipr)]
 
     def state(self, ipr, link) -> dict:
-        _, names, addresses = self.read(ipr)
+        _links, names, addresses = self.read(ipr)
         return link_state(ipr, link, names, addresses)
 
     def set_proxy_arp(self, name: str, enabled: bool) -> None:

@@ -21,8 +21,8 @@ STATE = f"ls -A {DIR} 2>&1; cat {RECORD} 2>/dev/null"
 
 def ipam(name: str, pods: list, check: bool = False, **extra) -> dict:
     listed = [{"name": p} if isinstance(p, str) else p for p in pods]
-    return module(name, "handcni.podnet.ipam", dict({"cidr": CIDR, "reserved": ["10.60.0.6"], "pods": listed},
-                                                   **extra), check)
+    args = dict({"cidr": CIDR, "reserved": ["10.60.0.6"], "pods": listed}, **extra)
+    return module(name, "handcni.podnet.ipam", args, check)
 
 
 def state(name: str) -> dict:

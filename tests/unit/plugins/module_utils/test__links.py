@@ -108,7 +108,7 @@ class FakeIPRoute:
     def link(self, op: str, **kwargs):
         assert op == "dump", "planning only reads"
         return [FakeLink(index=index, IFLA_IFNAME=name, IFLA_IFALIAS=alias)
-                for index, (name, (alias, _)) in enumerate(self.links.items(), 1)]
+                for index, (name, (alias, _kind)) in enumerate(self.links.items(), 1)]
 
 
 class FakeModule:
