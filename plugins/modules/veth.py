@@ -188,6 +188,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
 )
 
 ALIAS = owner_alias("veth")
+NETNS_ALIAS = owner_alias("netns")  # the mark of a pod namespace we made
 
 
 def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
@@ -297,8 +298,9 @@ class VethPlanner:
             self.host.link("add", **spec)
             made = self.host.link("get", ifname=name)[0]
             index, peer_index = made["index"], made.get_attr("IFLA_LINK")  # the peer's, in its namespace
-            self.host.link("set", index=index, ifalias=ALIAS, state="up")
+            # The pod side first: a marked host side then always means a marked pair.
             pod_ipr.link("set", index=peer_index, ifalias=ALIAS, state="up")
+            self.host.link("set", index=index, ifalias=ALIAS, state="up")
             if host["hairpin"]:
                 apply_change(self.host, name, "hairpin", None, True, index=index)
             if host["addresses"]:
@@ -315,13 +317,26 @@ class VethPlanner:
         where = f"{want['peer_netns']}/{peer}" if want["peer_netns"] else peer
         return [Action(f"create veth {name} <-> {where}", run)]
 
+    def cut_short(self, want: dict, host_link, host_have: dict) -> bool:
+        """Whether an unmarked link is a pair a run made and was stopped before marking (the kernel
+        takes no alias in the request that makes a pair): a veth whose other end is the wanted peer,
+        inside the pod's namespace, which is ours. Such a pair is made again."""
+        if host_have["kind"] != "veth" or not want.get("peer_netns") or not netns_exists(want["peer_netns"]):
+            return False
+        pod_ipr = self.pod_session(want)
+        if pod_ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") != NETNS_ALIAS:  # lo: our mark
+            return False
+        pod_link = self.read(pod_ipr)[0].get(want["peer"])
+        return pod_link is not None and host_link.get_attr("IFLA_LINK") == pod_link["index"]
+
     def plan(self, index: int, want: dict) -> list[Action]:
         field = f"veths[{index}]"
         name = want["name"]
         host_links = self.read(self.host)[0]
         host_link = host_links.get(name)
         host_have = self.state(self.host, host_link) if host_link is not None else None
-        if host_have is not None and not host_have["owned"]:
+        cut_short = host_have is not None and not host_have["owned"] and self.cut_short(want, host_link, host_have)
+        if host_have is not None and not host_have["owned"] and not cut_short:
             raise not_ours(f"{field}.name", f"link {name}", self.module.where)
         if self.module.params["state"] == "absent":
             self.module.before[name] = {"name": name, "present": host_link is not None}
@@ -335,18 +350,18 @@ class VethPlanner:
         pod_ipr = self.pod_session(want) if netns_exists(want["peer_netns"]) else None
         pod_link = self.read(pod_ipr)[0].get(want["peer"]) if pod_ipr else None
         paired = (
-            host_link is not None and pod_link is not None
+            not cut_short and host_link is not None and pod_link is not None
             and host_link.get_attr("IFLA_LINK") == pod_link["index"]
             and pod_link.get_attr("IFLA_LINK") == host_link["index"]
         )
-        if pod_link is not None and not paired and not self.state(pod_ipr, pod_link)["owned"]:
+        if pod_link is not None and not paired and not cut_short and not self.state(pod_ipr, pod_link)["owned"]:
             raise not_ours(f"{field}.peer", f"link {want['peer']}", f"netns {want['peer_netns']}")
         self.module.after[name] = public(want)
         if not paired:
             self.module.before[name] = {"name": name, "present": False}
             actions = [self.delete(name)] if host_link is not None else []
             kept = routes.through(self.host, name) if host_link is not None else []
-            if pod_link is not None:  # a leftover of ours under the pod-side name
+            if pod_link is not None and not cut_short:  # a leftover of ours under the pod-side name
                 actions.append(Action(f"delete stale {want['peer']} in netns {want['peer_netns']}",
                                       lambda: pod_ipr.link("del", index=pod_link["index"])))
             return actions + self.create(want, kept)

@@ -136,6 +136,16 @@ MISSING_BRIDGE = scenario(
     veth("no such bridge", {"veths": [{"name": "vit-m", "peer_netns": "pm", "master": "br-nope"}]}),
     snapshot("after"),
 )
+# A run stopped between making a pair and marking it (the kernel takes no alias at creation) leaves an
+# unmarked pair whose pod end is in our namespace: made again. The same in someone else's namespace is theirs.
+CUT = {"veths": [{"name": "vit-k", "peer_netns": "pk", "peer_addresses": ["10.248.0.1/32"]}]}
+CUT_SHORT = scenario(
+    "cut short",
+    step("namespace", "netns", {"names": ["pk"]}),
+    raw("half made", "ip link add vit-k type veth peer name eth0 netns pk"),
+    veth("made again", CUT), raw("marked", "ip -o link show vit-k; ip -n pk -o link show eth0"),
+    veth("again", CUT),
+)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +155,7 @@ def results(lab):
     lab.sh("ip", "link", "add", "fxp", "type", "veth", "peer", "name", "eth0", "netns", FOREIGN_POD)
     for pod_netns in ("pr", "pc", "pp1", "pp2", "pe", "po", "pm"):  # pods of the later scenarios, made by hand
         lab.sh("ip", "netns", "add", pod_netns)
-    return lab.play(*LIFECYCLE, *ROUTED_POD, *BAD_INPUT, *PRUNE, *MOVE_ADDRESS, *ROUTE_ORDER, *MISSING_BRIDGE)
+    return lab.play(*LIFECYCLE, *ROUTED_POD, *BAD_INPUT, *PRUNE, *MOVE_ADDRESS, *ROUTE_ORDER, *MISSING_BRIDGE, *CUT_SHORT)
 
 
 def test_lifecycle_of_bridged_pods_that_talk(results):
@@ -239,3 +249,10 @@ def test_missing_bridge_fails_before_any_change(results):
     r = part(results, "missing bridge")
     assert r["no such bridge"]["failed"] and "br-nope" in r["no such bridge"]["msg"]
     assert r["before"]["stdout"] == r["after"]["stdout"]
+
+
+def test_a_pair_cut_short_before_its_mark_is_made_again(results):
+    r = part(results, "cut short")
+    assert r["made again"]["actions"][0] == "delete veth vit-k", r["made again"]["actions"]
+    assert r["marked"]["stdout"].count("alias handcni.podnet veth") == 2, r["marked"]["stdout"]
+    assert not changed(r["again"])
