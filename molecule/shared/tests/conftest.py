@@ -1,7 +1,9 @@
 """The scenario's tests: every suite of the collection lives here, and each scenario names the ones
 that fit what it converged (HANDCNI_SUITES in its molecule.yml, e.g. "pod_network drift cross_node");
 the other suites' tests are deselected. The lab itself is in molecule/shared/lab.py; the teardown
-suite (test_zz_teardown.py) always runs, last."""
+suite (test_zz_teardown.py) always runs, last. Suites run in file-name order: each leaves the lab as
+the inventory declares it, but services (fewer endpoints, then nftables), which runs after the suites
+that converge the inventory again (drift, mode_switch)."""
 import os
 import sys
 from pathlib import Path
