@@ -71,6 +71,14 @@ def owner_alias(purpose: str) -> str:
     return f"{OWNER} {purpose}"
 
 
+NETNS_ALIAS = owner_alias("netns")  # on the loopback of every namespace the netns module made
+
+
+def netns_is_ours(ipr) -> bool:
+    """Whether the namespace of session `ipr` was made by the netns module (its loopback's mark)."""
+    return ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") == NETNS_ALIAS
+
+
 def not_ours(field: str, name: str, where: str) -> ValueError:
     return ValueError(f"{field}: {name} in {where} exists and was not made by handcni.podnet; it is left alone")
 

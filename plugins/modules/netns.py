@@ -68,7 +68,7 @@ names:
 """
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
-from ansible_collections.handcni.podnet.plugins.module_utils._links import owner_alias
+from ansible_collections.handcni.podnet.plugins.module_utils._links import NETNS_ALIAS, netns_is_ours
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     Sessions,
@@ -80,22 +80,12 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     remove_netns,
 )
 
-ALIAS = owner_alias("netns")
-
-
-def mark(ipr) -> None:
-    """Bring the new namespace's loopback up and mark the namespace as ours."""
-    ipr.link("set", index=1, state="up", ifalias=ALIAS)
-
 
 def mark_here() -> None:
-    """Mark the namespace this thread is in, before it is pinned: a namespace pinned is a marked one."""
+    """Bring up the loopback of the namespace this thread is in and mark it as ours, before the
+    namespace is pinned: a pinned namespace is a marked one."""
     with open_session(None) as ipr:
-        mark(ipr)
-
-
-def is_ours(ipr) -> bool:
-    return ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") == ALIAS
+        ipr.link("set", index=1, state="up", ifalias=NETNS_ALIAS)
 
 
 def main():
@@ -111,7 +101,7 @@ def main():
             actions = []
             for index, name in enumerate(names):
                 exists = netns_exists(name)
-                if exists and not is_ours(sessions[name]):
+                if exists and not netns_is_ours(sessions[name]):
                     raise ValueError(f"names[{index}]: netns {name} exists and was not made by handcni.podnet; "
                                      "it is left alone")
                 present = params["state"] == "present"
@@ -125,7 +115,7 @@ def main():
                     actions.append(Action(f"delete netns {name}{debris}", lambda n=name: remove_netns(n)))
             if params["prune"] and params["state"] == "present":
                 for name in sorted(set(list_netns()) - set(names)):
-                    if is_ours(sessions[name]):
+                    if netns_is_ours(sessions[name]):
                         module.forget(name)
                         actions.append(Action(f"delete netns {name}", lambda n=name: remove_netns(n)))
             module.apply(actions)

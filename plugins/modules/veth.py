@@ -171,6 +171,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     apply_change,
     compared,
     describe_change,
+    netns_is_ours,
     not_ours,
     owner_alias,
     plan_link,
@@ -188,7 +189,6 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
 )
 
 ALIAS = owner_alias("veth")
-NETNS_ALIAS = owner_alias("netns")  # the mark of a pod namespace we made
 
 
 def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
@@ -324,7 +324,7 @@ class VethPlanner:
         if host_have["kind"] != "veth" or not want.get("peer_netns") or not netns_exists(want["peer_netns"]):
             return False
         pod_ipr = self.pod_session(want)
-        if pod_ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") != NETNS_ALIAS:  # lo: our mark
+        if not netns_is_ours(pod_ipr):
             return False
         pod_link = self.read(pod_ipr)[0].get(want["peer"])
         return pod_link is not None and host_link.get_attr("IFLA_LINK") == pod_link["index"]
