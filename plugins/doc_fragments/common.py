@@ -47,3 +47,11 @@ attributes:
     support: full
     details: A second run with the same arguments reports no change.
 """
+
+    # The modules that make single links (bridge, ipip_tunnel, vxlan_fdb).
+    OWNED_LINK = r"""
+notes:
+  - A link is made under a provisional name, C(hcni-) and 10 hex digits, marked as ours, then given its
+    name, so a run killed half-way never leaves an unmarked link under a listed name. The next run deletes
+    a link of this kind still under such a name, and listing such a name is an error.
+"""

@@ -3,12 +3,14 @@
 """Planning and applying link attributes, shared by the link modules. Private to this collection."""
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
 from typing import Callable
 
 from . import _validate as validate
 from ._module import Action
-from ._netlink import OWNER, Sessions, inside_session, link_by_name, link_index, link_state, sysctl_path
+from ._netlink import OWNER, Sessions, inside_session, link_by_name, link_index, link_kind, link_state, sysctl_path
 
 # Applied in this order: a port joins its bridge before hairpin is set, and comes up last.
 LINK_ATTRS = ("mtu", "mac", "master", "hairpin", "addresses", "up")
@@ -79,6 +81,16 @@ def netns_is_ours(ipr) -> bool:
     return ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") == NETNS_ALIAS
 
 
+# A link is made under a provisional name of ours and only takes its real name once marked, so a run killed
+# between the two leaves a link the next run knows as its own (and deletes), never an unmarked one under a
+# name users chose.
+PROVISIONAL = re.compile(r"hcni-[0-9a-f]{10}")
+
+
+def provisional_name(name: str) -> str:
+    return "hcni-" + hashlib.sha256(name.encode()).hexdigest()[:10]
+
+
 def not_ours(field: str, name: str, where: str) -> ValueError:
     return ValueError(f"{field}: {name} in {where} exists and was not made by handcni.podnet; it is left alone")
 
@@ -129,11 +141,14 @@ class OwnedLinkPlanner:
         self.ipr.link("del", ifname=name)
 
     def plan(self, wanted: list[dict]) -> list[Action]:
-        """The actions for every listed link, then for the owned ones `prune` removes."""
+        """The actions for links left by a create cut short, every listed link, then the owned ones `prune` removes."""
         params = self.module.params
-        actions = []
+        actions = self.cut_short()
         for index, want in enumerate(wanted):
             field = f"{self.option}[{index}]"
+            if PROVISIONAL.fullmatch(want["name"]):
+                raise ValueError(f"{field}.name: {want['name']} has the form of the provisional names handcni.podnet "
+                                 "gives links while it makes them; choose another name")
             link, have = self.lookup(field, want["name"])
             if params["state"] == "absent":
                 actions += self.plan_absent(want["name"], have)
@@ -182,11 +197,23 @@ class OwnedLinkPlanner:
             for attr, old, new in plan_link(have, want)
         ]
 
-    def own(self, name: str, index: int, attrs: dict) -> None:
-        """Mark the link just made as ours and set its link attributes."""
+    def add(self, name: str, attrs: dict, **kind_args) -> None:
+        """Make link `name` of this kind under its provisional name, mark it, name it, set its attributes."""
+        provisional = provisional_name(name)
+        self.ipr.link("add", ifname=provisional, kind=self.kind, **kind_args)
+        index = link_index(self.ipr, provisional)
         self.ipr.link("set", index=index, ifalias=self.alias)
+        self.ipr.link("set", index=index, ifname=name)
         for attr, old, new in plan_link({}, attrs):
-            apply_change(self.ipr, name, attr, old, new)
+            apply_change(self.ipr, name, attr, old, new, index)
+
+    def cut_short(self) -> list[Action]:
+        """Delete the links of this kind still under a provisional name: made by a run killed before naming them."""
+        return [
+            Action(f"delete {self.kind} {name} (a create cut short)", lambda name=name: self.delete(name))
+            for name in (link.get_attr("IFLA_IFNAME") for link in self.ipr.link("dump") if link_kind(link) == self.kind)
+            if PROVISIONAL.fullmatch(name)
+        ]
 
     def prune(self, listed: set) -> list[Action]:
         actions = []

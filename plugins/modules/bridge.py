@@ -16,6 +16,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.owned_link
 options:
   bridges:
     description: The bridges.
@@ -76,7 +77,6 @@ bridges:
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._links import OwnedLinkPlanner, compared, owner_alias
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._netlink import link_index
 
 ALIAS = owner_alias("bridge")
 
@@ -105,8 +105,7 @@ class BridgePlanner(OwnedLinkPlanner):
     alias = ALIAS
 
     def create(self, want: dict) -> None:
-        self.ipr.link("add", ifname=want["name"], kind="bridge")
-        self.own(want["name"], link_index(self.ipr, want["name"]), want)
+        self.add(want["name"], want)
 
     def plan_present(self, field: str, want: dict, link, have: dict | None) -> list[Action]:
         name = want["name"]

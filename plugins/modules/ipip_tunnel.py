@@ -25,6 +25,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.owned_link
 options:
   tunnels:
     description: The tunnel devices.
@@ -168,17 +169,16 @@ class IpipPlanner(OwnedLinkPlanner):
         tunnels.delete_link(self.ipr, name)
 
     def create(self, want: dict) -> None:
-        args = dict(ifname=want["name"], kind=KIND, ipip_local=want["local"], ipip_ttl=want["ttl"], ipip_pmtudisc=1)
+        args = dict(ipip_local=want["local"], ipip_ttl=want["ttl"], ipip_pmtudisc=1)
         if want["remote"]:
             args["ipip_remote"] = want["remote"]
         try:
-            self.ipr.link("add", **args)
+            self.add(want["name"], link_part(want), **args)
         except kernel_errors() as err:
             if is_errno(err, errno.EOPNOTSUPP):
                 raise OSError(errno.EOPNOTSUPP,
                               "this kernel cannot make ipip devices (no ipip module: modprobe ipip)") from None
             raise
-        self.own(want["name"], tunnels.wait_link(self.ipr, want["name"]), link_part(want))
 
     def plan_present(self, field: str, want: dict, link, have: dict | None) -> list[Action]:
         name = want["name"]

@@ -30,6 +30,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.owned_link
 options:
   vxlans:
     description: The VXLAN devices.
@@ -257,14 +258,12 @@ class VxlanPlanner(OwnedLinkPlanner):
                              f"bytes of VXLAN; at most {room}")
 
     def create(self, want: dict) -> None:
-        args = dict(ifname=want["name"], kind=KIND, vxlan_id=want["vni"], vxlan_port=want["port"],
-                    vxlan_learning=int(want["learning"]))
+        args = dict(vxlan_id=want["vni"], vxlan_port=want["port"], vxlan_learning=int(want["learning"]))
         if want["local"]:
             args["vxlan_local6" if ":" in want["local"] else "vxlan_local"] = want["local"]
         if want["dev"]:
             args["vxlan_link"] = self.index(want["dev"])
-        self.ipr.link("add", **args)
-        self.own(want["name"], self.index(want["name"]), link_part(want))
+        self.add(want["name"], link_part(want), **args)
 
     def delete(self, name: str) -> None:
         tunnels.delete_link(self.ipr, name)

@@ -5,6 +5,7 @@ Every scenario of this file runs in one ansible-playbook (the `results` fixture)
 from __future__ import annotations
 
 import pytest
+from ansible_collections.handcni.podnet.plugins.module_utils._links import provisional_name
 from conftest import (changed, diffs_agree, fails_naming, is_up, link_names, module, part, raw, same_plan, scenario,
                       snapshot)
 
@@ -67,12 +68,26 @@ PRUNE = scenario(
     bridge("prune everything", {"bridges": [], "prune": True}), raw("end", "ip -o link"),
 )
 
+# What a run killed half-way through making br-c and br-d leaves: br-c's bridge made, not yet marked;
+# br-d's marked, not yet named.
+UNMARKED, UNNAMED = provisional_name("br-c"), provisional_name("br-d")
+CUT_SHORT = scenario(
+    "cut short",
+    raw("left", f"ip link add {UNMARKED} type bridge && ip link add {UNNAMED} type bridge && "
+                f"ip link set {UNNAMED} alias 'handcni.podnet bridge' && ip -o link"),
+    bridge("planned", {"bridges": [{"name": "br-c"}, {"name": "br-d"}]}, check=True),
+    bridge("repair", {"bridges": [{"name": "br-c"}, {"name": "br-d"}]}), raw("repaired", "ip -o link"),
+    bridge("again", {"bridges": [{"name": "br-c"}, {"name": "br-d"}]}),
+    bridge("provisional name listed", {"bridges": [{"name": UNMARKED}]}),
+    bridge("removed", {"bridges": [{"name": "br-c"}, {"name": "br-d"}], "state": "absent"}),
+)
+
 
 @pytest.fixture(scope="module")
 def results(lab):
     lab.sh("ip", "link", "add", FOREIGN, "type", "veth", "peer", "name", "fx1")
     lab.sh("ip", "link", "add", FOREIGN_BRIDGE, "type", "bridge")
-    return lab.play(*LIFECYCLE, *BAD_INPUT, *PRUNE)
+    return lab.play(*LIFECYCLE, *BAD_INPUT, *PRUNE, *CUT_SHORT)
 
 
 def test_lifecycle(results):
@@ -127,3 +142,18 @@ def test_prune_removes_only_ours(results):
     assert r["prune everything"]["actions"] == ["delete bridge br-p1"]
     assert link_names(r["end"]) == {"lo", "eth0", FOREIGN, "fx1", FOREIGN_BRIDGE}
     assert diffs_agree(r) == []
+
+
+def test_a_create_cut_short_is_repaired(results):
+    r = part(results, "cut short")
+    assert {UNMARKED, UNNAMED} <= link_names(r["left"])
+    assert same_plan(r["planned"], r["repair"])
+    assert sorted(r["repair"]["actions"]) == sorted([
+        f"delete bridge {UNMARKED} (a create cut short)", f"delete bridge {UNNAMED} (a create cut short)",
+        "create bridge br-c", "create bridge br-d"])
+    names = link_names(r["repaired"])
+    assert {"br-c", "br-d"} <= names and not names & {UNMARKED, UNNAMED}
+    assert "alias handcni.podnet bridge" in r["repaired"]["stdout"]
+    assert not changed(r["again"])
+    assert fails_naming(r["provisional name listed"], f"bridges[0].name: {UNMARKED} has the form of the provisional")
+    assert changed(r["removed"])

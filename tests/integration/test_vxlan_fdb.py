@@ -5,6 +5,7 @@ Every scenario of this file runs in one ansible-playbook (the `results` fixture)
 from __future__ import annotations
 
 import pytest
+from ansible_collections.handcni.podnet.plugins.module_utils._links import provisional_name
 from conftest import LEAF_IP, NODE_IP, changed, diffs_agree, fails_naming, module, part, raw, same_plan, scenario, snapshot
 
 MAC = "0e:00:0a:fb:00:00"
@@ -123,6 +124,17 @@ IN_NETNS = scenario(
     vxlan("absent", {"netns": "nv", "vxlans": [{"name": "vxn"}], "state": "absent"}),
 )
 
+# What a run killed after making vxc, before naming it, leaves: a device on vxc's VNI and port under a
+# provisional name, which the kernel would not let a second device share.
+LEFT = provisional_name("vxc")
+CUT_SHORT = scenario(
+    "cut short",
+    raw("left", f"ip link add {LEFT} type vxlan id 44 dstport 4789 local {NODE_IP} dev eth0 && ip -o link"),
+    vxlan("repair", {"vxlans": [{"name": "vxc", "vni": 44, "local": NODE_IP, "dev": "eth0"}]}),
+    raw("repaired", "ip -d -o link show type vxlan"),
+    vxlan("removed", {"vxlans": [{"name": "vxc"}], "state": "absent"}),
+)
+
 
 @pytest.fixture(scope="module")
 def results(lab):
@@ -131,7 +143,7 @@ def results(lab):
     lab.sh("ip", "neigh", "add", "10.251.99.0", "lladdr", STRANGER_MAC, "dev", "vxf")
     lab.sh("ip", "route", "add", *FOREIGN_ROUTE.split())
     lab.sh("ip", "netns", "add", "nv")
-    return lab.play(*LIFECYCLE, *VNI, *BAD_INPUT, *PRUNE, *IN_NETNS)
+    return lab.play(*LIFECYCLE, *VNI, *BAD_INPUT, *PRUNE, *IN_NETNS, *CUT_SHORT)
 
 
 def test_lifecycle(results):
@@ -234,3 +246,13 @@ def test_in_a_netns(results):
     assert f"{P1['ip']} lladdr {P1['mac']} PERMANENT" in r["there"]["stdout"]
     assert "vxn" not in r["not here"]["stdout"]
     assert not changed(r["again"]) and changed(r["absent"])
+
+
+def test_a_create_cut_short_is_repaired(results):
+    r = part(results, "cut short")
+    assert LEFT in r["left"]["stdout"]
+    assert r["repair"]["actions"][:2] == [f"delete vxlan {LEFT} (a create cut short)",
+                                          f"create vxlan vxc (vni 44, port 4789, local {NODE_IP}, dev eth0, nolearning)"]
+    repaired = r["repaired"]["stdout"]
+    assert LEFT not in repaired and "vxc:" in repaired and "id 44" in repaired
+    assert changed(r["removed"])
