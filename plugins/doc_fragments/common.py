@@ -50,6 +50,7 @@ attributes:
 
     # The modules that make single links (bridge, ipip_tunnel, vxlan_fdb).
     OWNED_LINK = r"""
+options: {}
 notes:
   - A link is made under a provisional name, C(hcni-) and 10 hex digits, marked as ours, then given its
     name, so a run killed half-way never leaves an unmarked link under a listed name. The next run deletes
