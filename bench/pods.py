@@ -355,6 +355,13 @@ def main() -> int:
         cpu = [s["first"]["cpu_s"] for s in sizes]
         lines.append("   CPU seconds of the converges (user+sys, every process): "
                      + "  ".join(f"{s['workers']} workers: {c:.1f}" for s, c in zip(sizes, cpu)))
+        # Busy share of every CPU during the converge: near 1, the converge waits on nothing but CPU
+        # (no serial per-node step), and its time can only follow the CPU seconds it needs.
+        nproc = int(data["machine"]["nproc"])
+        busy = [c / (s["first"]["seconds"] * nproc) for s, c in zip(sizes, cpu)]
+        data["scale"]["cpu_busy"] = busy
+        lines.append(f"   CPUs busy during the converges (CPU s / (wall s x {nproc})): "
+                     + "  ".join(f"{s['workers']} workers: {b:.2f}" for s, b in zip(sizes, busy)))
         infos.append(f"scale: Ansible alone grows {base[-1] / base[0]:.2f}x from {sizes[0]['workers']} to "
                      f"{sizes[-1]['workers']} workers on this {data['machine']['nproc']}-CPU machine; the converge "
                      f"{ratio:.2f}x")
