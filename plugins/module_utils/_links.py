@@ -84,20 +84,21 @@ def netns_is_ours(ipr) -> bool:
 # A link is made under a provisional name of ours and only takes its real name once marked, so a run killed
 # between the two leaves a link the next run knows as its own (and deletes), never an unmarked one under a
 # name users chose.
-PROVISIONAL = re.compile(r"hcni-[0-9a-f]{10}")
+PROVISIONAL_PREFIX = "hcni-"
+PROVISIONAL = re.compile(re.escape(PROVISIONAL_PREFIX) + "[0-9a-f]{10}")
 
 
 def provisional_name(name: str) -> str:
-    return "hcni-" + hashlib.sha256(name.encode()).hexdigest()[:10]
+    return PROVISIONAL_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:10]
 
 
 def not_ours(field: str, name: str, where: str) -> ValueError:
     return ValueError(f"{field}: {name} in {where} exists and was not made by handcni.podnet; it is left alone")
 
 
-def owned_links(ipr, alias: str) -> list[str]:
-    """Names of the links in this namespace that carry exactly this ownership alias."""
-    return [link.get_attr("IFLA_IFNAME") for link in ipr.link("dump") if link.get_attr("IFLA_IFALIAS") == alias]
+def owned_links(links: list, alias: str) -> list[str]:
+    """Names of the links (a link dump) that carry exactly this ownership alias."""
+    return [link.get_attr("IFLA_IFNAME") for link in links if link.get_attr("IFLA_IFALIAS") == alias]
 
 
 class OwnedLinkPlanner:
@@ -143,7 +144,8 @@ class OwnedLinkPlanner:
     def plan(self, wanted: list[dict]) -> list[Action]:
         """The actions for links left by a create cut short, every listed link, then the owned ones `prune` removes."""
         params = self.module.params
-        actions = self.cut_short()
+        links = self.ipr.link("dump")  # read once, before any change, for leftovers and prune
+        actions = self.cut_short(links)
         for index, want in enumerate(wanted):
             field = f"{self.option}[{index}]"
             if PROVISIONAL.fullmatch(want["name"]):
@@ -155,7 +157,7 @@ class OwnedLinkPlanner:
             else:
                 actions += self.plan_present(field, want, link, have)
         if params["prune"] and params["state"] == "present":
-            actions += self.prune({want["name"] for want in wanted})
+            actions += self.prune(links, {want["name"] for want in wanted})
         return actions
 
     def lookup(self, field: str, name: str) -> tuple:
@@ -207,17 +209,17 @@ class OwnedLinkPlanner:
         for attr, old, new in plan_link({}, attrs):
             apply_change(self.ipr, name, attr, old, new, index)
 
-    def cut_short(self) -> list[Action]:
+    def cut_short(self, links: list) -> list[Action]:
         """Delete the links of this kind still under a provisional name: made by a run killed before naming them."""
         return [
             Action(f"delete {self.kind} {name} (a create cut short)", lambda name=name: self.delete(name))
-            for name in (link.get_attr("IFLA_IFNAME") for link in self.ipr.link("dump") if link_kind(link) == self.kind)
+            for name in (link.get_attr("IFLA_IFNAME") for link in links if link_kind(link) == self.kind)
             if PROVISIONAL.fullmatch(name)
         ]
 
-    def prune(self, listed: set) -> list[Action]:
+    def prune(self, links: list, listed: set) -> list[Action]:
         actions = []
-        for name in owned_links(self.ipr, self.alias):
+        for name in owned_links(links, self.alias):
             if name not in listed:
                 self.module.forget(name)
                 actions.append(self.deletion(name))
