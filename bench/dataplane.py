@@ -1,6 +1,6 @@
 """Benchmark: iperf3 pod to pod across nodes (direct routing, VXLAN, IPIP) against node to node.
 
-  .venv/bin/python bench/dataplane.py [--methods static,vxlan,ipip] [--runs 3] [--seconds 5]
+  .venv/bin/python bench/dataplane.py [--methods static,vxlan,ipip] [--runs 5] [--seconds 5]
                                       [--json build/bench/dataplane.json]
 
 Not a test: it measures and reports, and checks the floor of issue 9 (item 5): TCP throughput from a
@@ -14,7 +14,9 @@ Two pairs, the same for every method, both from pod worker1/netns1 and node work
 Tunnels are converged with cross_node_encapsulation=always, so both pairs are tunnelled. Each run is
 `iperf3 -c ... -t SECONDS -O 1` (one TCP stream, the first second omitted) against a one-off server
 (`iperf3 -s -1`); underlay and pod runs alternate, so load that drifts during the run weighs on both;
-each figure is the median of the runs (received bits/s).
+each figure is the median of the runs (received bits/s). Before each run the script waits until the
+CPUs were 90 % idle over a second (at most 2 minutes; the idle share is kept with the run). Five runs by default: on a 2-CPU host single
+runs vary by up to 30 %, and with three a single slow run could move the median below the floor.
 
   static, vxlan  on this machine's kernel: a lab of its own (HANDCNI_LAB_STATE, default
                  /run/handcni-lab-bench-dp), site.yml converged with -e cross_node_method=METHOD, always
@@ -63,6 +65,10 @@ PAIRS = {
 NIC = "enp0s9"
 TUNNEL = {"static": None, "vxlan": "vxlan100", "ipip": "ipip0"}
 PORT = 5201
+# Before each iperf3 run, wait (at most SETTLE_TIMEOUT s) until the CPUs were this idle over a second,
+# so what ran before (the converge, a lab going down, the other iperf3 pair) weighs on no run.
+SETTLE_IDLE = 0.9
+SETTLE_TIMEOUT = 120
 UML = "/usr/bin/linux.uml"
 UML_STATE = "/run/handcni-lab-uml"  # inside the guest (tests/uml/init gives the agent this one)
 # As tests/uml/scenario: this UML kernel's nftables has no NAT, so no egress, services, CNI config, BGP.
@@ -167,6 +173,25 @@ def counted(nodes: Host, client: str, server: str, tunnel: str | None, run) -> t
                     if before[key] is not None and after[key] is not None}
 
 
+def cpu_idle(seconds: float = 1.0) -> float:
+    """The share of every CPU's time spent idle over the next `seconds` (/proc/stat)."""
+    def sample() -> tuple[int, int]:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+    idle, total = sample()
+    time.sleep(seconds)
+    idle_after, total_after = sample()
+    return (idle_after - idle) / max(total_after - total, 1)
+
+
+def settle() -> float:
+    """Wait until the CPUs are idle (SETTLE_IDLE), at most SETTLE_TIMEOUT s; the idle share last seen."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while (idle := cpu_idle()) < SETTLE_IDLE and time.monotonic() < deadline:
+        pass
+    return round(idle, 3)
+
+
 def measure_pair(nodes: Host, method: str, pair: str, runs: int, seconds: int) -> dict:
     """Underlay and pod runs between one pair of nodes, alternating; medians, ratio and the evidence."""
     (client, client_pod, _client_ip), (server, server_pod, server_ip, server_pod_ip) = PAIRS[pair]
@@ -177,16 +202,19 @@ def measure_pair(nodes: Host, method: str, pair: str, runs: int, seconds: int) -
     log(f"{method} {pair}: {facts}")
     underlay, pods, packets = [], [], {"node": [], "pod": []}
     for index in range(runs):
+        idle = settle()
         result, count = counted(nodes, client, server, tunnel,
                                 lambda: iperf(nodes, (server, None), (client, None), server_ip, seconds))
-        underlay.append(result)
+        underlay.append({**result, "idle_before": idle})
         packets["node"].append(count)
+        idle = settle()
         result, count = counted(nodes, client, server, tunnel, lambda: iperf(
             nodes, (server, server_pod), (client, client_pod), server_pod_ip, seconds))
-        pods.append(result)
+        pods.append({**result, "idle_before": idle})
         packets["pod"].append(count)
         log(f"{method} {pair}: run {index + 1}/{runs}: node {client} -> node {server} {underlay[-1]['gbps']:.2f} "
-            f"Gbit/s, pod {client}/{client_pod} -> pod {server}/{server_pod} {pods[-1]['gbps']:.2f} Gbit/s")
+            f"Gbit/s, pod {client}/{client_pod} -> pod {server}/{server_pod} {pods[-1]['gbps']:.2f} Gbit/s "
+            f"(CPUs idle before: {underlay[-1]['idle_before']:.0%}, {idle:.0%})")
     pod_gbps = statistics.median(r["gbps"] for r in pods)
     node_gbps = statistics.median(r["gbps"] for r in underlay)
     ratio = pod_gbps / node_gbps
@@ -344,7 +372,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="static,vxlan,ipip",
                         help="comma-separated, of static, vxlan (this kernel) and ipip (user-mode Linux)")
-    parser.add_argument("--runs", type=int, default=3, help="iperf3 runs per figure (median)")
+    parser.add_argument("--runs", type=int, default=5, help="iperf3 runs per figure (median)")
     parser.add_argument("--seconds", type=int, default=5, help="seconds per iperf3 run")
     parser.add_argument("--json", type=Path, default=ROOT / "build/bench/dataplane.json")
     parser.add_argument("--state", default="/run/handcni-lab-bench-dp",
