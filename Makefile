@@ -87,7 +87,7 @@ lint:
 	$(BIN)/ansible-lint --profile production
 
 ## Benchmarks (not tests) ----------------------------------------------------------
-# Every figure and ratio of docs/benchmarks.md, each floor checked (about 17 minutes; nothing else running).
+# Every figure and ratio of docs/benchmarks.md, each floor checked (about 20 minutes; nothing else running).
 bench: setup
 	# Each benchmark runs even when one before it misses a floor; make fails if any did.
 	rc=0; for b in pods services dataplane; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
