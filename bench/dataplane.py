@@ -14,9 +14,10 @@ Two pairs, the same for every method, both from pod worker1/netns1 and node work
 Tunnels are converged with cross_node_encapsulation=always, so both pairs are tunnelled. Each run is
 `iperf3 -c ... -t SECONDS -O 1` (one TCP stream, the first second omitted) against a one-off server
 (`iperf3 -s -1`); underlay and pod runs alternate, so load that drifts during the run weighs on both;
-each figure is the median of the runs (received bits/s). Before each run the script waits until the
-CPUs were 90 % idle over a second (at most 2 minutes; the idle share is kept with the run). Five runs by default: on a 2-CPU host single
+each figure is the median of the runs (received bits/s). Five runs by default: on a 2-CPU host single
 runs vary by up to 30 %, and with three a single slow run could move the median below the floor.
+Before each run the script waits until the CPUs were 90 % idle over a second (at most 2 minutes; the
+idle share is kept with the run).
 
   static, vxlan  on this machine's kernel: a lab of its own (HANDCNI_LAB_STATE, default
                  /run/handcni-lab-bench-dp), site.yml converged with -e cross_node_method=METHOD, always
