@@ -1,6 +1,7 @@
 # handcni.podnet: two commands set up a fresh Debian 12 machine (as root) and run everything.
 #   make lab    install what is missing, bring the lab up, converge site.yml, verify by traffic
-#   make test   install what is missing, then run every test tier
+#   make test   install what is missing, then run every test tier (within 20 minutes on 2 CPUs)
+#   make test-all   the same tiers with every case and every molecule scenario (the full matrix)
 SHELL := /bin/bash
 .DEFAULT_GOAL := lab
 
@@ -15,7 +16,7 @@ SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-down test static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-pods bench-services bench-dataplane
+.PHONY: lab lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-pods bench-services bench-dataplane
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -47,10 +48,19 @@ lab-down:
 	bin/lab down
 
 ## Tests ----------------------------------------------------------------------
+# `make test` exercises every capability at least once, by traffic, within 20 minutes on 2 CPUs:
+# integration without the cases marked `full`, and the molecule scenarios of MOLECULE_FAST.
+# `make test-all` runs every case and every scenario (the full matrix; run it before resolving an issue).
+MOLECULE_FAST := default full routed_proxy_arp
+
 test: setup unit integration
 	# user-mode Linux keeps about one CPU busy: the static checks run beside it.
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-uml static
 	$(MAKE) --no-print-directory molecule
+
+test-all: setup unit integration-all
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-uml static
+	$(MAKE) --no-print-directory molecule-all
 
 static: sanity lint ee
 
@@ -63,9 +73,15 @@ test-uml: setup
 
 integration:
 	# One lab per test file, several files at once.
+	$(BIN)/pytest -q -n 3 --dist loadfile -m 'not full' tests/integration
+
+integration-all:
 	$(BIN)/pytest -q -n 3 --dist loadfile tests/integration
 
 molecule:
+	tests/molecule-all $(MOLECULE_FAST)
+
+molecule-all:
 	tests/molecule-all
 
 build: setup

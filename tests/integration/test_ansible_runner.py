@@ -8,10 +8,12 @@ import uuid
 from pathlib import Path
 
 import ansible_runner
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.full  # the whole lab converged, verified and torn down: make test-all
 def test_site_verify_teardown_under_ansible_runner(tmp_path):
     state = Path(f"/run/handcni-lab-runner-{uuid.uuid4().hex[:8]}")
     env = dict(os.environ, HANDCNI_LAB_STATE=str(state))
