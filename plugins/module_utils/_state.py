@@ -27,22 +27,26 @@ def load_json(path: str) -> dict:
     return data
 
 
-def save_json(path: str, data: dict) -> None:
-    """Replace the file atomically (write, fsync, rename), readable by root only."""
+def write_text(path: str, text: str, mode: int = 0o600) -> None:
+    """Replace the file atomically (write, fsync, rename) with this mode; make its directory (0700) if needed."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(handle, "w") as out:
-            json.dump(data, out, indent=1, sort_keys=True)
-            out.write("\n")
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def save_json(path: str, data: dict) -> None:
+    """Replace the file atomically, readable by root only."""
+    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 @contextmanager
