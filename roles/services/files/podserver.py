@@ -3,7 +3,9 @@
   podserver.py sync --dir DIR [--check] < SPEC     make exactly SPEC's servers run, print what changed (JSON)
   podserver.py udp --bind IP --port N --identity X  a UDP server answering each datagram with X
 
-SPEC is JSON {"servers": [{pod, kind: http|udp, ip, port, identity}]}. An `http` server is the seed's
+SPEC is JSON {"servers": [{pod, kind: http|udp, ip, port, identity}], "helper": TEXT}: TEXT is this file,
+kept as DIR/podserver.py for the UDP servers (so the role can run it as `python3 -c` in one task). With no
+servers, every server is stopped and DIR removed. An `http` server is the seed's
 `python3 -m http.server --bind IP PORT` (seed 004 lab 4), serving a page that holds its identity
 (node/pod); a `udp` server answers every datagram with its identity. Each runs in its pod through
 `ip netns exec POD`, detached, with a PID file DIR/POD-KIND-PORT.pid (the PID, then the command line
@@ -14,6 +16,7 @@ SPEC has its process stopped and is removed. `--check` only says what would chan
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,10 +119,8 @@ def start(server: dict, directory: str) -> None:
         time.sleep(0.05)
 
 
-def page(server: dict, directory: str, check: bool) -> bool:
-    """The http server's page holds its identity; True if it had to be (re)written."""
-    path = os.path.join(www(server, directory), "index.html")
-    content = server["identity"] + "\n"
+def write(path: str, content: str, check: bool) -> bool:
+    """Make the file hold `content`; True if it had to be (re)written."""
     try:
         with open(path) as handle:
             if handle.read() == content:
@@ -127,14 +128,14 @@ def page(server: dict, directory: str, check: bool) -> bool:
     except OSError:
         pass
     if not check:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(path, "w") as handle:
             handle.write(content)
     return True
 
 
-def sync(directory: str, servers: list, check: bool) -> dict:
-    done = {"started": [], "stopped": [], "pages": []}
+def sync(directory: str, servers: list, helper: str, check: bool) -> dict:
+    done = {"started": [], "stopped": [], "pages": [], "files": []}
     wanted = {pidfile(server, directory) for server in servers}
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
         path = os.path.join(directory, name)
@@ -142,9 +143,19 @@ def sync(directory: str, servers: list, check: bool) -> dict:
             done["stopped"].append(name[:-4])
             if not check:
                 stop(path)
+    if not servers:
+        if os.path.isdir(directory):
+            done["files"].append(f"remove {directory}")
+            if not check:
+                shutil.rmtree(directory)
+        done["changed"] = any(done.values())
+        return done
+    if write(os.path.join(directory, "podserver.py"), helper, check):
+        done["files"].append("podserver.py")
     for server in servers:
         label = f"{server['identity']} {server['kind']} {server['ip']}:{server['port']}"
-        if server["kind"] == "http" and page(server, directory, check):
+        if server["kind"] == "http" and write(os.path.join(www(server, directory), "index.html"),
+                                              server["identity"] + "\n", check):
             done["pages"].append(label)
         if running(server, directory):
             continue
@@ -181,10 +192,8 @@ def main() -> None:
     if args.action == "udp":
         serve_udp(args.bind, args.port, args.identity)
         return
-    servers = json.load(sys.stdin).get("servers") or []
-    if not args.check:
-        os.makedirs(args.dir, mode=0o700, exist_ok=True)
-    print(json.dumps(sync(args.dir, servers, args.check)))
+    spec = json.load(sys.stdin)
+    print(json.dumps(sync(args.dir, spec.get("servers") or [], spec.get("helper") or "", args.check)))
 
 
 if __name__ == "__main__":
