@@ -16,7 +16,7 @@ SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-pods bench-services bench-dataplane
+.PHONY: lab lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-converge bench-pods bench-services bench-dataplane
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -106,7 +106,11 @@ lint:
 # Every figure and ratio of docs/benchmarks.md, each floor checked (about 20 minutes; nothing else running).
 bench: setup
 	# Each benchmark runs even when one before it misses a floor; make fails if any did.
-	rc=0; for b in pods services dataplane; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
+	rc=0; for b in converge pods services dataplane; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
+
+bench-converge: setup
+	# An unchanged converge of the seed lab against one ping per host (floor: at most 6 times)
+	$(BIN)/python bench/converge.py
 
 bench-pods: setup
 	# Per-pod cost against the CNI bridge plugin, re-run cost, node count; plot docs/bench-per-pod.png

@@ -1,0 +1,100 @@
+"""Benchmark: what an unchanged converge of the seed lab costs against Ansible alone (issue 17).
+
+  .venv/bin/python bench/converge.py [--runs 3] [--args '-e pod_network_mode=routed']
+
+Not a test: it measures, reports and checks one floor. On a throwaway lab of the seed inventory
+(inventories/lab, its own HANDCNI_LAB_STATE), site.yml converges once, then runs `--runs` more times
+unchanged (changed=0 on every host, from the recap), and a playbook of one ansible.builtin.ping per
+host of the same inventory runs as often. Floor: the median unchanged converge takes at most 6 times
+the median ping playbook (wall seconds), and the figures keep the CPU seconds of each (the children's
+rusage: the controller and every module process) and the module tasks per worker. Writes
+build/bench/converge.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pods import RECAP, children_cpu, load, machine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = ROOT / ".venv/bin/ansible-playbook"
+FLOOR = 6.0
+PING = """\
+- name: Ansible alone, one ping per host
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+
+
+def run(env: dict, playbook: Path, extra: list) -> dict:
+    cpu_before, start = children_cpu(), time.perf_counter()
+    done = subprocess.run([str(PLAYBOOK), str(playbook), *extra], cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds, cpu = time.perf_counter() - start, children_cpu() - cpu_before
+    recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2])} for m in RECAP.findall(done.stdout)}
+    if done.returncode != 0 or not recap:
+        raise SystemExit(f"bench: {playbook.name} failed (rc {done.returncode}):\n{done.stdout[-3000:]}")
+    return {"seconds": round(seconds, 3), "cpu_s": round(cpu, 2), "recap": recap,
+            "changed": sum(r["changed"] for r in recap.values())}
+
+
+def median(runs: list, key: str) -> float:
+    return round(statistics.median(r[key] for r in runs), 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--args", default="", help="extra ansible-playbook arguments for site.yml")
+    args = parser.parse_args()
+    state = f"/run/handcni-lab-bench-converge-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, HANDCNI_LAB_STATE=state, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    extra = shlex.split(args.args)
+    result = {"machine": machine(), "args": extra}
+    try:
+        subprocess.run([str(ROOT / "bin/lab"), "up"], env=env, check=True, capture_output=True)
+        site = ROOT / "playbooks/site.yml"
+        result["first"] = run(env, site, extra)
+        result["unchanged"] = [run(env, site, extra) for _ in range(args.runs)]
+        with tempfile.TemporaryDirectory() as workdir:
+            ping = Path(workdir) / "ping.yml"
+            ping.write_text(PING)
+            result["ping"] = [run(env, ping, []) for _ in range(args.runs)]
+    finally:
+        subprocess.run([str(ROOT / "bin/lab"), "down"], env=env, check=False, capture_output=True)
+    unchanged, ping = median(result["unchanged"], "seconds"), median(result["ping"], "seconds")
+    result["ratio"] = round(unchanged / ping, 2)
+    result["load_at_end"] = load()
+    tasks = {host: r["ok"] for host, r in result["unchanged"][0]["recap"].items()}
+    print(f"unchanged converge {unchanged} s ({median(result['unchanged'], 'cpu_s')} CPU-s), "
+          f"ping playbook {ping} s ({median(result['ping'], 'cpu_s')} CPU-s): ratio {result['ratio']} "
+          f"(floor <= {FLOOR}); tasks ok per host {tasks}")
+    problems = []
+    if any(r["changed"] for r in result["unchanged"]):
+        problems.append("an unchanged converge changed something")
+    if result["ratio"] > FLOOR:
+        problems.append(f"ratio {result['ratio']} > {FLOOR}")
+    result["verdict"] = problems or "floor holds"
+    out = ROOT / "build/bench/converge.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("; ".join(problems) if problems else "floor holds", f"(figures in {out.relative_to(ROOT)})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
