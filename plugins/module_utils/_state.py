@@ -27,6 +27,15 @@ def load_json(path: str) -> dict:
     return data
 
 
+def read_text(path: str) -> str | None:
+    """The file's text, or None if it does not exist."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
 def write_text(path: str, text: str, mode: int = 0o600) -> None:
     """Replace the file atomically (write, fsync, rename) with this mode; make its directory (0700) if needed."""
     directory = os.path.dirname(path) or "."

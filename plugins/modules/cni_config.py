@@ -81,7 +81,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.handcni.podnet.plugins.module_utils._state import save_json, write_text
+from ansible_collections.handcni.podnet.plugins.module_utils._state import read_text, save_json, write_text
 
 
 def missing_dirs(path: str) -> list:
@@ -92,14 +92,6 @@ def missing_dirs(path: str) -> list:
         missing.insert(0, directory)
         directory = os.path.dirname(directory)
     return missing
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def recorded_dirs(record: str) -> list:
