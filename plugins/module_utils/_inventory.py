@@ -181,7 +181,9 @@ def _variables(hostvars: dict, options: dict, found: Problems) -> dict:
             except Exception as err:  # an inventory template that cannot be rendered
                 found.add(host, f"{name}: cannot be evaluated ({getattr(err, 'message', None) or type(err).__name__})")
                 continue
-            if raw is None:
+            if raw is None:  # an empty list may be left empty; anything else overrides a default with nothing
+                if options[name].get("type", "raw") not in ("list", "dict", "raw"):
+                    found.add(host, f"{name}: no value (give one, or leave the variable out)")
                 continue
             spec = dict(options[name], range=options[name].get("range") or RANGES.get(name))
             value = _checked(raw, spec, name, host, found)
@@ -207,7 +209,8 @@ def problems(hostvars: dict, groups: dict, options: dict) -> list:
     workers = [h for h in groups.get("workers", []) if h in values]
     leaves = [h for h in groups.get("leaf", []) if h in values]
     subnets = _leaf_subnets(values, leaves, found)
-    nodes = _node_addresses(values, workers + [h for h in groups.get("external", []) if h in values], subnets, found)
+    nodes = _node_addresses(values, workers + [h for h in groups.get("external", []) if h in values], workers, subnets,
+                            found)
     cidrs = _pod_cidrs(values, workers, subnets, nodes, found)
     for host in workers:
         if host in cidrs:
@@ -248,7 +251,7 @@ def _leaf_subnets(values: dict, leaves: list, found: Problems) -> dict:
     return subnets
 
 
-def _node_addresses(values: dict, hosts: list, subnets: dict, found: Problems) -> dict:
+def _node_addresses(values: dict, hosts: list, workers: list, subnets: dict, found: Problems) -> dict:
     """{address: host} of every node; missing, duplicate or off-subnet addresses recorded."""
     nodes: dict = {iface.ip: f"{leaf} (SVI)" for iface, leaf in subnets.items()}
     for host in hosts:
@@ -262,11 +265,20 @@ def _node_addresses(values: dict, hosts: list, subnets: dict, found: Problems) -
             found.add(host, f"podnet_node_ip: {ip} is also {nodes[ip]}'s")
             continue
         nodes[ip] = host
-        if subnets and not any(ip in iface.network for iface in subnets):
-            found.add(host, f"podnet_node_ip: {ip} is in none of the leaf's podnet_leaf_subnets")
+        if not any(ip in iface.network for iface in subnets):
+            if subnets or (host in workers and _needs_subnet(values[host])):
+                found.add(host, f"podnet_node_ip: {ip} is in none of the leaf's podnet_leaf_subnets")
         elif any(ip in (i.network.network_address, i.network.broadcast_address) for i in subnets if ip in i.network):
             found.add(host, f"podnet_node_ip: {ip} is not a host address of its subnet")
     return nodes
+
+
+def _needs_subnet(hv: dict) -> bool:
+    """Whether the node's cross-node method must know its underlay subnet: static routes (without a
+    cross_node_gateway), a tunnel only across subnets, and BGP (peering with the leaf there)."""
+    method = hv.get("cross_node_method", "static")
+    return (method == "static" and not hv.get("cross_node_gateway")) or method == "bgp" or (
+        method in ("ipip", "vxlan") and hv.get("cross_node_encapsulation") == "cross_subnet")
 
 
 def _pod_cidrs(values: dict, workers: list, subnets: dict, nodes: dict, found: Problems) -> dict:
@@ -367,9 +379,19 @@ def _node_port_range(hv: dict, found: Problems) -> tuple:
 
 
 def _services(values: dict, workers: list, cidrs: dict, nodes: dict, subnets: dict, found: Problems) -> None:
-    """The services (cluster-wide: the first worker's): each valid, none on a pod range or a node's address,
-    no ClusterIP+port or node port twice, node ports in range, every endpoint naming a pod that exists."""
-    hv = values[workers[0]]
+    """The services of every worker (usually one list for all, from group_vars; its problems then name no
+    host): each valid, none on a pod range or a node's address, no ClusterIP+port or node port twice, node
+    ports in range, every endpoint naming a pod that exists."""
+    holders: dict = {}
+    for host in workers:
+        holders.setdefault(repr(values[host].get("podnet_services") or []), []).append(host)
+    for hosts in holders.values():
+        for host in hosts if len(holders) > 1 else [None]:
+            _service_list(values[hosts[0]], host, values, workers, cidrs, nodes, subnets, found)
+
+
+def _service_list(hv: dict, host: str | None, values: dict, workers: list, cidrs: dict, nodes: dict, subnets: dict,
+                  found: Problems) -> None:
     low, high = _node_port_range(hv, found)
     clusters = [ipaddress.ip_network(c) for c in {values[w].get("podnet_cluster_cidr") for w in workers} - {None}
                 if _is_network(c)]
@@ -380,7 +402,7 @@ def _services(values: dict, workers: list, cidrs: dict, nodes: dict, subnets: di
         try:
             model = services_model.normalise_service(dict(service, endpoints=[]), field)
         except ValueError as err:
-            found.add(None, str(err))
+            found.add(host, str(err))
             continue
         valid.append(model)
         ip = ipaddress.ip_address(model.cluster_ip)
@@ -389,34 +411,34 @@ def _services(values: dict, workers: list, cidrs: dict, nodes: dict, subnets: di
                  [(f"the underlay subnet {i.network}", i.network) for i in subnets]
         where = next((name for name, net in ranges if ip in net), None)
         if ip in nodes:
-            found.add(None, f"{field}.cluster_ip: {ip} is the address of {nodes[ip]}")
+            found.add(host, f"{field}.cluster_ip: {ip} is the address of {nodes[ip]}")
         elif where:
-            found.add(None, f"{field}.cluster_ip: {ip} is inside {where}")
+            found.add(host, f"{field}.cluster_ip: {ip} is inside {where}")
         if model.node_port is not None and not low <= model.node_port <= high:
-            found.add(None, f"{field}.node_port: {model.node_port} is outside the node-port range {low}-{high} "
+            found.add(host, f"{field}.node_port: {model.node_port} is outside the node-port range {low}-{high} "
                             "(podnet_service_node_port_range)")
         for number, endpoint in enumerate(service.get("endpoints") or []):
-            _endpoint(endpoint, f"{field}.endpoints[{number}]", pods, found)
+            _endpoint(endpoint, f"{field}.endpoints[{number}]", pods, host, found)
     try:
         services_model.check_unique(valid, "podnet_services", len(valid))
     except ValueError as err:
-        found.add(None, str(err))
+        found.add(host, str(err))
 
 
-def _endpoint(endpoint: dict, field: str, pods: dict, found: Problems) -> None:
+def _endpoint(endpoint: dict, field: str, pods: dict, host: str | None, found: Problems) -> None:
     """{node, pod, port?} naming a pod of a worker, or {ip, port?}."""
     if endpoint.get("node") is not None or endpoint.get("pod") is not None:
         if endpoint.get("ip") is not None:
-            found.add(None, f"{field}: give {{node, pod}} or {{ip}}, not both")
+            found.add(host, f"{field}: give {{node, pod}} or {{ip}}, not both")
         elif endpoint.get("node") not in pods:
-            found.add(None, f"{field}.node: {endpoint.get('node')!r} is not a worker")
+            found.add(host, f"{field}.node: {endpoint.get('node')!r} is not a worker")
         elif endpoint.get("pod") not in pods[endpoint["node"]]:
-            found.add(None, f"{field}.pod: {endpoint.get('pod')!r} is not a pod of {endpoint['node']}")
+            found.add(host, f"{field}.pod: {endpoint.get('pod')!r} is not a pod of {endpoint['node']}")
         return
     try:
         services_model.ipv4_address(endpoint.get("ip"), f"{field}.ip")
     except ValueError as err:
-        found.add(None, str(err) if endpoint.get("ip") is not None else f"{field}: needs {{node, pod}} or {{ip}}")
+        found.add(host, str(err) if endpoint.get("ip") is not None else f"{field}: needs {{node, pod}} or {{ip}}")
 
 
 def _is_network(value) -> bool:

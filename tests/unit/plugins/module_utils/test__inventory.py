@@ -3,11 +3,18 @@ good seed-shaped inventory, and the line that must name its host (where there is
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from ansible_collections.handcni.podnet.plugins.filter import podnet, verify
+from ansible_collections.handcni.podnet.plugins.filter import services as services_filter
 from ansible_collections.handcni.podnet.plugins.filter.preflight import podnet_problems, role_options
 from ansible_collections.handcni.podnet.plugins.module_utils import _inventory as inventory
+from ansible_collections.handcni.podnet.plugins.module_utils import _services as services_model
+from ansible_collections.handcni.podnet.plugins.modules import ipam
 
 GROUPS = {"workers": ["worker1", "worker2", "worker3"], "leaf": ["leaf03"], "external": ["outside"]}
 WEB = {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "protocol": "tcp", "node_port": 32080,
@@ -269,3 +276,92 @@ def test_the_known_names_are_the_roles_options_and_the_inventory_fields():
 
 def test_at_least_sixty_bad_inventories():
     assert len(CASES) >= 60
+
+
+# --- property: a random inventory either plans cleanly or fails with field messages ---------------
+
+FIELD_LINE = re.compile(r"^(?:[\w.-]+(?:, [\w.-]+)*: )?[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*: \S")
+PYTHON_TEXT = ("Traceback", "Error", "unhashable", "has no attribute", "invalid literal", "object is not", "NoneType")
+
+
+def plan(hostvars: dict, groups: dict) -> None:
+    """What the roles compute from the inventory, with their defaults: pod CIDRs, MTU, the ipam allocation,
+    the pod wiring, the cross-node plan of every worker and the leaf, the service rules as nat_rule checks
+    them, and verify.yml's probes. Raises whatever the filters or the modules' own validation raise."""
+    workers = groups["workers"]
+    cidrs = podnet.worker_pod_cidrs(hostvars, workers)
+    assigned = {}
+    for host in workers:
+        hv = hostvars[host]
+        method = hv.get("cross_node_method", "static")
+        mtu = int(hv["pod_network_mtu"]) if "pod_network_mtu" in hv else \
+            podnet.pod_mtu(hv.get("podnet_node_mtu", 1500), method, hv.get("podnet_node_ip"))
+        pods = hv.get("podnet_pods") or []
+        ipam_pods = [{key: pod[key] for key in ("name", "ip") if key in pod} for pod in pods]
+        allocation = ipam.allocate(cidrs[host], ipam_pods, [podnet.pod_gateway(cidrs[host])], {})
+        assigned[host] = [{"name": pod["name"], "ip": allocation[pod["name"]]} for pod in pods]
+        podnet.pod_wiring(pods, assigned[host], cidrs[host], hv.get("pod_network_mode", "bridge"),
+                          hv.get("pod_network_gateway_style", "host_ip"), hv.get("pod_network_bridge", "br0"), mtu)
+        verify.same_node_probes(assigned[host], host, hv["podnet_node_ip"], mtu)
+    full = {host: dict(hv, pod_network_assigned=assigned.get(host, [])) for host, hv in hostvars.items()}
+    for host in workers + groups["leaf"]:
+        hv = hostvars[host]
+        settings = {"method": hv.get("cross_node_method", "static"),
+                    "encapsulation": hv.get("cross_node_encapsulation", "always"),
+                    "vxlan_vni": hv.get("cross_node_vxlan_vni", 100), "vxlan_port": hv.get("cross_node_vxlan_port", 4789),
+                    "underlay_mtu": hv.get("podnet_node_mtu", 1500), "underlay_interface": "eth0"}
+        podnet.cross_node_plan(host, full, groups, cidrs, settings)
+    for host in workers:
+        rules = services_filter.service_rules(hostvars[host].get("podnet_services") or [], full)
+        services_model.normalise_services(rules, "services")
+        verify.cross_node_probes(assigned[host], host, assigned, 1400)
+
+
+IP = st.one_of(st.sampled_from(["192.168.210.21", "192.168.210.22", "192.168.230.23", "203.0.113.10", "192.168.10.254",
+                                "11.96.10.3", "0.0.0.0", "fe80::1", "x", ""]),
+               st.builds("192.168.{}.{}".format, st.sampled_from([10, 20, 30, 210, 230]), st.integers(0, 255)))
+CIDR = st.one_of(st.builds("192.168.{}.0/{}".format, st.sampled_from([0, 10, 20, 30, 210]), st.integers(14, 32)),
+                 st.builds("10.{}.0.0/{}".format, st.integers(0, 3), st.integers(8, 31)),
+                 st.sampled_from(["192.168.10.1/24", "pods", "::/0"]))
+POD = st.fixed_dictionaries({"name": st.sampled_from(["netns1", "netns2", "netns3", "a", "bad/x", ""])},
+                            optional={"ip": IP, "veth": st.sampled_from(["veth1", "veth2", "veth-host", "x" * 16]),
+                                      "addr": IP})
+ENDPOINT = st.one_of(
+    st.fixed_dictionaries({"node": st.sampled_from(GROUPS["workers"] + ["worker9", "leaf03"]),
+                           "pod": st.sampled_from(["netns1", "netns2", "netns3", "x"])}),
+    st.fixed_dictionaries({"ip": IP}, optional={"port": st.integers(-1, 70000)}))
+SERVICE = st.fixed_dictionaries(
+    {"name": st.sampled_from(["web", "echo", "a b"]), "cluster_ip": IP, "port": st.integers(-1, 70000)},
+    optional={"protocol": st.sampled_from(["tcp", "udp", "sctp", None]), "node_port": st.integers(29990, 32800),
+              "target_port": st.integers(0, 65536), "endpoints": st.lists(ENDPOINT, max_size=3)})
+SUBNET = st.fixed_dictionaries({"name": st.sampled_from(["vlan210", "vlan230", "x" * 16]),
+                                "address": st.builds("{}/{}".format, IP, st.integers(8, 32))})
+VALUE = {
+    "podnet_node_mtu": st.one_of(st.integers(0, 70000), st.sampled_from(["abc", "1500", None, True])),
+    "pod_network_mtu": st.one_of(st.integers(0, 9100), st.sampled_from(["big", None])),
+    "podnet_node_ip": IP, "podnet_pod_cidr": CIDR, "podnet_cluster_cidr": CIDR,
+    "podnet_node_prefix": st.one_of(st.integers(0, 33), st.sampled_from(["x", "24"])),
+    "podnet_pods": st.one_of(st.lists(POD, max_size=4), st.sampled_from([None, "netns1", {"name": "a"}])),
+    "podnet_services": st.one_of(st.lists(SERVICE, max_size=3), st.sampled_from([None, 5, "web"])),
+    "podnet_leaf_subnets": st.lists(SUBNET, max_size=3),
+    "podnet_service_node_port_range": st.sampled_from(["30000-32767", "8000-9000", "9000-8000", "x"]),
+    "cross_node_method": st.sampled_from(["static", "ipip", "vxlan", "bgp", "none", "gre", None]),
+    "cross_node_encapsulation": st.sampled_from(["always", "cross_subnet", "sometimes"]),
+    "cross_node_vxlan_vni": st.one_of(st.integers(-1, 2 ** 24 + 1), st.sampled_from(["x", "100"])),
+    "pod_network_mode": st.sampled_from(["bridge", "routed", "bridged", None]),
+    "pod_network_gateway_style": st.sampled_from(["host_ip", "proxy_arp", "veth_gateway", "calico"]),
+    "podnet_pod": st.just([{"name": "a"}]),
+}
+CHANGE = st.tuples(st.sampled_from(["all"] + list(HOSTS)), st.sampled_from(sorted(VALUE))).flatmap(
+    lambda where: st.tuples(st.just(f"{where[0]}.{where[1]}"), VALUE[where[1]]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(CHANGE, min_size=1, max_size=4))
+def test_a_random_inventory_plans_cleanly_or_fails_naming_fields(changes):
+    hostvars = inventory_with(dict(changes))
+    found = podnet_problems(hostvars, GROUPS)
+    for line in found:
+        assert FIELD_LINE.match(line) and not any(text in line for text in PYTHON_TEXT), line
+    if not found:
+        plan(hostvars, GROUPS)  # everything the roles compute: no exception at all
