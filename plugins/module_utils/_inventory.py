@@ -165,10 +165,10 @@ def _suggestion(name: str, known) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _variables(hostvars: dict, options: dict, found: Problems) -> dict:
+def _variables(hostvars: dict, hosts: list, options: dict, found: Problems) -> dict:
     """{host: {name: converted value}} of every variable of ours; unknown names and bad values recorded."""
     result = {}
-    for host in hostvars:
+    for host in hosts:
         hv, values = hostvars[host], {}
         for name in list(hv.keys()):
             if not isinstance(name, str) or name.startswith("_") or not name.startswith(PREFIXES):
@@ -205,7 +205,8 @@ def problems(hostvars: dict, groups: dict, options: dict) -> list:
     """Every problem of the inventory, one line each (an empty list: it may be applied)."""
     found = Problems()
     options = dict(FIELDS, **options)
-    values = _variables(hostvars, options, found)
+    grouped = [h for group in ("workers", "leaf", "external") for h in groups.get(group, []) if h in hostvars]
+    values = _variables(hostvars, list(dict.fromkeys(grouped + sorted(hostvars))), options, found)
     workers = [h for h in groups.get("workers", []) if h in values]
     leaves = [h for h in groups.get("leaf", []) if h in values]
     subnets = _leaf_subnets(values, leaves, found)
@@ -294,6 +295,9 @@ def _pod_cidrs(values: dict, workers: list, subnets: dict, nodes: dict, found: P
             found.add(host, text.removeprefix(f"{host}: "))
             continue
         field = "podnet_pod_cidr" if hv.get("podnet_pod_cidr") else "podnet_cluster_cidr"
+        if cidr.version != 4:  # egress and services translate IPv4 only
+            found.add(host, f"{field}: {cidr} is not IPv4 (IPv6 pods are not supported yet)")
+            continue
         cluster = hv.get("podnet_cluster_cidr")
         if cluster and hv.get("podnet_pod_cidr"):
             try:
