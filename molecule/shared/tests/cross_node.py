@@ -86,14 +86,21 @@ def forwarded(name: str) -> int:
 
 
 def inventory_without(worker: str, directory: str) -> str:
-    """The scenario's inventory (lab + molecule's overrides, merged) as one file, minus one worker."""
+    """The scenario's inventory (lab + molecule's overrides, merged) as one file, minus one worker and the
+    service endpoints on it (the inventory check refuses an endpoint on a node that does not exist)."""
     children = {}
     for group in ("workers", "leaf", "external"):
         hosts = [h for h in INVENTORY.get(group, {}).get("hosts", []) if h != worker]
-        children[group] = {"hosts": {h: HOSTVARS[h] for h in hosts}}
+        children[group] = {"hosts": {h: _without_endpoints_on(HOSTVARS[h], worker) for h in hosts}}
     path = Path(directory) / "hosts.yml"
     path.write_text(yaml.safe_dump({"all": {"children": children}}))
     return str(path)
+
+
+def _without_endpoints_on(hostvars: dict, worker: str) -> dict:
+    services = [dict(s, endpoints=[e for e in s.get("endpoints") or [] if e.get("node") != worker])
+                for s in hostvars.get("podnet_services") or []]
+    return dict(hostvars, podnet_services=services) if "podnet_services" in hostvars else hostvars
 
 
 def playbook_with(inventory: list, name: str, *args: str) -> subprocess.CompletedProcess:
