@@ -40,7 +40,8 @@ _SERVICE = {
 
 # The inventory's own variables, as argument-spec options (README's inventory reference lists them all).
 FIELDS = {
-    "podnet_node_ip": {"type": "str", "description": "the node's underlay address (workers, external hosts)"},
+    "podnet_node_ip": {"type": "str", "required": True,
+                       "description": "the node's underlay address (on every worker and external host)"},
     "podnet_node_interface": {"type": "str", "default": "eth0", "description": "the underlay NIC"},
     "podnet_node_mtu": {"type": "int", "range": MTU, "default": 1500, "description": "the underlay MTU"},
     "podnet_pod_cidr": {"type": "str", "description": "a worker's pod CIDR"},

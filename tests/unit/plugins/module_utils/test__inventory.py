@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _inventory a
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as services_model
 from ansible_collections.handcni.podnet.plugins.modules import ipam
 
+ROOT = Path(__file__).resolve().parents[4]
 GROUPS = {"workers": ["worker1", "worker2", "worker3"], "leaf": ["leaf03"], "external": ["outside"]}
 WEB = {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "protocol": "tcp", "node_port": 32080,
        "target_port": 80, "endpoints": [{"node": "worker1", "pod": "netns3"}, {"node": "worker2", "pod": "netns2"}]}
@@ -365,3 +367,37 @@ def test_a_random_inventory_plans_cleanly_or_fails_naming_fields(changes):
         assert FIELD_LINE.match(line) and not any(text in line for text in PYTHON_TEXT), line
     if not found:
         plan(hostvars, GROUPS)  # everything the roles compute: no exception at all
+
+
+# --- the inventory reference in docs/inventory.md is the one the check uses -----------------------
+
+REFERENCE = ROOT / "docs" / "inventory.md"
+
+
+def _cell(value) -> str:
+    """Table cell text: ansible-doc's C(), V(), O() markup as code, pipes escaped."""
+    return re.sub(r"\b[CVO]\(([^()]*(?:\([^()]*\)[^()]*)*)\)", r"`\1`", str(value)).replace("|", "\\|").replace("\n", " ")
+
+
+def reference_rows() -> list:
+    """One row per known variable: name, type, range or choices, default, what it is (first sentence)."""
+    options = dict(inventory.FIELDS, **role_options())
+    rows = []
+    for name in sorted(options):
+        spec = options[name]
+        kind = spec.get("type", "raw") + (f" of {spec['elements']}" if spec.get("elements") else "")
+        low_high = spec.get("range") or inventory.RANGES.get(name)
+        limits = " ".join(filter(None, [", ".join(map(str, spec["choices"])) if spec.get("choices") else "",
+                                        f"{low_high[0]}..{low_high[1]}" if low_high else "",
+                                        f"keys: {', '.join(spec['options'])}" if spec.get("options") else ""]))
+        text = spec.get("description", "")
+        text = " ".join(text) if isinstance(text, list) else text
+        first = text.split(". ")[0].rstrip(".")
+        default = "required" if spec.get("required") else f"`{spec['default']!r}`" if "default" in spec else "derived"
+        rows.append(f"| `{name}` | {kind} | {_cell(limits)} | {_cell(default)} | {_cell(first)} |")
+    return rows
+
+
+def test_the_inventory_reference_lists_every_variable_as_checked():
+    table = [line for line in REFERENCE.read_text().splitlines() if line.startswith("| `")]
+    assert table == reference_rows(), "docs/inventory.md is stale; its table should read:\n" + "\n".join(reference_rows())
