@@ -101,7 +101,7 @@ def _typed(value, spec: dict, field: str):
     kind = spec.get("type", "raw")
     try:
         if kind == "int":
-            value = validate.integer(value, field, *spec.get("range", (None, None)))
+            value = validate.integer(value, field, *(spec.get("range") or (None, None)))
         elif kind == "bool":
             value = boolean(value, strict=True)
         elif kind in ("str", "path"):

@@ -401,3 +401,11 @@ def reference_rows() -> list:
 def test_the_inventory_reference_lists_every_variable_as_checked():
     table = [line for line in REFERENCE.read_text().splitlines() if line.startswith("| `")]
     assert table == reference_rows(), "docs/inventory.md is stale; its table should read:\n" + "\n".join(reference_rows())
+
+
+@pytest.mark.parametrize("value, spec, converted", [
+    ("42", {"type": "int"}, 42), (42, {"type": "int", "range": None}, 42), ("yes", {"type": "bool"}, True),
+    ("a,b", {"type": "list", "elements": "str"}, ["a", "b"]), (5, {"type": "str"}, "5"),
+])
+def test_values_are_converted_as_ansible_converts_role_arguments(value, spec, converted):
+    assert inventory._typed(value, spec, "x") == converted
