@@ -365,7 +365,7 @@ def _mtu(host: str, hv: dict, found: Problems) -> None:
 
 def port_range(text: str, field: str = "podnet_service_node_port_range") -> tuple:
     """(low, high) of a port range 'LOW-HIGH', as Kubernetes' --service-node-port-range."""
-    low, _, high = str(text).partition("-")
+    low, high = (str(text).split("-", 1) + [""])[:2]
     try:
         bounds = validate.integer(low, field, *PORT), validate.integer(high, field, *PORT)
     except ValueError:
@@ -467,4 +467,3 @@ def _router_ids(values: dict, speakers: list, found: Problems) -> None:
         if router_id in seen:
             found.add(host, f"bgp_router_id: {router_id} is also {seen[router_id]}'s")
         seen[router_id] = host
-
