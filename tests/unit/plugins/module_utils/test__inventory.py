@@ -65,7 +65,7 @@ def named(lines: list, host: str | None, text: str) -> bool:
     for line in lines:
         if host is None and line.startswith(text):
             return True
-        hosts, _, rest = line.partition(": ")
+        hosts, rest = (line.split(": ", 1) + [""])[:2]
         if host and host in hosts.split(", ") and rest.startswith(text):
             return True
     return False
