@@ -8,6 +8,8 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# The lab's inventory (make lab INVENTORY=inventories/example): bin/lab builds it, the playbooks run on it.
+INVENTORY ?= inventories/lab
 # Debian packages the lab and the tests use: the kernel tools, the real daemons and CNI plugins.
 DEBS := iproute2 iptables nftables bird2 frr frr-pythontools containernetworking-plugins user-mode-linux kmod \
         conntrack tcpdump graphviz iperf3 iputils-ping curl procps util-linux python3-venv git
@@ -38,11 +40,12 @@ $(COLLECTION):
 setup: deps $(BIN)/.installed $(COLLECTION)
 
 ## The lab --------------------------------------------------------------------
+lab: export HANDCNI_INVENTORY = $(INVENTORY)
 lab: setup
 	bin/lab up
-	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
-	$(BIN)/ansible-playbook playbooks/verify.yml $(ARGS)
-	$(BIN)/ansible-playbook playbooks/topology.yml $(ARGS) | grep -o 'Topology picture: [^"]*'
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml $(ARGS)
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/verify.yml $(ARGS)
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/topology.yml $(ARGS) | grep -o 'Topology picture: [^"]*'
 
 lab-down:
 	bin/lab down

@@ -1,5 +1,6 @@
 """The scenario's lab as testinfra tests see it: its inventory as molecule sees it, commands and
 traffic in its nodes, and playbooks run against it. Shared by every scenario's tests."""
+import functools
 import ipaddress
 import json
 import os
@@ -13,14 +14,16 @@ import testinfra
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.handcni.podnet.plugins.filter.podnet import pod_mtu  # noqa: E402
+from ansible_collections.handcni.podnet.plugins.filter.podnet import (  # noqa: E402
+    pod_mtu, veth_name, worker_pod_cidrs)
 
 HOST = testinfra.get_host("local://")
 
 
 def sources() -> list:
-    """The lab inventory plus molecule's overrides, as the scenario's plays see them."""
-    argv = ["-i", str(ROOT / "inventories/lab")]
+    """The scenario's inventory (HANDCNI_INVENTORY, else the lab's) plus molecule's overrides, as the
+    scenario's plays see them."""
+    argv = ["-i", str(ROOT / os.environ.get("HANDCNI_INVENTORY", "inventories/lab"))]
     if os.environ.get("MOLECULE_INVENTORY_FILE"):
         argv += ["-i", os.environ["MOLECULE_INVENTORY_FILE"]]
     return argv
@@ -33,6 +36,25 @@ WORKERS = INVENTORY["workers"]["hosts"]
 
 
 LEAF = INVENTORY.get("leaf", {}).get("hosts", [None])[0]
+OUTSIDE = INVENTORY.get("external", {}).get("hosts", [None])[0]
+# Every worker's pod CIDR, given or split from podnet_cluster_cidr, as the roles compute it.
+POD_CIDRS = worker_pod_cidrs(HOSTVARS, WORKERS)
+# The leaf's underlay subnets and its address on each ({network: address}).
+SUBNETS = {iface.network: str(iface.ip) for iface in (ipaddress.ip_interface(s["address"])
+                                                      for s in HOSTVARS.get(LEAF, {}).get("podnet_leaf_subnets", []))}
+
+
+def subnet_of(node: str):
+    """The underlay subnet a node's address is on (None when no leaf subnet holds it)."""
+    ip = ipaddress.ip_address(HOSTVARS[node]["podnet_node_ip"])
+    return next((net for net in SUBNETS if ip in net), None)
+
+
+@functools.lru_cache(maxsize=None)
+def pod_addresses(node: str) -> dict:
+    """{pod: address} as the node holds them: its IPAM record (addresses given or allocated)."""
+    out = run_in(node, "sh", "-c", "cat /var/lib/handcni/ipam/*.json").stdout
+    return json.loads(out).get("pods", {}) if out.strip() else {}
 
 
 def run_in(node: str, *argv: str):
@@ -46,15 +68,21 @@ class Node:
     def __init__(self, name: str):
         self.name = name
         self.vars = HOSTVARS[name]
-        self.network = ipaddress.ip_network(self.vars["podnet_pod_cidr"])
+        self.network = ipaddress.ip_network(POD_CIDRS[name])
         self.gateway = str(self.network.broadcast_address - 1)
-        self.pods = self.vars["podnet_pods"]
         self.method = self.vars.get("cross_node_method", "static")
         # The pod MTU as pod_network derives it: the underlay MTU less the cross-node encapsulation.
         self.mtu = int(self.vars.get("pod_network_mtu") or pod_mtu(self.vars.get("podnet_node_mtu", 1500), self.method,
                                                                     self.vars.get("podnet_node_ip")))
         self.mode = self.vars.get("pod_network_mode", "bridge")
         self.style = self.vars.get("pod_network_gateway_style", "host_ip")
+
+    @property
+    def pods(self) -> list:
+        """The node's pods [{name, ip, veth}], with the addresses they hold (given or allocated)."""
+        held = pod_addresses(self.name)
+        return [{"name": p["name"], "ip": held.get(p["name"], p.get("ip")), "veth": p.get("veth") or veth_name(p["name"])}
+                for p in self.vars["podnet_pods"]]
 
     def run(self, *argv: str):
         return run_in(self.name, *argv)

@@ -3,24 +3,40 @@
 """IPAM and topology helpers: derive each node's wiring from the inventory once."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _topology as topology
+from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
+
 FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "pod_wiring", "static_routes",
            "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan")
 
 
-def pod_gateway(cidr: str) -> str:
-    """The pods' gateway on a node: the last usable address of its pod CIDR (seed: .254)."""
-    try:
-        network = ipaddress.ip_network(cidr, strict=True)
-    except ValueError as err:
-        raise AnsibleFilterError(f"podnet_pod_cidr: {cidr!r} is not a valid network: {err}") from None
-    if network.num_addresses < 4:
-        raise AnsibleFilterError(f"podnet_pod_cidr: {cidr} is too small for pods and a gateway")
-    return str(network.broadcast_address - 1)
+def _filter(function):
+    """The topology function as a filter: its ValueError, which names the field, becomes the play's error."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ValueError as err:
+            raise AnsibleFilterError(str(err)) from None
+    return wrapper
+
+
+pod_gateway = _filter(topology.pod_gateway)
+node_pod_cidr = _filter(topology.node_pod_cidr)
+pod_cidr_of = _filter(topology.pod_cidr_of)
+worker_pod_cidrs = _filter(topology.worker_pod_cidrs)
+encapsulation_overhead = _filter(topology.encapsulation_overhead)
+pod_mtu = _filter(topology.pod_mtu)
+vtep_mac = _filter(topology.vtep_mac)
+tunnel_address = _filter(topology.tunnel_address)
+CROSS_NODE_METHODS = topology.CROSS_NODE_METHODS
+ENCAPSULATIONS = ("always", "cross_subnet")
 
 
 def address_mac(address: str) -> str:
@@ -38,44 +54,6 @@ MODES = ("bridge", "routed")
 GATEWAY_STYLES = ("host_ip", "proxy_arp", "veth_gateway")
 CALICO_GATEWAY = "169.254.1.1"  # seed lab 2, option 2: answered by proxy ARP, held by nobody
 VETH_GATEWAY = ("veth-host", "veth-net")  # seed lab 2, option 3: Cilium's cilium_host/cilium_net
-
-
-def node_pod_cidr(cluster_cidr: str, node_prefix: int, index: int) -> str:
-    """The index-th /node_prefix block of the cluster CIDR, as kindnet and host-local split it."""
-    try:
-        cluster = ipaddress.ip_network(cluster_cidr, strict=True)
-    except ValueError as err:
-        raise AnsibleFilterError(f"podnet_cluster_cidr: {cluster_cidr!r} is not a valid network: {err}") from None
-    if not cluster.prefixlen <= int(node_prefix) <= cluster.max_prefixlen - 2:
-        raise AnsibleFilterError(f"podnet_node_prefix: /{node_prefix} does not fit in {cluster_cidr}")
-    blocks = 2 ** (int(node_prefix) - cluster.prefixlen)
-    if not 0 <= index < blocks:
-        raise AnsibleFilterError(f"podnet_cluster_cidr: {cluster_cidr} has only {blocks} /{node_prefix} blocks, "
-                                 f"node number {index + 1} needs more")
-    size = 2 ** (cluster.max_prefixlen - int(node_prefix))
-    return str(ipaddress.ip_network((int(cluster.network_address) + index * size, int(node_prefix))))
-
-
-def pod_cidr_of(host: str, hostvars: dict, workers: list) -> str:
-    """A worker's pod CIDR: podnet_pod_cidr, or its block of podnet_cluster_cidr in the workers' order."""
-    hv = hostvars[host]
-    if hv.get("podnet_pod_cidr"):
-        try:
-            return str(ipaddress.ip_network(hv["podnet_pod_cidr"], strict=True))
-        except ValueError as err:
-            raise AnsibleFilterError(f"{host}: podnet_pod_cidr: {hv['podnet_pod_cidr']!r} is not a valid network "
-                                     f"({err})") from None
-    if hv.get("podnet_cluster_cidr"):
-        try:
-            return node_pod_cidr(hv["podnet_cluster_cidr"], hv.get("podnet_node_prefix", 24), workers.index(host))
-        except AnsibleFilterError as err:
-            raise AnsibleFilterError(f"{host}: {err}") from None
-    raise AnsibleFilterError(f"{host}: podnet_pod_cidr: not set, and no podnet_cluster_cidr to split")
-
-
-def worker_pod_cidrs(hostvars: dict, workers: list) -> dict:
-    """{worker: pod CIDR} for every worker."""
-    return {host: pod_cidr_of(host, hostvars, list(workers)) for host in workers}
 
 
 def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", gateway_style: str = "host_ip",
@@ -169,56 +147,7 @@ def static_routes(host: str, hostvars: dict, groups: dict, node_cidrs: dict, gat
 
 
 # --- cross-node: seed labs 6 (IPIP), 7 (VXLAN), 8 (static) ------------------------------------
-
 # bgp: the bgp role has the routes learned (seed lab 9); this role then makes nothing.
-CROSS_NODE_METHODS = ("none", "static", "ipip", "vxlan", "bgp")
-ENCAPSULATIONS = ("always", "cross_subnet")
-# Bytes an encapsulation adds to every pod packet on the underlay: the outer IPv4 header (IPIP);
-# outer IP + UDP + VXLAN header + inner Ethernet (VXLAN: 50 over IPv4, 70 over IPv6).
-OVERHEAD = {"none": 0, "static": 0, "bgp": 0, "ipip": 20, "vxlan": 50}
-IP_MIN_MTU = 68
-
-
-def encapsulation_overhead(method: str, node_ip: str | None = None) -> int:
-    if method not in OVERHEAD:
-        raise AnsibleFilterError(f"cross_node_method: {method!r} is not one of {', '.join(CROSS_NODE_METHODS)}")
-    if method == "vxlan" and node_ip and ":" in str(node_ip):  # an IPv6 underlay
-        return 70
-    return OVERHEAD[method]
-
-
-def pod_mtu(node_mtu, method: str = "static", node_ip: str | None = None) -> int:
-    """The pods' MTU: the underlay MTU less what the cross-node encapsulation adds to each packet."""
-    try:
-        mtu = int(node_mtu)
-    except (TypeError, ValueError):
-        raise AnsibleFilterError(f"podnet_node_mtu: {node_mtu!r} is not a number") from None
-    result = mtu - encapsulation_overhead(method, node_ip)
-    if result < IP_MIN_MTU:
-        raise AnsibleFilterError(f"podnet_node_mtu: {mtu} leaves no room for pods with {method} "
-                                 f"(pod MTU {result} < {IP_MIN_MTU})")
-    return result
-
-
-def vtep_mac(node_ip: str) -> str:
-    """The node's VTEP MAC, from its underlay address alone, so a rebuilt node keeps it (and its peers'
-    FDB entries stay right): 0e:00 (locally administered, unicast) + the 4 bytes of an IPv4 address,
-    or 0e + 5 bytes of a hash of an IPv6 one."""
-    try:
-        packed = ipaddress.ip_address(node_ip).packed
-    except ValueError:
-        raise AnsibleFilterError(f"podnet_node_ip: {node_ip!r} is not an IP address") from None
-    tail = packed if len(packed) == 4 else hashlib.sha256(packed).digest()[:5]
-    return ":".join(["0e"] + (["00"] if len(tail) == 4 else []) + [f"{byte:02x}" for byte in tail])
-
-
-def tunnel_address(cidr: str) -> str:
-    """A node's address on its tunnel device: its pod CIDR's network address, never a pod's (as flannel)."""
-    try:
-        return str(ipaddress.ip_network(cidr, strict=True).network_address)
-    except ValueError as err:
-        raise AnsibleFilterError(f"podnet_pod_cidr: {cidr!r} is not a valid network: {err}") from None
-
 
 def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, settings: dict) -> dict:
     """What the cross_node role puts on `host` (a worker or the leaf), for the modules.
@@ -261,7 +190,7 @@ def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, s
     device = settings.get(f"{method}_device") or ("ipip0" if method == "ipip" else "vxlan100")
     own_tunnel = tunnel_address(node_cidrs[host])
     prefix = ipaddress.ip_network(node_cidrs[host]).max_prefixlen
-    mtu = int(settings.get("underlay_mtu") or 1500) - encapsulation_overhead(method, own_ip)
+    mtu = _setting(settings, "underlay_mtu", 1500) - encapsulation_overhead(method, own_ip)
     peers = []
     for peer in (w for w in workers if w != host):
         peer_ip = hostvars[peer]["podnet_node_ip"]
@@ -281,11 +210,19 @@ def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, s
         plan["tunnels"] = [{"name": device, "local": own_ip, "mtu": mtu, "addresses": [f"{own_tunnel}/{prefix}"]}]
     else:
         plan["vxlans"] = [{
-            "name": device, "vni": int(settings.get("vxlan_vni") or 100), "port": int(settings.get("vxlan_port") or 4789),
+            "name": device, "vni": _setting(settings, "vxlan_vni", 100), "port": _setting(settings, "vxlan_port", 4789),
             "local": own_ip, "dev": settings.get("underlay_interface") or None, "learning": False, "mtu": mtu,
             "mac": vtep_mac(own_ip), "addresses": [f"{own_tunnel}/{prefix}"], "peers": peers,
         }]
     return plan
+
+
+def _setting(settings: dict, key: str, default: int) -> int:
+    """A whole-number setting of the cross_node role; the default only when it is not given at all."""
+    try:
+        return validate.integer(settings.get(key, default), f"cross_node_{key}")
+    except ValueError as err:
+        raise AnsibleFilterError(str(err)) from None
 
 
 def _static_paths(host: str, hostvars: dict, groups: dict, workers: list) -> list:

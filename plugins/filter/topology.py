@@ -7,6 +7,8 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _topology as topology
+
 
 def _quote(text: str) -> str:
     """A DOT string; line breaks become DOT's centred line breaks."""
@@ -36,6 +38,10 @@ def topology_dot(hostvars: dict, groups: dict) -> str:
         ip = ipaddress.ip_address(hv["podnet_node_ip"])
         subnet = next((n for n, iface in subnets if ip in iface.network), "unattached")
         nodes.append({"name": name, "ip": str(ip), "subnet": subnet, "worker": name in workers, "vars": hv})
+    try:
+        cidrs = topology.worker_pod_cidrs(hostvars, groups.get("workers", []))
+    except ValueError:
+        cidrs = {}  # site.yml names the problem; the picture shows what it can
     some = nodes[0]["vars"] if nodes else {}
     method = some.get("cross_node_method", "none")
     encapsulation = some.get("cross_node_encapsulation", "always")
@@ -54,8 +60,8 @@ def topology_dot(hostvars: dict, groups: dict) -> str:
     for index, node in enumerate(nodes):
         hv = node["vars"]
         label = f"{node['name']}\n{hv.get('podnet_node_interface', 'eth0')} {node['ip']}"
-        if node["worker"] and hv.get("podnet_pod_cidr"):
-            label += f"\npods {hv['podnet_pod_cidr']}"
+        if node["name"] in cidrs:
+            label += f"\npods {cidrs[node['name']]}"
         lines.append(f"  subgraph cluster_{index} {{")
         lines.append('    style="rounded"; color="#9aa5b1";')
         lines.append("    label=\"\";")
@@ -71,7 +77,7 @@ def topology_dot(hostvars: dict, groups: dict) -> str:
         if leaf:
             lines.append(f"  {_quote(leaf)} -- {_quote(node['name'])} [label={_quote(node['subnet'])}];")
     crossers = [n for n in nodes if n["worker"]]
-    if method == "bgp" or some.get("podnet_routing") == "bgp":
+    if method == "bgp":
         for node in crossers:
             lines.append(f"  {_quote(node['name'])} -- {_quote(leaf)} [style=dotted, color=\"#8e24aa\", "
                          "label=\"BGP\", constraint=false];")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from ansible.errors import AnsibleFilterError
+
 ICMP_IP_HEADER = 28  # IPv4 header + ICMP header: payload = MTU - 28
 
 
@@ -16,8 +18,20 @@ def _ping(netns: str, target: str, size: int | None = None) -> list:
     return argv + [target]
 
 
+def _addressed(pods: list, node: str) -> list:
+    """The pods as the node holds them: each with the address it was given or allocated (the ipam module's
+    `pods`), never the inventory's list, where an allocated pod has no `ip`."""
+    for pod in pods or []:
+        if not isinstance(pod, dict) or not pod.get("name") or not pod.get("ip"):
+            raise AnsibleFilterError(f"{node}: {pod!r} is not a pod with its address; pass the ipam module's pods "
+                                     "(pod_network_assigned), not podnet_pods")
+    return pods or []
+
+
 def same_node_probes(pods: list, node: str, node_ip: str, mtu: int) -> list:
-    """Probes from every pod of a node: to each other pod, to the node, and a DF ping at the pod MTU."""
+    """Probes from every pod of a node: to each other pod, to the node, and a DF ping at the pod MTU.
+    `pods`: the node's pods with their addresses, [{name, ip}]."""
+    pods = _addressed(pods, node)
     probes = []
     for src in pods:
         for dst in pods:
@@ -36,17 +50,19 @@ def same_node_probes(pods: list, node: str, node_ip: str, mtu: int) -> list:
 
 
 def cross_node_probes(pods: list, node: str, others: dict, mtu: int) -> list:
-    """From every pod to every pod of the other workers ({worker: pods}), and a DF ping at the pod MTU."""
+    """From every pod to every pod of the other workers ({worker: pods}), and a DF ping at the pod MTU.
+    Every pod with its address, [{name, ip}]."""
+    pods = _addressed(pods, node)
     probes = []
     for worker, peers in sorted(others.items()):
         if worker == node:
             continue
+        peers = _addressed(peers, worker)
         for src in pods:
             for dst in peers:
-                if dst.get("ip"):
-                    probes.append({"kind": "cross_node", "from": f"{node}/{src['name']}",
-                                   "to": f"{worker}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"])})
-        if pods and peers and peers[0].get("ip"):
+                probes.append({"kind": "cross_node", "from": f"{node}/{src['name']}",
+                               "to": f"{worker}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"])})
+        if pods and peers:
             probes.append({"kind": "mtu", "from": f"{node}/{pods[0]['name']}",
                            "to": f"{worker}/{peers[0]['name']} {peers[0]['ip']}",
                            "argv": _ping(pods[0]["name"], peers[0]["ip"], int(mtu) - ICMP_IP_HEADER),

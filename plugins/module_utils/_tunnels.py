@@ -14,13 +14,12 @@ import time
 
 from . import _validate as validate
 from ._netlink import is_errno, kernel_errors
+from ._topology import encapsulation_overhead
 
 VNI_MIN, VNI_MAX = 1, 2 ** 24 - 1
 PORT_MIN, PORT_MAX = 1, 65535
 TTL_MAX = 255
 VXLAN_PORT = 4789  # IANA
-# Bytes an encapsulation adds on the underlay: outer IPv4 header; outer IP + UDP + VXLAN + inner Ethernet.
-OVERHEAD = {"ipip": 20, "vxlan": 50, "vxlan6": 70}
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 NTF_SELF = 0x02
 ANY4 = "0.0.0.0"
@@ -60,9 +59,8 @@ def same_family(value: str, other: str | None, field: str, other_field: str) -> 
 
 
 def overhead(kind: str, local: str | None) -> int:
-    if kind == "vxlan" and local and ipaddress.ip_address(local).version == 6:
-        return OVERHEAD["vxlan6"]
-    return OVERHEAD[kind]
+    """Bytes the tunnel device adds on the underlay (the table is the topology's)."""
+    return encapsulation_overhead(kind, local)
 
 
 # --- reading links ------------------------------------------------------------------------

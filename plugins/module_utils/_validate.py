@@ -82,6 +82,19 @@ def mac(value, field: str) -> str:
     return normalised
 
 
+def integer(value, field: str, low: int | None = None, high: int | None = None) -> int:
+    """A whole number, also given as text (as `-e name=1500` gives it); within low..high when given."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{field}: {value!r} is not a whole number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{field}: {value} is out of range {low}..{high}")
+    return value
+
+
 def mtu(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not MTU_MIN <= value <= MTU_MAX:
         raise ValueError(f"{field}: MTU {value!r} is out of range {MTU_MIN}..{MTU_MAX}")

@@ -4,14 +4,14 @@ import ipaddress
 import json
 import time
 
-from lab import HOSTVARS, LEAF, WORKERS, playbook, run_in
+from lab import HOSTVARS, LEAF, POD_CIDRS, WORKERS, playbook, run_in
 
 LEAF_VARS = HOSTVARS[LEAF]
 DAEMON = LEAF_VARS.get("bgp_leaf_daemon", "frr")
 AS_MODE = LEAF_VARS.get("bgp_as_mode", "per_node")
 PATHSPACE = LEAF_VARS.get("bgp_frr_pathspace", "handcni")
 LEAF_PROTO = "bgp" if DAEMON == "frr" else "bird"  # how the leaf's kernel marks learned routes
-CIDRS = {w: HOSTVARS[w]["podnet_pod_cidr"] for w in WORKERS}
+CIDRS = POD_CIDRS
 NODE_IP = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
 PIDFILE = "/run/bird/bird.pid"
 

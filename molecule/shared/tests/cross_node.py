@@ -1,5 +1,5 @@
-"""What the scenario's cross-node method should have built on the three-worker lab, written out
-from the seed's topology (not computed by the collection's own filters), and how to read the kernel."""
+"""What the scenario's cross-node method should have built on the inventory's workers, written out from
+the topology (not computed by the collection's cross-node filters), and how to read the kernel."""
 import ipaddress
 import json
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from lab import HOSTVARS, INVENTORY, LEAF, WORKERS, ROOT, run_in
+from lab import HOSTVARS, INVENTORY, LEAF, POD_CIDRS, ROOT, SUBNETS, WORKERS, run_in, subnet_of
 
 FIRST = HOSTVARS[WORKERS[0]]
 METHOD = FIRST.get("cross_node_method", "static")
@@ -18,8 +18,8 @@ DEVICE = {"ipip": "ipip0", "vxlan": "vxlan100"}.get(METHOD)
 OVERHEAD = {"ipip": 20, "vxlan": 50}.get(METHOD, 0)
 NODE_MTU = int(FIRST.get("podnet_node_mtu", 1500))
 NODE_IP = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
-CIDR = {w: HOSTVARS[w]["podnet_pod_cidr"] for w in WORKERS}
-UNDERLAY = {w: ipaddress.ip_interface(f"{NODE_IP[w]}/24").network for w in WORKERS}  # the lab's /24s
+CIDR = POD_CIDRS
+UNDERLAY = {w: subnet_of(w) for w in WORKERS}
 PROTO = "202"
 
 
@@ -47,7 +47,7 @@ def expected_routes(name: str) -> dict:
         elif UNDERLAY[name] == UNDERLAY[peer]:
             routes[CIDR[peer]] = (NODE_IP[peer], None)
         else:  # static across subnets: through the leaf
-            routes[CIDR[peer]] = (str(UNDERLAY[name].broadcast_address - 1), None)
+            routes[CIDR[peer]] = (SUBNETS[UNDERLAY[name]], None)
     return routes
 
 
@@ -86,14 +86,21 @@ def forwarded(name: str) -> int:
 
 
 def inventory_without(worker: str, directory: str) -> str:
-    """The scenario's inventory (lab + molecule's overrides, merged) as one file, minus one worker."""
+    """The scenario's inventory (lab + molecule's overrides, merged) as one file, minus one worker and the
+    service endpoints on it (the inventory check refuses an endpoint on a node that does not exist)."""
     children = {}
     for group in ("workers", "leaf", "external"):
         hosts = [h for h in INVENTORY.get(group, {}).get("hosts", []) if h != worker]
-        children[group] = {"hosts": {h: HOSTVARS[h] for h in hosts}}
+        children[group] = {"hosts": {h: _without_endpoints_on(HOSTVARS[h], worker) for h in hosts}}
     path = Path(directory) / "hosts.yml"
     path.write_text(yaml.safe_dump({"all": {"children": children}}))
     return str(path)
+
+
+def _without_endpoints_on(hostvars: dict, worker: str) -> dict:
+    services = [dict(s, endpoints=[e for e in s.get("endpoints") or [] if e.get("node") != worker])
+                for s in hostvars.get("podnet_services") or []]
+    return dict(hostvars, podnet_services=services) if "podnet_services" in hostvars else hostvars
 
 
 def playbook_with(inventory: list, name: str, *args: str) -> subprocess.CompletedProcess:

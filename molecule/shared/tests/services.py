@@ -1,7 +1,6 @@
 """Service traffic for the services tests (seed 004 labs 4 and 5): who answers a request or a datagram, and our NAT rules."""
-from lab import HOSTVARS, WORKERS, playbook, recap, run_in  # noqa: F401  (re-exported for the tests)
+from lab import HOSTVARS, OUTSIDE, WORKERS, playbook, recap, run_in  # noqa: F401  (re-exported for the tests)
 
-OUTSIDE = "outside"
 UDP_ASK = ("import socket, sys\n"
            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
@@ -14,6 +13,19 @@ UDP_ASK = ("import socket, sys\n"
 def services() -> dict:
     """The inventory's services by name."""
     return {s["name"]: s for s in HOSTVARS[WORKERS[0]]["podnet_services"]}
+
+
+def first(protocol: str) -> dict:
+    """The inventory's first service of a protocol, with two endpoint pods (the tests remove one)."""
+    return next(s for s in services().values() if (s.get("protocol") or "tcp") == protocol
+                and len([e for e in s["endpoints"] if e.get("pod")]) == 2)
+
+
+def client() -> tuple:
+    """(node, pod) of the first pod that is no service's endpoint: the seed's client pod worker1/netns1."""
+    endpoints = {(e.get("node"), e.get("pod")) for s in services().values() for e in s["endpoints"]}
+    return next((node, pod["name"]) for node in WORKERS for pod in HOSTVARS[node]["podnet_pods"]
+                if (node, pod["name"]) not in endpoints)
 
 
 def identities(service: dict) -> set:

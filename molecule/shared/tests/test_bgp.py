@@ -53,7 +53,7 @@ def test_converging_again_changes_nothing_and_resets_no_session():
 
 
 def test_a_stopped_node_is_withdrawn_and_returns_when_started():
-    node = "worker2"
+    node = WORKERS[1]  # the seed's worker2
     stop = run_in(node, "sh", "-c", f'kill "$(cat {PIDFILE})"')  # as `systemctl stop bird` would
     assert stop.rc == 0, stop.stderr
     gone = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: CIDRS[node] not in r)
@@ -67,30 +67,31 @@ def test_a_stopped_node_is_withdrawn_and_returns_when_started():
     assert recap(run.stdout) == {node: 1}, run.stdout[-3000:]  # BIRD started, nothing else changed
     back = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: CIDRS[node] in r)
     assert back.get(CIDRS[node]) == NODE_IP[node]
-    src, dst = Node("worker3"), Node(node)
+    src, dst = Node(WORKERS[-1]), Node(node)
     assert src.ping(src.pods[0]["name"], dst.pods[0]["ip"]).rc == 0
 
 
 def test_a_misconfigured_side_fails_naming_the_session(tmp_path):
-    """One side changed alone (the leaf is not converged): worker1 with a password the leaf does not
-    have, worker3 expecting another AS of the leaf. Both sessions stay down, the play names each one."""
+    """One side changed alone (the leaf is not converged): the first worker with a password the leaf does
+    not have, the last expecting another AS of the leaf. Both sessions stay down, the play names each one."""
+    first, last = WORKERS[0], WORKERS[-1]
     wrong = tmp_path / "wrong.yml"
-    wrong.write_text("all:\n  hosts:\n    worker1: {bgp_password: not-the-one}\n"
-                     "    worker3: {bgp_leaf_as: 65099}\n")
+    wrong.write_text(f"all:\n  hosts:\n    {first}: {{bgp_password: not-the-one}}\n"
+                     f"    {last}: {{bgp_leaf_as: 65099}}\n")
     try:
-        run = converge_bgp("-i", str(wrong), "--limit", "worker1,worker3", "-e", "bgp_wait_timeout=10")
+        run = converge_bgp("-i", str(wrong), "--limit", f"{first},{last}", "-e", "bgp_wait_timeout=10")
         assert run.returncode != 0, "a session that cannot come up must fail the play"
         out = run.stdout
         assert "BGP sessions not established within 10s" in out
-        for node in ("worker1", "worker3"):
+        for node in (first, last):
             assert f"fatal: [{node}]" in out and f"{LEAF} ({leaf_address(node)}, AS " in out
         assert "BGP state Connect" in out or "BGP state Active" in out  # MD5 mismatch: no answer at all
         assert "Bad peer AS" in out
         assert "not-the-one" not in out + run.stderr
         left = routes(LEAF, LEAF_PROTO)
-        assert CIDRS["worker1"] not in left and CIDRS["worker3"] not in left
+        assert CIDRS[first] not in left and CIDRS[last] not in left
     finally:
-        fixed = converge_bgp("--limit", "worker1,worker3")
+        fixed = converge_bgp("--limit", f"{first},{last}")
     assert fixed.returncode == 0, fixed.stdout[-3000:]
     back = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: len(r) == len(WORKERS))
     assert back == {CIDRS[w]: NODE_IP[w] for w in WORKERS}

@@ -1,7 +1,7 @@
 """The node's CNI config, proven as a runtime uses it: the real plugins add a pod beside ours.
 
-On worker1, `cnipod` is a network namespace like the one a container runtime makes for a pod;
-the conflist site.yml wrote is run with CNI_COMMAND=ADD through the real bridge and host-local
+On the first worker (the seed's worker1), `cnipod` is a network namespace like the one a container
+runtime makes for a pod; the conflist site.yml wrote is run with CNI_COMMAND=ADD through the real bridge and host-local
 plugins, the new pod talks to the collection's own pods, and CNI_COMMAND=DEL leaves nothing.
 """
 import ipaddress
@@ -53,8 +53,8 @@ def test_every_worker_has_the_config_a_runtime_picks(node):
 
 @pytest.fixture(scope="module")
 def runtime_pod():
-    """worker1's `cnipod`, added by the real plugins from the node's conflist; always cleaned up."""
-    node = Node("worker1")
+    """The first worker's `cnipod`, added by the real plugins from the node's conflist; always cleaned up."""
+    node = Node(WORKERS[0])
     conflist = node.conflist()
     state = {"node": node, "conflist": conflist, "deleted": False}
     # The first of host-local's directories that does not exist yet: the test made it, the test removes it.
@@ -138,7 +138,7 @@ def test_host_local_hands_out_every_free_address_and_nothing_else(runtime_pod):
     """The real host-local plugin, fed the conflist's IPAM config with its own scratch dataDir,
     accepts the range set and allocates exactly the free addresses, in order, then stops."""
     node = runtime_pod["node"]
-    assert len(runtime_pod["conflist"]["plugins"][0]["ipam"]["ranges"][0]) > 1, "worker1's pods cut several sub-ranges"
+    assert len(runtime_pod["conflist"]["plugins"][0]["ipam"]["ranges"][0]) > 1, "the first worker's pods cut several sub-ranges"
     ipam = dict(runtime_pod["conflist"]["plugins"][0]["ipam"], dataDir="/run/cni-test-host-local")
     config = json.dumps({"cniVersion": "1.0.0", "name": "handcni", "ipam": ipam})
     want = free_addresses(node)

@@ -102,14 +102,14 @@ def test_verify_playbook_proves_the_matrix():
         assert mtu and " ".join(mtu[0][5:]) == f"DF ping at pod MTU {NODE_MTU - OVERHEAD} across nodes", mtu
 
 
-GONE = WORKERS[-1]  # worker3, alone on its subnet
+GONE = WORKERS[-1]  # the last worker (the seed's worker3, alone on its subnet)
 STAYING = [w for w in WORKERS if w != GONE]
 FOREIGN_ROUTE = "10.77.0.0/16"
 
 
 @pytest.fixture(scope="module")
 def dropped():
-    """Someone else's objects next to ours; the cross_node part of site.yml with worker3 gone from the
+    """Someone else's objects next to ours; the cross_node part of site.yml with the last worker gone from the
     inventory (what each node then looks like); then again with the whole inventory; then the strangers go."""
     first = STAYING[0]
     strangers = [

@@ -5,11 +5,11 @@ import json
 import random
 
 import pytest
-from services import HOSTVARS, OUTSIDE, WORKERS, http, identities, node_ip, ours, playbook, recap, services, udp
+from services import HOSTVARS, OUTSIDE, WORKERS, client, first, http, identities, node_ip, ours, playbook, recap, udp
 
-WEB, ECHO = services()["web"], services()["echo"]
+WEB, ECHO = first("tcp"), first("udp")  # the seed's web and echo
 WEB_URL = f"http://{WEB['cluster_ip']}:{WEB['port']}/"
-CLIENT = WORKERS[0]            # worker1, whose netns1 is no endpoint: the seed's client pod
+CLIENT, CLIENT_POD = client()  # the seed's worker1/netns1, no service's endpoint
 SOURCE_PORT = random.randint(40000, 60000)  # one UDP flow, kept across the endpoint change
 
 
@@ -36,7 +36,7 @@ def test_node_port_from_outside_and_from_the_node(node):
 
 
 def test_two_endpoints_50_requests_reach_both():
-    answers = http(CLIENT, WEB_URL, 50, pod="netns1")
+    answers = http(CLIENT, WEB_URL, 50, pod=CLIENT_POD)
     assert len(answers) == 50 and set(answers) == identities(WEB), answers
 
 
@@ -47,7 +47,7 @@ def test_hairpin_a_pod_reaches_itself_through_its_service():
 
 
 def test_udp_service_from_a_pod_from_the_node_and_from_outside():
-    assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod="netns1") in identities(ECHO)
+    assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod=CLIENT_POD) in identities(ECHO)
     assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT + 1) in identities(ECHO)
     assert udp(OUTSIDE, node_ip(WORKERS[2]), ECHO["node_port"], SOURCE_PORT) in identities(ECHO)
 
@@ -56,10 +56,10 @@ def test_udp_service_from_a_pod_from_the_node_and_from_outside():
 
 @pytest.fixture(scope="module")
 def fewer(tmp_path_factory):
-    """The web service without its worker2 endpoint and the echo service without the endpoint that serves
+    """The web service without its second endpoint and the echo service without the endpoint that serves
     the UDP flow of SOURCE_PORT; returns (recap of check mode, recap of the run, the flow's endpoints)."""
-    served = udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod="netns1")
-    assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod="netns1") == served  # one flow, one endpoint
+    served = udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod=CLIENT_POD)
+    assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod=CLIENT_POD) == served  # one flow, one endpoint
     web = dict(WEB, endpoints=WEB["endpoints"][:1])
     echo = dict(ECHO, endpoints=[e for e in ECHO["endpoints"] if f"{e['node']}/{e['pod']}" != served])
     extra = tmp_path_factory.mktemp("services") / "fewer.json"
@@ -80,13 +80,13 @@ def test_check_mode_predicts_the_endpoint_change(fewer):
 
 def test_no_request_reaches_a_removed_endpoint(fewer):
     left = {f"{WEB['endpoints'][0]['node']}/{WEB['endpoints'][0]['pod']}"}
-    assert set(http(CLIENT, WEB_URL, 50, pod="netns1")) == left
+    assert set(http(CLIENT, WEB_URL, 50, pod=CLIENT_POD)) == left
     assert set(http(OUTSIDE, f"http://{node_ip(WORKERS[1])}:{WEB['node_port']}/", 20)) == left
 
 
 def test_udp_flow_moves_to_the_endpoint_left(fewer):
     _, _, served, left = fewer
-    answer = udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod="netns1")
+    answer = udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod=CLIENT_POD)
     assert answer in left and answer != served, (answer, served)
 
 
@@ -119,10 +119,10 @@ def test_nftables_holds_everything_and_iptables_nothing(nftables, node):
 
 
 def test_nftables_traffic(nftables):
-    assert set(http(CLIENT, WEB_URL, 50, pod="netns1")) == identities(WEB)
+    assert set(http(CLIENT, WEB_URL, 50, pod=CLIENT_POD)) == identities(WEB)
     assert set(http(CLIENT, WEB_URL, 20)) <= identities(WEB)
     for node in WORKERS:
         assert set(http(OUTSIDE, f"http://{node_ip(node)}:{WEB['node_port']}/", 10)) <= identities(WEB)
     me = f"{WEB['endpoints'][0]['node']}/{WEB['endpoints'][0]['pod']}"
     assert me in http(WEB["endpoints"][0]["node"], WEB_URL, 20, pod=WEB["endpoints"][0]["pod"])
-    assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT + 2, pod="netns1") in identities(ECHO)
+    assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT + 2, pod=CLIENT_POD) in identities(ECHO)

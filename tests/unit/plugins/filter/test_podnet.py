@@ -246,7 +246,7 @@ def test_pod_mtu_errors():
         pod_mtu(9000, "gre")
     with pytest.raises(AnsibleFilterError, match=r"^podnet_node_mtu: 100 leaves no room for pods with vxlan"):
         pod_mtu(100, "vxlan")
-    with pytest.raises(AnsibleFilterError, match=r"^podnet_node_mtu: 'jumbo' is not a number"):
+    with pytest.raises(AnsibleFilterError, match=r"^podnet_node_mtu: 'jumbo' is not a whole number"):
         pod_mtu("jumbo", "static")
 
 

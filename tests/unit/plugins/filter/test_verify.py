@@ -1,6 +1,9 @@
 """Unit tests for the service probes of plugins/filter/verify.py and how their results become cells."""
 from __future__ import annotations
 
+import pytest
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.handcni.podnet.plugins.filter import verify as v
 
 WEB = {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "protocol": "tcp", "node_port": 32080,
@@ -59,3 +62,19 @@ def test_egress_cells_are_as_before():
     probe = v.egress_probes([{"name": "netns1"}], "worker1", "192.168.210.21", "203.0.113.10", 8080)[0]
     assert cell(probe, 0, "192.168.210.21\n")["detail"] == "seen as 192.168.210.21 (node address)"
     assert not cell(probe, 0, "192.168.10.1\n")["ok"]
+
+
+def test_probes_use_the_addresses_the_pods_hold():
+    """The probes take the ipam module's pods (addresses given or allocated); an inventory pod without its
+    address is named, never a KeyError."""
+    same = v.same_node_probes(PODS, "worker1", "192.168.210.21", 1400)
+    assert [p["to"] for p in same] == ["worker1/netns3 192.168.10.3", "worker1 192.168.210.21",
+                                       "worker1/netns1 192.168.10.1", "worker1 192.168.210.21",
+                                       "worker1/netns3 192.168.10.3"]
+    assert same[-1]["argv"][-5:] == ["-M", "do", "-s", "1372", "192.168.10.3"]
+    cross = v.cross_node_probes(PODS, "worker1", {"worker1": PODS, "worker2": [{"name": "web", "ip": "10.0.0.5"}]}, 1400)
+    assert [p["to"] for p in cross] == ["worker2/web 10.0.0.5", "worker2/web 10.0.0.5", "worker2/web 10.0.0.5"]
+    for call in (lambda: v.same_node_probes([{"name": "web"}, PODS[0]], "worker1", "192.168.210.21", 1400),
+                 lambda: v.cross_node_probes(PODS, "worker1", {"worker2": [{"name": "web"}]}, 1400)):
+        with pytest.raises(AnsibleFilterError, match=r"^worker\d: \{'name': 'web'\} is not a pod with its address"):
+            call()
