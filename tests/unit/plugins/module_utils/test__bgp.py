@@ -191,19 +191,6 @@ def test_install_file_is_atomic_with_mode(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["bird.conf"]
 
 
-def test_a_daemon_is_only_the_process_its_pid_file_names_with_its_name(tmp_path):
-    pid_file = tmp_path / "x.pid"
-    with open(f"/proc/{os.getpid()}/comm") as handle:
-        comm = handle.read().strip()
-    assert bgp.Daemon(comm, str(pid_file)).pid() is None
-    pid_file.write_text(f"{os.getpid()}\n")
-    assert bgp.Daemon(comm, str(pid_file)).pid() == os.getpid()
-    assert bgp.Daemon("bird", str(pid_file)).pid() is None  # a reused PID of another program
-    assert not bgp.Daemon("bird", str(pid_file)).stop()
-    pid_file.write_text("garbage")
-    assert bgp.Daemon(comm, str(pid_file)).pid() is None
-
-
 def test_a_rule_with_an_unknown_key_names_it():
     fails(params(**neighbor(export_prefixes=[{"prefix": "10.0.0.0/8", "length": 24}])),
           "neighbors[0].export_prefixes[0]")
