@@ -392,7 +392,7 @@ def absent(module: PodnetModule, daemon: Bird, config: ConfigFile, running: bool
     elif running:
         module.warn(f"BIRD answers on {params['socket']} but {params['pid_file']} names no BIRD process: it was "
                     "not started by this module and is left running")
-    if (pid is not None or not running) and not daemon.unit:
+    if pid is not None or not running or daemon.unit:
         # /run/bird, which start() makes where BIRD never ran: empty once our BIRD is gone
         for directory in bgp.dirs_left_empty([params["socket"], params["pid_file"]]):
             actions.append(Action(f"remove {directory}", lambda d=directory: shutil.rmtree(d, ignore_errors=True)))
