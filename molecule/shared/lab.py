@@ -104,12 +104,13 @@ def snapshot(nodes) -> dict:
 
 # Everything of a node that converge may change and teardown must put back: SNAPSHOT, plus permanent
 # neighbour and FDB entries, forwarding, the daemons running in the node, and our files (with digests).
-# Not ours: `nc`, the machines lab's SSH ProxyCommand in the leaf, and /run/netns itself, iproute2's
-# directory, made by the first `ip netns add` on a node (pods' namespaces in it are listed).
+# Daemons by name, not by count (a machine's sshd forks one per login). Not ours: `nc`, the machines
+# lab's SSH ProxyCommand in the leaf, and /run/netns itself, iproute2's directory, made by the first
+# `ip netns add` on a node (the pods' namespaces in it are listed).
 NODE_STATE = SNAPSHOT + (
     "; ip neigh show nud permanent; bridge fdb show | grep -v ' master '; sysctl net.ipv4.ip_forward; "
     "me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do "
-    "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc'; "
+    "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc' | sort -u; "
     "find /etc/bird /etc/frr /etc/cni /var/lib/handcni /var/lib/cni /run/bird /run/frr /run/netns /run/handcni /run/handcni-* "
     "-xdev \\( -type f -exec md5sum {} + \\) -o ! -path /run/netns -print 2>/dev/null")
 STATE_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "before-converge.json"
