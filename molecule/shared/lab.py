@@ -110,7 +110,7 @@ def snapshot(nodes) -> dict:
 NODE_STATE = SNAPSHOT + (
     "; ip neigh show nud permanent; bridge fdb show | grep -v ' master '; sysctl net.ipv4.ip_forward; "
     "me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do "
-    "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc' | sort -u; "
+    "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc|sort' | sort -u; "
     "find /etc/bird /etc/frr /etc/cni /var/lib/handcni /var/lib/cni /run/bird /run/frr /run/netns /run/handcni /run/handcni-* "
     "-xdev \\( -type f -exec md5sum {} + \\) -o ! -path /run/netns -print 2>/dev/null")
 STATE_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "before-converge.json"
