@@ -43,8 +43,8 @@ def rebooted():
     subprocess.run([str(ROOT / "bin/machines"), "exec", NODE, "--", "systemctl", "reboot"], check=False)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        probe = subprocess.run([str(ROOT / "bin/machines"), "ssh", NODE, "--", "cat", "/proc/sys/kernel/random/boot_id"],
-                               capture_output=True, text=True, check=False)
+        probe = subprocess.run([str(ROOT / "bin/machines"), "ssh", NODE, "--", "cat",
+                                "/proc/sys/kernel/random/boot_id"], capture_output=True, text=True, check=False)
         if probe.returncode == 0 and probe.stdout and probe.stdout != before:
             return NODE
         time.sleep(1)
