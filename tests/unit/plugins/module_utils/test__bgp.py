@@ -1,7 +1,6 @@
 """Unit tests for plugins/module_utils/_bgp.py: the BGP speaker model, its validation, masking and waiting."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
