@@ -1,5 +1,6 @@
 # handcni.podnet: two commands set up a fresh Debian 12 machine (as root) and run everything.
 #   make lab    install what is missing, bring the lab up, converge site.yml, verify by traffic
+#   make lab-ssh  the same with the workers as Debian 12 machines reached over SSH
 #   make test   install what is missing, then run every test tier (within 20 minutes on 2 CPUs)
 #   make test-all   the same tiers with every case and every molecule scenario (the full matrix)
 SHELL := /bin/bash
@@ -12,13 +13,14 @@ ARGS ?=
 INVENTORY ?= inventories/lab
 # Debian packages the lab and the tests use: the kernel tools, the real daemons and CNI plugins.
 DEBS := iproute2 iptables nftables bird2 frr frr-pythontools containernetworking-plugins user-mode-linux kmod \
-        conntrack tcpdump graphviz iperf3 iputils-ping curl procps util-linux python3-venv git
+        conntrack tcpdump graphviz iperf3 iputils-ping curl procps util-linux python3-venv git \
+        mmdebstrap systemd-container netcat-openbsd openssh-client dpkg-dev
 COLLECTION := .collections/ansible_collections/handcni/podnet
 SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-converge bench-pods bench-services bench-dataplane
+.PHONY: lab lab-ssh lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-converge bench-pods bench-services bench-dataplane
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -47,7 +49,15 @@ lab: setup
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/verify.yml $(ARGS)
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/topology.yml $(ARGS) | grep -o 'Topology picture: [^"]*'
 
+# The workers as Debian 12 machines (systemd-nspawn in the lab's namespaces), converged over SSH.
+lab-ssh: setup
+	bin/lab up -i inventories/machines
+	bin/machines up -i inventories/machines
+	$(BIN)/ansible-playbook -i inventories/machines playbooks/site.yml $(ARGS)
+	$(BIN)/ansible-playbook -i inventories/machines playbooks/verify.yml $(ARGS)
+
 lab-down:
+	bin/machines down
 	bin/lab down
 
 ## Tests ----------------------------------------------------------------------

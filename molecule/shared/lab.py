@@ -57,9 +57,17 @@ def pod_addresses(node: str) -> dict:
     return json.loads(out).get("pods", {}) if out.strip() else {}
 
 
+def enter(node: str) -> list:
+    """The command entering a node of the scenario's lab (through HANDCNI_LAB_STATE): the machine
+    booted in it (bin/machines), else the namespace node itself (bin/lab)."""
+    state = Path(os.environ.get("HANDCNI_LAB_STATE", "/run/handcni-lab"))
+    tool = "machines" if (state / "machines" / node).is_dir() else "lab"
+    return [str(ROOT / "bin" / tool), "exec", node, "--"]
+
+
 def run_in(node: str, *argv: str):
-    """Run argv inside a lab node (of the scenario's lab, through HANDCNI_LAB_STATE)."""
-    return HOST.run(shlex.join([str(ROOT / "bin/lab"), "exec", node, "--", *argv]))
+    """Run argv inside a lab node."""
+    return HOST.run(shlex.join([*enter(node), *argv]))
 
 
 class Node:
@@ -96,7 +104,7 @@ class Node:
 
     def stdin(self, argv: list, data: str) -> subprocess.CompletedProcess:
         """Run argv in the node with data on its stdin."""
-        return subprocess.run([str(ROOT / "bin/lab"), "exec", self.name, "--", *argv],
+        return subprocess.run([*enter(self.name), *argv],
                               input=data, capture_output=True, text=True)
 
 
@@ -123,12 +131,15 @@ def snapshot(nodes) -> dict:
 
 # Everything of a node that converge may change and teardown must put back: SNAPSHOT, plus permanent
 # neighbour and FDB entries, forwarding, the daemons running in the node, and our files (with digests).
+# Daemons by name, not by count (a machine's sshd forks one per login). Not ours: `nc`, the machines
+# lab's SSH ProxyCommand in the leaf, and /run/netns itself, iproute2's directory, made by the first
+# `ip netns add` on a node (the pods' namespaces in it are listed).
 NODE_STATE = SNAPSHOT + (
     "; ip neigh show nud permanent; bridge fdb show | grep -v ' master '; sysctl net.ipv4.ip_forward; "
     "me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do "
-    "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep'; "
+    "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc|sort' | sort -u; "
     "find /etc/bird /etc/frr /etc/cni /var/lib/handcni /var/lib/cni /run/bird /run/frr /run/netns /run/handcni /run/handcni-* "
-    "-xdev \\( -type f -exec md5sum {} + \\) -o -print 2>/dev/null")
+    "-xdev \\( -type f -exec md5sum {} + \\) -o ! -path /run/netns -print 2>/dev/null")
 STATE_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "before-converge.json"
 
 

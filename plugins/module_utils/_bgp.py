@@ -5,16 +5,14 @@
 One model for both daemons: a `Speaker` (router id, local AS, networks it originates, neighbours
 with their prefix filters) is validated here from module parameters, then rendered by `_bird` or
 `_frr` into the daemon's own configuration text. Validation is pure and raises ValueError naming
-the field (never the value of a password); the daemon side (processes, PID files, atomic config
-files) is in `Daemon` and `install_file`, which raise OSError.
+the field (never the value of a password); atomic config files are written by `install_file`, which
+raises OSError. How a daemon runs (a process of ours, or a systemd unit) is in `_daemon`.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import re
-import signal
-import subprocess
 import tempfile
 import time
 from typing import Callable, NamedTuple
@@ -392,70 +390,3 @@ def make_dir(path: str, mode: int, uid: int = -1, gid: int = -1) -> None:
         os.chmod(path, mode)
     if (uid != -1 and stat.st_uid != uid) or (gid != -1 and stat.st_gid != gid):
         os.chown(path, uid, gid)
-
-
-class Daemon:
-    """A daemon process known by its PID file; we only ever signal the process that file names,
-    and only if its command name is the daemon's."""
-
-    def __init__(self, comm: str, pid_file: str):
-        self.comm = comm
-        self.pid_file = pid_file
-
-    def pid(self) -> int | None:
-        text = read_text(self.pid_file)
-        try:
-            pid = int((text or "").split()[0])
-        except (IndexError, ValueError):
-            return None
-        try:
-            with open(f"/proc/{pid}/comm") as handle:
-                comm = handle.read().strip()
-        except OSError:
-            return None
-        return pid if comm == self.comm else None
-
-    def running(self) -> bool:
-        return self.pid() is not None
-
-    def start(self, argv: list, log: str | None = None, timeout: float = 15.0) -> None:
-        """Run a self-daemonising command detached from our pipes and wait until its PID file names it."""
-        out = open(log, "ab") if log else subprocess.DEVNULL
-        try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True, close_fds=True, timeout=timeout, check=False)
-        finally:
-            if log:
-                out.close()
-        if proc.returncode != 0:
-            tail = ""
-            if log:
-                tail = ": " + ((read_text(log) or "").strip().splitlines() or [""])[-1]
-            raise OSError(f"{' '.join(argv)} exited with {proc.returncode}{tail}")
-        deadline = time.monotonic() + timeout
-        while not self.running():
-            if time.monotonic() > deadline:
-                raise OSError(f"{self.comm} started but did not write {self.pid_file} within {timeout:.0f}s")
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        """SIGTERM the process of the PID file, then SIGKILL after `timeout`; True if one was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.alive(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                deadline += timeout
-            time.sleep(0.05)
-        return True
-
-    def alive(self, pid: int) -> bool:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False
-        return state not in ("Z", "X")

@@ -78,6 +78,11 @@ options:
     type: str
 notes:
   - BIRD 2 (Debian's C(bird2)). IPv4 sessions and prefixes only, for now.
+  - "How BIRD runs: on a node booted with systemd (and without O(netns)) it is Debian's C(bird.service)
+    with a drop-in C(/etc/systemd/system/bird.service.d/handcni-podnet.conf) naming O(config_file) and
+    O(socket), enabled at boot, so it comes back after a reboot; it runs as user C(bird), and reads the
+    configuration through group C(bird) unless O(group) says otherwise; O(user) and O(pid_file) are not used.
+    Elsewhere (the namespace lab) it is a process of ours known by O(pid_file)."
   - The originated O(networks) are C(unreachable) routes inside BIRD; they are never put in the kernel,
     where the pod bridge or the pods' host routes already route them.
   - A neighbour on the same AS (iBGP) without O(neighbors[].multihop) is taken as directly connected
@@ -161,6 +166,11 @@ neighbors:
   returned: always
   type: list
   elements: dict
+supervisor:
+  description: What runs BIRD on the node.
+  returned: always
+  type: str
+  sample: systemd unit bird.service
 diff:
   description: The configuration text before and after, passwords masked.
   returned: when diff mode is on
@@ -174,9 +184,13 @@ import time
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
 from ansible_collections.handcni.podnet.plugins.module_utils import _bird as bird
+from ansible_collections.handcni.podnet.plugins.module_utils import _daemon
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import netns_path
+
+
+UNIT = "bird.service"
 
 
 class Bird:
@@ -185,7 +199,27 @@ class Bird:
     def __init__(self, module: PodnetModule):
         self.module = module
         self.params = module.params
-        self.daemon = bgp.Daemon("bird", self.params["pid_file"])
+        self.process = _daemon.Process("bird", self.params["pid_file"])
+        self.unit = None
+        if _daemon.uses_systemd(self.params["netns"]):
+            self.unit = _daemon.Systemd(module.run_command, module.get_bin_path("systemctl", required=True), UNIT)
+
+    @property
+    def supervisor(self) -> str:
+        return "systemd unit " + UNIT if self.unit else "process"
+
+    def pid(self) -> int | None:
+        return self.unit.pid() if self.unit else self.process.pid()
+
+    def dropin(self) -> str:
+        """Debian's bird.service run with our configuration and socket (its own ExecStart reads the default)."""
+        bird_path, birdc_path = self.argv("bird")[-1], self.argv("birdc")[-1]
+        config, socket = self.params["config_file"], self.params["socket"]
+        return (f"# Written by handcni.podnet (bird_bgp): Debian's unit with this collection's configuration.\n"
+                f"[Service]\nExecStartPre=\nExecStartPre=/usr/lib/bird/prepare-environment\n"
+                f"ExecStartPre={bird_path} -p -c {config}\n"
+                f"ExecStart=\nExecStart={bird_path} -f -u $BIRD_RUN_USER -g $BIRD_RUN_GROUP -c {config} -s {socket}\n"
+                f"ExecReload=\nExecReload={birdc_path} -s {socket} configure\n")
 
     def argv(self, tool: str, *args: str) -> list:
         path = self.module.get_bin_path(tool)
@@ -225,6 +259,20 @@ class Bird:
             raise OSError(f"birdc configure failed: {(out + err).strip()}")
 
     def start(self) -> None:
+        if self.unit:
+            self.unit.start(self.dropin())
+        else:
+            self.start_process()
+        deadline = time.monotonic() + 15
+        while not self.answers():
+            if time.monotonic() > deadline:
+                raise OSError(f"bird started but does not answer on {self.params['socket']}")
+            time.sleep(0.1)
+
+    def stop(self) -> bool:
+        return self.unit.stop() if self.unit else self.process.stop()
+
+    def start_process(self) -> None:
         for directory in sorted({os.path.dirname(self.params["socket"]), os.path.dirname(self.params["pid_file"])}):
             os.makedirs(directory, mode=0o755, exist_ok=True)
         args = ["-c", self.params["config_file"], "-s", self.params["socket"], "-P", self.params["pid_file"]]
@@ -232,12 +280,7 @@ class Bird:
             args += ["-u", self.params["user"]]
         if self.params["group"]:
             args += ["-g", self.params["group"]]
-        self.daemon.start(self.argv("bird", *args))
-        deadline = time.monotonic() + 15
-        while not self.answers():
-            if time.monotonic() > deadline:
-                raise OSError(f"bird started but does not answer on {self.params['socket']}")
-            time.sleep(0.1)
+        self.process.start(self.argv("bird", *args))
 
     def protocols(self) -> list:
         rc, out, err = self.birdc("show", "protocols", "all")
@@ -301,9 +344,14 @@ def present(module: PodnetModule, daemon: Bird, config: ConfigFile, running: boo
         actions.append(Action(f"set mode {config.mode:04o} on {config.path}", lambda: config.write(new)))
     if running and (config.old != new or drift):
         actions.append(Action("birdc configure", lambda: reconfigure(daemon, config)))
+    elif not running and daemon.unit:
+        actions.append(Action(f"start bird as {daemon.supervisor} with {config.path}, enabled at boot", daemon.start))
     elif not running:
         actions.append(Action(f"start bird (-c {config.path} -s {params['socket']} -P {params['pid_file']})",
                               daemon.start))
+    if running and daemon.unit and not (daemon.unit.dropin_current(daemon.dropin())
+                                        and daemon.unit.show("UnitFileState") == "enabled"):
+        actions.append(Action(f"run bird as {daemon.supervisor} with {config.path}, enabled at boot", daemon.start))
     module.apply(actions)
     result = dict(neighbors=[item.public() for item in speaker.neighbors], protocols=protocols, sessions={})
     if module.check_mode and not running:
@@ -336,13 +384,15 @@ def reconfigure(daemon: Bird, config: ConfigFile) -> None:
 def absent(module: PodnetModule, daemon: Bird, config: ConfigFile, running: bool) -> dict:
     params = module.params
     actions = []
-    pid = daemon.daemon.pid()
-    if pid is not None:
-        actions.append(Action(f"stop bird (PID {pid} from {params['pid_file']})", daemon.daemon.stop))
+    pid = daemon.pid()
+    if daemon.unit and (running or os.path.exists(daemon.unit.dropin)):
+        actions.append(Action(f"stop and disable {daemon.supervisor}, remove {daemon.unit.dropin}", daemon.stop))
+    elif pid is not None:
+        actions.append(Action(f"stop bird (PID {pid} from {params['pid_file']})", daemon.stop))
     elif running:
         module.warn(f"BIRD answers on {params['socket']} but {params['pid_file']} names no BIRD process: it was "
                     "not started by this module and is left running")
-    if pid is not None or not running:
+    if pid is not None or not running or daemon.unit:
         # /run/bird, which start() makes where BIRD never ran: empty once our BIRD is gone
         for directory in bgp.dirs_left_empty([params["socket"], params["pid_file"]]):
             actions.append(Action(f"remove {directory}", lambda d=directory: shutil.rmtree(d, ignore_errors=True)))
@@ -378,13 +428,16 @@ def main():
     )
     with module.errors():
         daemon = Bird(module)
-        config = ConfigFile(module.params["config_file"], module.params["group"])
+        # BIRD as Debian's unit runs as user bird: it reads its configuration through the group.
+        config = ConfigFile(module.params["config_file"], module.params["group"] or (
+            "bird" if daemon.unit and module.params["state"] == "present" else None))
         running = daemon.answers()
         handler = present if module.params["state"] == "present" else absent
         result = handler(module, daemon, config, running)
         if not module.check_mode:
             running = daemon.answers()
-    module.finish(config_file=config.path, running=running, pid=daemon.daemon.pid(), **result)
+    module.finish(config_file=config.path, running=running, pid=daemon.pid(),
+                  supervisor=daemon.supervisor, **result)
 
 
 if __name__ == "__main__":

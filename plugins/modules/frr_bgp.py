@@ -140,6 +140,7 @@ import socket
 import time
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
+from ansible_collections.handcni.podnet.plugins.module_utils import _daemon
 from ansible_collections.handcni.podnet.plugins.module_utils import _frr as frr
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 
@@ -163,7 +164,7 @@ class Instance:
         self.config_file = os.path.join(self.config_dir, "frr.conf")
         self.run_dir = os.path.join(RUN_ROOT, name)
         self.log_dir = os.path.join(LOG_ROOT, name)
-        self.daemons = {d: bgp.Daemon(d, os.path.join(self.run_dir, f"{d}.pid")) for d in frr.DAEMONS}
+        self.daemons = {d: _daemon.Process(d, os.path.join(self.run_dir, f"{d}.pid")) for d in frr.DAEMONS}
 
     @property
     def owner(self) -> tuple:

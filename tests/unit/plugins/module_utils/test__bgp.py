@@ -1,7 +1,6 @@
 """Unit tests for plugins/module_utils/_bgp.py: the BGP speaker model, its validation, masking and waiting."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -189,19 +188,6 @@ def test_install_file_is_atomic_with_mode(tmp_path):
     assert bgp.file_mode(str(path))[0] == 0o640
     assert bgp.read_text(str(tmp_path / "missing")) is None
     assert [p.name for p in tmp_path.iterdir()] == ["bird.conf"]
-
-
-def test_a_daemon_is_only_the_process_its_pid_file_names_with_its_name(tmp_path):
-    pid_file = tmp_path / "x.pid"
-    with open(f"/proc/{os.getpid()}/comm") as handle:
-        comm = handle.read().strip()
-    assert bgp.Daemon(comm, str(pid_file)).pid() is None
-    pid_file.write_text(f"{os.getpid()}\n")
-    assert bgp.Daemon(comm, str(pid_file)).pid() == os.getpid()
-    assert bgp.Daemon("bird", str(pid_file)).pid() is None  # a reused PID of another program
-    assert not bgp.Daemon("bird", str(pid_file)).stop()
-    pid_file.write_text("garbage")
-    assert bgp.Daemon(comm, str(pid_file)).pid() is None
 
 
 def test_a_rule_with_an_unknown_key_names_it():
