@@ -34,6 +34,7 @@ def test_site_verify_teardown_under_ansible_runner(tmp_path):
     assert not state.exists()
 
 
+@pytest.mark.full  # machines booted for one worker; the machines scenario covers SSH in make test
 def test_site_over_ssh_with_a_private_key_credential_under_ansible_runner(tmp_path):
     """The machines inventory as an AWX inventory would hold it, and the SSH key as AWX's machine
     credential gives it (ansible-runner's ssh_key: loaded into an ssh-agent, no key file named): site.yml
