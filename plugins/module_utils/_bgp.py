@@ -5,7 +5,7 @@
 One model for both daemons: a `Speaker` (router id, local AS, networks it originates, neighbours
 with their prefix filters) is validated here from module parameters, then rendered by `_bird` or
 `_frr` into the daemon's own configuration text. Validation is pure and raises ValueError naming
-the field (never the value of a password); atomic config files are written by `install_file`, which
+the field (never the value of a password); atomic config files are written by `write_text` (from _state), which
 raises OSError. How a daemon runs (a process of ours, or a systemd unit) is in `_daemon`.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tempfile
 import time
 from typing import Callable, NamedTuple
 
 from . import _validate as validate
+from ._state import read_text, write_text  # noqa: F401 (the modules read and write their configs through these)
 
 AS_MIN, AS_MAX = 1, 4294967295
 # A neighbour's name becomes a BIRD protocol name and part of FRR prefix-list names.
@@ -335,32 +335,6 @@ def changed_passwords(old: str, new: str, pattern: re.Pattern) -> set:
 
 
 # --- files and processes -----------------------------------------------------------
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def install_file(path: str, text: str, mode: int, uid: int = -1, gid: int = -1) -> None:
-    """Replace `path` atomically with `text`, with the given mode and owner, never readable by others."""
-    directory = os.path.dirname(path) or "."
-    handle, tmp = tempfile.mkstemp(prefix=".handcni-", dir=directory)
-    try:
-        os.fchmod(handle, mode)
-        os.fchown(handle, uid, gid)
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def file_mode(path: str) -> tuple | None:
     """(mode, uid, gid) of path, or None when it does not exist."""

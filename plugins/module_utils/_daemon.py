@@ -16,13 +16,7 @@ import signal
 import subprocess
 import time
 
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+from ._state import read_text
 
 
 def uses_systemd(netns: str | None) -> bool:
@@ -39,7 +33,7 @@ class Process:
         self.pid_file = pid_file
 
     def pid(self) -> int | None:
-        text = _read(self.pid_file)
+        text = read_text(self.pid_file)
         try:
             pid = int((text or "").split()[0])
         except (IndexError, ValueError):
@@ -66,7 +60,7 @@ class Process:
         if proc.returncode != 0:
             tail = ""
             if log:
-                tail = ": " + ((_read(log) or "").strip().splitlines() or [""])[-1]
+                tail = ": " + ((read_text(log) or "").strip().splitlines() or [""])[-1]
             raise OSError(f"{' '.join(argv)} exited with {proc.returncode}{tail}")
         deadline = time.monotonic() + timeout
         while not self.running():
@@ -124,7 +118,7 @@ class Systemd:
         return int(pid) if pid.isdigit() and int(pid) > 0 else None
 
     def dropin_current(self, text: str) -> bool:
-        return _read(self.dropin) == text
+        return read_text(self.dropin) == text
 
     def start(self, dropin: str) -> None:
         """Write our drop-in, unmask (node_prep masks it until we configure it), enable at boot, (re)start."""

@@ -36,20 +36,23 @@ def read_text(path: str) -> str | None:
         return None
 
 
-def write_text(path: str, text: str, mode: int = 0o600) -> None:
-    """Replace the file atomically (write, fsync, rename) with this mode; make its directory (0700) if needed."""
+def write_text(path: str, text: str, mode: int = 0o600, uid: int = -1, gid: int = -1) -> None:
+    """Replace the file atomically (write, fsync, rename), its mode and owner set before any text is in it;
+    make its directory (0700) if needed."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    handle, tmp = tempfile.mkstemp(prefix=".handcni-", dir=directory)
     try:
+        os.fchmod(handle, mode)
+        os.fchown(handle, uid, gid)
         with os.fdopen(handle, "w") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 

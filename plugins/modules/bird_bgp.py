@@ -313,7 +313,7 @@ class ConfigFile:
         os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
         if self.old is not None and not bird.owned(self.old) and not os.path.exists(self.saved):
             shutil.copy2(self.path, self.saved)  # the file found before us, put back by state=absent
-        bgp.install_file(self.path, text, self.mode, self.uid, self.gid)
+        bgp.write_text(self.path, text, self.mode, self.uid, self.gid)
 
     def restore(self) -> None:
         if self.old is None:

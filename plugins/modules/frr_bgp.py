@@ -221,7 +221,7 @@ class Instance:
         uid, gid = self.owner
         bgp.make_dir(self.config_dir, 0o750, uid, gid)
         for path, text in files.items():
-            bgp.install_file(path, text, 0o640, uid, gid)
+            bgp.write_text(path, text, 0o640, uid, gid)
 
     def start(self) -> None:
         self.stop()  # whatever part of the instance still runs
@@ -263,7 +263,7 @@ class Instance:
         # frr-reload.py ends with `write` for a file outside /etc/frr, replacing ours with FRR's own
         # rendering (and a .sav copy): put ours back, so the next run compares like with like.
         uid, gid = self.owner
-        bgp.install_file(self.config_file, text, 0o640, uid, gid)
+        bgp.write_text(self.config_file, text, 0o640, uid, gid)
         saved = self.config_file + ".sav"
         if os.path.exists(saved):
             os.unlink(saved)

@@ -183,7 +183,7 @@ def test_wait_gives_up_after_the_timeout_with_the_problems():
 
 def test_install_file_is_atomic_with_mode(tmp_path):
     path = tmp_path / "bird.conf"
-    bgp.install_file(str(path), "router id 1.2.3.4;\n", 0o640)
+    bgp.write_text(str(path), "router id 1.2.3.4;\n", 0o640)
     assert path.read_text() == "router id 1.2.3.4;\n"
     assert bgp.file_mode(str(path))[0] == 0o640
     assert bgp.read_text(str(tmp_path / "missing")) is None
