@@ -19,8 +19,8 @@ A run manages some kinds (those it is given); what is ours of the other kinds is
 over untouched. Each backend reads what is ours into `Owned`: canonical text lines (what
 the diff shows and what is compared) and the model read back from them (kept, or carried
 to the other backend, when not pruned). The desired `NatSet` renders to the same lines,
-so "no change" is plain equality. Everything but Runner and Backend.read/apply is pure;
-bad input raises ValueError, a failing tool FirewallError (an OSError).
+so "no change" is plain equality. Everything but Backend.read/apply is pure;
+bad input raises ValueError, a failing tool CommandError (an OSError); the tools run through _command.Runner.
 """
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ import math
 import os
 import re
 import shlex
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from . import _services as svc
 from . import _validate as validate
-from ._netlink import OWNER, netns_path
+from ._command import Runner, failure
+from ._netlink import OWNER
 
 KINDS = ("masquerade", "services")
 
@@ -71,10 +72,6 @@ MASQUERADE_SPEC = dict(
     exclude=dict(type="list", elements="str", default=[]),
     out_interface_not=dict(type="str"),
 )
-
-
-class FirewallError(OSError):
-    """A firewall tool failed; the message says which and why."""
 
 
 # --- the desired set ----------------------------------------------------------
@@ -228,50 +225,6 @@ def _entry_from(source_text: str, exclude: list, oif: str | None) -> Masquerade 
     except ValueError:
         return None
     return Masquerade(str(source), collapse(exclude), oif)
-
-
-# --- running the tools --------------------------------------------------------
-
-class Runner:
-    """Runs firewall tools with argument lists and stdin, inside a named netns if given.
-
-    `run_command(argv, data=...)` returns (rc, stdout, stderr), as AnsibleModule.run_command;
-    `which(tool)` returns the tool's path or None, as AnsibleModule.get_bin_path."""
-
-    def __init__(self, run_command: Callable, which: Callable, netns: str | None = None):
-        self._run_command = run_command
-        self._which = which
-        self.netns = netns
-
-    def available(self, *tools: str) -> bool:
-        return all(self._which(tool) for tool in tools)
-
-    def argv(self, argv: list) -> list:
-        path = self._which(argv[0])
-        if not path:
-            raise FirewallError(f"{argv[0]} is not installed")
-        argv = [path] + list(argv[1:])
-        if self.netns is None:
-            return argv
-        nsenter = self._which("nsenter")
-        if not nsenter:
-            raise FirewallError("nsenter (util-linux) is not installed; it is needed to act in a netns")
-        return [nsenter, f"--net={netns_path(self.netns)}", "--"] + argv
-
-    def run(self, argv: list, data: str | None = None) -> tuple:
-        kwargs = {"data": data, "binary_data": True} if data is not None else {}
-        # The C locale keeps the tools' messages in the words read() looks for.
-        return self._run_command(self.argv(argv), environ_update={"LC_ALL": "C"}, **kwargs)
-
-    def check(self, argv: list, data: str | None = None) -> str:
-        rc, out, err = self.run(argv, data)
-        if rc != 0:
-            raise failure(argv, rc, out, err)
-        return out
-
-
-def failure(argv: list, rc: int, out: str, err: str) -> FirewallError:
-    return FirewallError(f"{' '.join(argv)} failed (exit {rc}): {(err or out or '').strip()}")
 
 
 # --- the transaction base -------------------------------------------------------

@@ -295,6 +295,7 @@ diff:
       nftables: []
 """
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as firewall
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as services
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
@@ -339,7 +340,7 @@ def main():
     kinds = firewall.managed_kinds(params)
     # One run at a time per node: read, plan and write must not interleave with another run's.
     with module.errors(), locked(LOCK, create=state == "present" and not module.check_mode):
-        runner = firewall.Runner(module.run_command, module.get_bin_path, params["netns"])
+        runner = command.Runner.of(module, params["netns"])
         backends = {name: cls(runner) for name, cls in firewall.BACKENDS.items()}
         if state == "present" and not backends[chosen].available():
             raise ValueError(f"backend: {chosen} needs {' and '.join(backends[chosen].tools)} on the node; "
@@ -366,11 +367,11 @@ def main():
     module.finish(transactions=[tx.public() for tx in transactions], **after.public())
 
 
-def flush_flows(runner: firewall.Runner, flush: services.Flush) -> None:
+def flush_flows(runner: command.Runner, flush: services.Flush) -> None:
     """conntrack -D; finding nothing to delete is no error."""
     rc, out, err = runner.run(flush.argv)
     if rc != 0 and "0 flow entries have been deleted" not in (err or "") + (out or ""):
-        raise firewall.failure(flush.argv, rc, out, err)
+        raise command.failure(flush.argv, rc, out, err)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
 
 SEED = {"source": "192.168.10.0/24", "exclude": ["192.168.0.0/16", "10.96.0.0/12"], "out_interface_not": "br0"}
@@ -361,7 +362,7 @@ def test_nft_addresses(networks, text):
     assert fw.nft_addresses(networks) == text
 
 
-# --- running the tools ----------------------------------------------------------------
+# --- the backends' tools ----------------------------------------------------------------
 
 class FakeTools:
     """run_command/get_bin_path stand-ins that record calls and answer from a table."""
@@ -380,44 +381,23 @@ class FakeTools:
         return self.answers.get(tool.rsplit("/", 1)[-1], (0, "", ""))
 
 
-def test_runner_enters_the_netns_with_an_argument_list():
-    tools = FakeTools()
-    fw.Runner(tools.run_command, tools.which, "worker1").check(["nft", "-f", "-"], "add table ip handcni\n")
-    assert tools.calls == [(["/usr/sbin/nsenter", "--net=/run/netns/worker1", "--", "/usr/sbin/nft", "-f", "-"],
-                            "add table ip handcni\n")]
-
-
-def test_runner_without_netns_runs_here():
-    tools = FakeTools()
-    fw.Runner(tools.run_command, tools.which).check(["iptables-save", "-t", "nat"])
-    assert tools.calls == [(["/usr/sbin/iptables-save", "-t", "nat"], None)]
-
-
-def test_runner_failure_names_the_command():
-    tools = FakeTools({"iptables-restore": (1, "", "iptables-restore: line 3 failed\n")})
-    with pytest.raises(fw.FirewallError, match=r"^iptables-restore --noflush failed \(exit 1\): .*line 3 failed$"):
-        fw.Runner(tools.run_command, tools.which).check(["iptables-restore", "--noflush"], "")
-
-
-def test_runner_missing_tool():
+def test_backend_missing_tool():
     tools = FakeTools(missing={"nft"})
-    runner = fw.Runner(tools.run_command, tools.which)
-    assert not fw.NftablesNat(runner).available()
-    with pytest.raises(fw.FirewallError, match="nft is not installed"):
-        runner.check(["nft", "-f", "-"])
+    runner = command.Runner(tools.run_command, tools.which)
+    assert not fw.NftablesNat(runner).available() and fw.IptablesNat(runner).available()
 
 
 def test_nft_read_missing_table_and_other_errors():
     missing = FakeTools({"nft": (1, "", "Error: No such file or directory\nlist table ip handcni\n")})
-    assert fw.NftablesNat(fw.Runner(missing.run_command, missing.which)).read().lines == []
+    assert fw.NftablesNat(command.Runner(missing.run_command, missing.which)).read().lines == []
     broken = FakeTools({"nft": (1, "", "Error: Operation not permitted\n")})
-    with pytest.raises(fw.FirewallError, match="Operation not permitted"):
-        fw.NftablesNat(fw.Runner(broken.run_command, broken.which)).read()
+    with pytest.raises(command.CommandError, match="Operation not permitted"):
+        fw.NftablesNat(command.Runner(broken.run_command, broken.which)).read()
 
 
 def test_backend_apply_runs_the_planned_transaction():
     tools = FakeTools({"iptables-save": (0, FOREIGN_ONLY, "")})
-    backend = fw.IptablesNat(fw.Runner(tools.run_command, tools.which, "pod"))
+    backend = fw.IptablesNat(command.Runner(tools.run_command, tools.which, "pod"))
     tx = backend.plan(backend.read(), nat(SEED))
     backend.apply(tx)
     argv, data = tools.calls[-1]
