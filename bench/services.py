@@ -98,7 +98,6 @@ def sync(backend: str, items: list) -> float:
     """Read both backends, plan and apply in this process, as the module does; seconds."""
     sys.path.insert(0, str(COLLECTIONS))
     from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
-    from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
     from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
     from ansible_collections.handcni.podnet.plugins.module_utils import _services as svc
     from ansible_collections.handcni.podnet.plugins.modules.nat_rule import BACKENDS
