@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from . import _services as svc
 from . import _validate as validate
@@ -244,8 +244,8 @@ class Transaction:
 
 
 class Backend:
-    """One firewall backend. A subclass says how its tools read and write what is ours (`read`, `script`)
-    and how a NatSet looks in its own state (`draw`, `merge`); planning and applying are shared.
+    """One firewall backend. A subclass says how its tools read what is ours (`read`), how a NatSet looks in
+    its own state (`draw`, `merge`) and how to write a change (`script`); planning and applying are shared.
 
     Its state (Owned.detail) compares with `same` and prints canonical `lines`. Each kind (masquerade,
     services; later policy) is drawn and read by functions of its own in the backend's file, and claimed
@@ -264,17 +264,13 @@ class Backend:
         """What is ours now, read with the backend's tools."""
         raise NotImplementedError
 
-    def draw(self, nat: NatSet):
-        """The backend's state holding exactly `nat`."""
-        raise NotImplementedError
-
-    def merge(self, drawn, have, kinds: tuple):
-        """`drawn` for the managed kinds and what the state `have` holds of the other kinds."""
-        raise NotImplementedError
-
-    def script(self, have: Owned, want: Owned) -> tuple:
-        """(input for write_argv, description) turning `have` into `want`."""
-        raise NotImplementedError
+    # The backend's pure functions, as staticmethods of the subclass:
+    # draw(nat) -> state: the state holding exactly `nat`;
+    # merge(drawn, have, kinds) -> state: `drawn` for the managed kinds, what the state `have` holds of the others;
+    # script(have, want) -> (input for write_argv, description) turning the state `have` into `want`.
+    draw: Callable
+    merge: Callable
+    script: Callable
 
     def render(self, nat: NatSet, kinds: tuple = KINDS, have: Owned | None = None) -> Owned:
         """The wanted state: `nat` for the managed kinds, plus what `have` holds of the other kinds."""
@@ -287,7 +283,7 @@ class Backend:
         want = self.render(nat, kinds, have)
         if have.detail.same(want.detail):
             return None
-        script, description = self.script(have, want)
+        script, description = self.script(have.detail, want.detail)
         return Transaction(self.name, description, list(self.write_argv), script, have, want)
 
     def apply(self, transaction: Transaction) -> None:

@@ -36,6 +36,9 @@ IPT_SEP = "HANDCNI-SEP-"                     # one per endpoint: hairpin mark, D
 IPT_MARK = f"{svc.MASQUERADE_MARK:#x}/{svc.MASQUERADE_MARK:#x}"
 _IPT_BARE = re.compile(r"^[A-Za-z0-9_.:/=@%,+!-]+$")
 
+
+# --- iptables-save text -------------------------------------------------------
+
 # A token of iptables-save: a "quoted string" (backslash escapes) or a bare word, then a blank or the end.
 _IPT_TOKEN = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"\'\\]+))(?=\s|$)')
 _IPT_UNESCAPE = re.compile(r'\\([\\"$`])')
@@ -102,6 +105,8 @@ def is_ours(comment: str | None) -> bool:
     return comment is not None and (comment == OWNER or comment.startswith(OWNER + " "))
 
 
+# --- our chains, by kind ------------------------------------------------------
+
 def ipt_kind(chain: str) -> str | None:
     """Which kind a chain of ours (or a jump into it) belongs to; None: no kind claims it."""
     if chain == IPT_POSTROUTING:
@@ -160,6 +165,8 @@ def parse_iptables_save(text: str, table: str = IPT_TABLE) -> IptState:
             jumps.append(tokens)
     return IptState(chains, jumps)
 
+
+# --- reading each kind back ---------------------------------------------------
 
 def _ipt_fields(tokens: tuple) -> dict | None:
     """The matches of one of our rules as {option: value}, '!' kept in the key; None if anything else."""
@@ -264,6 +271,8 @@ def ipt_services(state: IptState) -> tuple:
     return services, tuple(sorted(set(addresses), key=svc.ip_key))
 
 
+# --- drawing each kind --------------------------------------------------------
+
 def _ipt_addr(option: str, network: str) -> tuple:
     # iptables-save leaves out an address match on 0.0.0.0/0
     return () if ipaddress.ip_network(network).prefixlen == 0 else (option, network)
@@ -336,6 +345,8 @@ def ipt_render(nat: NatSet) -> IptState:
     return IptState(chains, jumps)
 
 
+# --- the transaction ----------------------------------------------------------
+
 def ipt_merge(rendered: IptState, have: IptState, kinds: tuple) -> IptState:
     """The rendered chains and jumps of the managed kinds, and what `have` holds of the other kinds.
     Ours that no kind claims is left out, so it is removed."""
@@ -387,14 +398,9 @@ class IptablesNat(Backend):
         services, addresses = ipt_services(state)
         return Owned(NatSet(tuple(ipt_masquerade(state)), tuple(services), addresses), state)
 
-    def draw(self, nat: NatSet) -> IptState:
-        return ipt_render(nat)
-
-    def merge(self, drawn: IptState, have: IptState, kinds: tuple) -> IptState:
-        return ipt_merge(drawn, have, kinds)
-
-    def script(self, have: Owned, want: Owned) -> tuple:
-        return ipt_script(have.detail, want.detail)
+    draw = staticmethod(ipt_render)
+    merge = staticmethod(ipt_merge)
+    script = staticmethod(ipt_script)
 
     # With iptables-nft, our first write makes nftables' `table ip nat`, which stays when our last rule
     # goes. A mark in /run (gone at reboot with the table) says we made it, so we remove it again, empty.
@@ -421,4 +427,3 @@ class IptablesNat(Backend):
         if not self.runner.available("nft") or "nf_tables" not in self.runner.check(["iptables", "-V"]):
             return None
         return self.runner.run(["nft", "list", "table", "ip", IPT_TABLE])[0] == 0
-

@@ -30,6 +30,9 @@ NFT_SERVICE_NODEPORTS = "service-nodeports"
 NFT_SERVICES_CHAINS = ("services", "prerouting", "output", "services-masquerade")
 NFT_SERVICE_PREFIXES = ("service-", "external-", "endpoint-")
 
+
+# --- nft -j expressions -------------------------------------------------------
+
 class _Unrecognised(Exception):
     pass
 
@@ -176,6 +179,8 @@ def nft_rule_text(texts: list, comment: str | None) -> str:
     return f"{text} comment {nft_string(comment)}" if comment is not None else text
 
 
+# --- our table, by kind -------------------------------------------------------
+
 def nft_kind(name: str, is_map: bool = False) -> str | None:
     """Which kind a chain (or map) of our table belongs to; None: no kind claims it."""
     if is_map:
@@ -251,6 +256,8 @@ def _nft_map(body: dict) -> NftMap:
         elements[" . ".join(str(part) for part in parts)] = f"{verdict} {target}"
     return NftMap(" . ".join(types) + " : verdict", elements)
 
+
+# --- reading each kind back ---------------------------------------------------
 
 def _nft_masquerade(comment: str | None, terms: list) -> Masquerade | None:
     if not (comment or "").startswith(MASQUERADE_COMMENT + " ") or not any(t.kind == "masquerade" for t in terms):
@@ -340,6 +347,8 @@ def parse_nft_json(text: str) -> tuple:
     return NftState(exists, chains, unrecognised, maps), nat
 
 
+# --- drawing each kind --------------------------------------------------------
+
 def _nft_render_services(nat: NatSet, chains: dict, maps: dict) -> None:
     """kube-proxy's nftables layout: a verdict map from cluster IP . protocol . port to the service's
     chain, which picks an endpoint chain with numgen; node ports through a second map on the node's
@@ -401,6 +410,8 @@ def nft_render(nat: NatSet) -> NftState:
         _nft_render_services(nat, chains, maps)
     return NftState(True, chains, [], maps)
 
+
+# --- the transaction ----------------------------------------------------------
 
 def nft_merge(rendered: NftState, have: NftState, kinds: tuple) -> NftState:
     """The rendered chains and maps of the managed kinds, and what `have` holds of the other kinds.
@@ -518,11 +529,6 @@ class NftablesNat(Backend):
         state, nat = parse_nft_json(text) if text is not None else (NftState(False, {}, [], {}), NatSet())
         return Owned(nat, state)
 
-    def draw(self, nat: NatSet) -> NftState:
-        return nft_render(nat)
-
-    def merge(self, drawn: NftState, have: NftState, kinds: tuple) -> NftState:
-        return nft_merge(drawn, have, kinds)
-
-    def script(self, have: Owned, want: Owned) -> tuple:
-        return nft_script(have.detail, want.detail)
+    draw = staticmethod(nft_render)
+    merge = staticmethod(nft_merge)
+    script = staticmethod(nft_script)

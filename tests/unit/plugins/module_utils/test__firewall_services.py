@@ -312,7 +312,7 @@ def test_nft_what_we_do_not_write_is_unrecognised(value):
 def test_nft_kinds_of_our_objects():
     assert nft.nft_kind("postrouting") == "masquerade"
     assert {nft.nft_kind(n) for n in ("services", "prerouting", "output", "services-masquerade", "service-web",
-                                     "external-web", "endpoint-web-10.0.0.1-80")} == {"services"}
+                                      "external-web", "endpoint-web-10.0.0.1-80")} == {"services"}
     assert nft.nft_kind("service-ips", is_map=True) == "services" and nft.nft_kind("other") is None
 
 
