@@ -191,6 +191,12 @@ def wanted(listed: list, have: list, state: str, prune: bool, field: str = "masq
     return NatSet(tuple(sorted(list(listed) + kept, key=source_order)))
 
 
+def masquerade_source(comment: str | None) -> str | None:
+    """The source a masquerade rule's comment names (`Masquerade.comment`); None for any other comment."""
+    prefix = MASQUERADE_COMMENT + " "
+    return comment[len(prefix):] if comment and comment.startswith(prefix) else None
+
+
 def masquerade_from(source_text: str, exclude: list, oif: str | None) -> Masquerade | None:
     """An entry read back from the kernel; None if its comment does not name a network."""
     try:

@@ -18,9 +18,8 @@ import shlex
 from typing import NamedTuple
 
 from . import _services as svc
-from ._firewall import (MASQUERADE_COMMENT, NODEPORTS_COMMENT, SERVICES_MASQ_COMMENT, Backend, NatSet,
-                        Owned, Transaction, chain_changes, chain_parts, endpoint_from, host, masquerade_from,
-                        merge_kinds, source_order)
+from ._firewall import (NODEPORTS_COMMENT, SERVICES_MASQ_COMMENT, Backend, NatSet, Owned, Transaction, chain_changes,
+                        chain_parts, endpoint_from, host, masquerade_from, masquerade_source, merge_kinds, source_order)
 from ._netlink import OWNER
 
 IPT_TABLE = "nat"
@@ -213,10 +212,9 @@ def ipt_masquerade(state: IptState) -> list:
     found = {}
     for tokens in state.chains.get(IPT_POSTROUTING, []):
         fields = _ipt_fields(tokens)
-        comment = (fields or {}).get("--comment") or ""
-        if not comment.startswith(MASQUERADE_COMMENT + " "):
+        source = masquerade_source((fields or {}).get("--comment"))
+        if source is None:
             continue
-        source = comment[len(MASQUERADE_COMMENT) + 1:]
         entry = found.setdefault(source, {"exclude": [], "oif": None})
         if fields.get("-j") == "RETURN" and "-d" in fields:
             try:

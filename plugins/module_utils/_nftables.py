@@ -15,9 +15,9 @@ from typing import NamedTuple
 
 from . import _services as svc
 from ._command import failure
-from ._firewall import (MASQUERADE_COMMENT, NODEPORTS_COMMENT, SERVICES_COMMENT, SERVICES_MASQ_COMMENT, Backend,
-                        Masquerade, NatSet, Owned, address, chain_changes, chain_parts, host, masquerade_from,
-                        merge_kinds, plural, source_order)
+from ._firewall import (NODEPORTS_COMMENT, SERVICES_COMMENT, SERVICES_MASQ_COMMENT, Backend, Masquerade, NatSet, Owned,
+                        address, chain_changes, chain_parts, host, masquerade_from, masquerade_source, merge_kinds,
+                        plural, source_order)
 from ._netlink import OWNER
 
 NFT_FAMILY = "ip"
@@ -260,11 +260,12 @@ def _nft_map(body: dict) -> NftMap:
 # --- reading each kind back ---------------------------------------------------
 
 def _nft_masquerade(comment: str | None, terms: list) -> Masquerade | None:
-    if not (comment or "").startswith(MASQUERADE_COMMENT + " ") or not any(t.kind == "masquerade" for t in terms):
+    source = masquerade_source(comment)
+    if source is None or not any(t.kind == "masquerade" for t in terms):
         return None
     exclude = [net for t in terms if t.kind == "ip daddr" and t.op == "!=" for net in nft_networks(t.value)]
     oif = next((t.value for t in terms if t.kind == "oifname" and t.op == "!="), None)
-    return masquerade_from(comment[len(MASQUERADE_COMMENT) + 1:], exclude, oif)
+    return masquerade_from(source, exclude, oif)
 
 
 def _nft_services(maps: dict, rules: dict) -> tuple:
