@@ -97,16 +97,18 @@ def clean() -> None:
 def sync(backend: str, items: list) -> float:
     """Read both backends, plan and apply in this process, as the module does; seconds."""
     sys.path.insert(0, str(COLLECTIONS))
+    from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
     from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
     from ansible_collections.handcni.podnet.plugins.module_utils import _services as svc
+    from ansible_collections.handcni.podnet.plugins.modules.nat_rule import BACKENDS
 
     def run_command(argv, data=None, binary_data=False, environ_update=None):
         done = subprocess.run(argv, input=data, capture_output=True, text=True)
         return done.returncode, done.stdout, done.stderr
 
-    runner = fw.Runner(run_command, shutil.which)
+    runner = command.Runner(run_command, shutil.which)
     start = time.perf_counter()
-    backends = {name: cls(runner) for name, cls in fw.BACKENDS.items()}
+    backends = {name: cls(runner) for name, cls in BACKENDS.items()}
     have = {name: b.read() for name, b in backends.items()}
     wanted = svc.wanted(svc.normalise_services(items), [], "present", True)
     target = fw.NatSet((), wanted, ("192.168.210.21",))

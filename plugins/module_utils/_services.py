@@ -5,7 +5,7 @@ needs. Private to this collection; pure (bad input raises ValueError naming the 
 
 A service is a virtual address, its cluster IP and port (optionally also a node port on the node's
 own addresses), whose new connections are DNATed to one of its endpoints, chosen at random, as
-kube-proxy does (seed 004 labs 4 and 5). The firewall backends in _firewall.py render and read it.
+kube-proxy does (seed 004 labs 4 and 5). The firewall backends (_iptables.py, _nftables.py) render and read it.
 """
 from __future__ import annotations
 

@@ -295,12 +295,16 @@ diff:
       nftables: []
 """
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as firewall
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as services
+from ansible_collections.handcni.podnet.plugins.module_utils._iptables import IptablesNat
+from ansible_collections.handcni.podnet.plugins.module_utils._nftables import NftablesNat
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._state import locked
 
 LOCK = "/var/lib/handcni/nat_rule"  # .lock: beside the other records of ours, which teardown removes
+BACKENDS = {"iptables": IptablesNat, "nftables": NftablesNat}
 
 
 def targets_for(params: dict, kinds: tuple, names: list, have: dict) -> dict:
@@ -328,7 +332,7 @@ def targets_for(params: dict, kinds: tuple, names: list, have: dict) -> dict:
 def main():
     module = PodnetModule(
         argument_spec=dict(
-            backend=dict(type="str", default="iptables", choices=list(firewall.BACKENDS)),
+            backend=dict(type="str", default="iptables", choices=list(BACKENDS)),
             masquerade=dict(type="list", elements="dict", options=dict(firewall.MASQUERADE_SPEC)),
             services=dict(type="list", elements="dict", options=dict(services.SERVICE_SPEC)),
             node_addresses=dict(type="list", elements="str"),
@@ -339,8 +343,8 @@ def main():
     kinds = firewall.managed_kinds(params)
     # One run at a time per node: read, plan and write must not interleave with another run's.
     with module.errors(), locked(LOCK, create=state == "present" and not module.check_mode):
-        runner = firewall.Runner(module.run_command, module.get_bin_path, params["netns"])
-        backends = {name: cls(runner) for name, cls in firewall.BACKENDS.items()}
+        runner = command.Runner.of(module, params["netns"])
+        backends = {name: cls(runner) for name, cls in BACKENDS.items()}
         if state == "present" and not backends[chosen].available():
             raise ValueError(f"backend: {chosen} needs {' and '.join(backends[chosen].tools)} on the node; "
                              "install it or choose the other backend")
@@ -366,11 +370,11 @@ def main():
     module.finish(transactions=[tx.public() for tx in transactions], **after.public())
 
 
-def flush_flows(runner: firewall.Runner, flush: services.Flush) -> None:
+def flush_flows(runner: command.Runner, flush: services.Flush) -> None:
     """conntrack -D; finding nothing to delete is no error."""
     rc, out, err = runner.run(flush.argv)
     if rc != 0 and "0 flow entries have been deleted" not in (err or "") + (out or ""):
-        raise firewall.failure(flush.argv, rc, out, err)
+        raise command.failure(flush.argv, rc, out, err)
 
 
 if __name__ == "__main__":

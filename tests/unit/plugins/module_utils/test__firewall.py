@@ -1,4 +1,4 @@
-"""Unit tests for the pure parts of plugins/module_utils/_firewall.py.
+"""Unit tests for the masquerade part of plugins/module_utils/_firewall.py, _iptables.py and _nftables.py.
 
 The iptables-save and nft -j texts below are real output of iptables 1.8.9 (nf_tables)
 and nftables 1.0.6, captured in a throwaway network namespace.
@@ -9,7 +9,10 @@ import json
 
 import pytest
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
+from ansible_collections.handcni.podnet.plugins.module_utils import _iptables as ipt
+from ansible_collections.handcni.podnet.plugins.module_utils import _nftables as nft
 
 SEED = {"source": "192.168.10.0/24", "exclude": ["192.168.0.0/16", "10.96.0.0/12"], "out_interface_not": "br0"}
 COMMENT = '"handcni.podnet masquerade 192.168.10.0/24"'
@@ -154,7 +157,7 @@ def test_wanted_absent():
 # --- iptables -------------------------------------------------------------------------
 
 def test_iptables_render_is_the_seed_rule_plus_excludes():
-    assert fw.ipt_render(nat(SEED)).lines() == [
+    assert ipt.ipt_render(nat(SEED)).lines() == [
         ":HANDCNI-POSTROUTING - [0:0]",
         "-A POSTROUTING -m comment --comment handcni.podnet -j HANDCNI-POSTROUTING",
         f"-A HANDCNI-POSTROUTING -s 192.168.10.0/24 -d 10.96.0.0/12 -m comment --comment {COMMENT} -j RETURN",
@@ -164,38 +167,38 @@ def test_iptables_render_is_the_seed_rule_plus_excludes():
 
 
 def test_iptables_render_any_source_has_no_source_match():
-    state = fw.ipt_render(nat({"source": "0.0.0.0/0"}))
-    assert state.chains[fw.IPT_POSTROUTING] == [
+    state = ipt.ipt_render(nat({"source": "0.0.0.0/0"}))
+    assert state.chains[ipt.IPT_POSTROUTING] == [
         ("-A", "HANDCNI-POSTROUTING", "-m", "comment", "--comment", "handcni.podnet masquerade 0.0.0.0/0",
          "-j", "MASQUERADE")]
 
 
 def test_iptables_save_reads_back_as_rendered():
-    have = fw.IptablesNat.parse(IPTABLES_SAVE)
-    assert have.lines == fw.IptablesNat(None).render(nat(SEED)).lines
+    have = ipt.IptablesNat.parse(IPTABLES_SAVE)
+    assert have.lines == ipt.IptablesNat(None).render(nat(SEED)).lines
     assert have.masquerade == entries(SEED)
-    assert fw.IptablesNat(None).plan(have, nat(SEED)) is None
+    assert ipt.IptablesNat(None).plan(have, nat(SEED)) is None
 
 
 def test_iptables_counters_are_ignored():
     with_counters = "\n".join(f"[7:420] {line}" if line.startswith("-A") else line for line in IPTABLES_SAVE.splitlines())
-    assert fw.IptablesNat.parse(with_counters).lines == fw.IptablesNat.parse(IPTABLES_SAVE).lines
+    assert ipt.IptablesNat.parse(with_counters).lines == ipt.IptablesNat.parse(IPTABLES_SAVE).lines
 
 
 def test_iptables_unsplittable_rule_in_our_chain_is_drift():
     text = IPTABLES_SAVE.replace("COMMIT", '-A HANDCNI-POSTROUTING -m comment --comment "broken -j ACCEPT\nCOMMIT')
-    have = fw.IptablesNat.parse(text)
+    have = ipt.IptablesNat.parse(text)
     assert have.masquerade == entries(SEED)
-    assert fw.IptablesNat(None).plan(have, nat(SEED)).script.count("-A HANDCNI-POSTROUTING") == 3
+    assert ipt.IptablesNat(None).plan(have, nat(SEED)).script.count("-A HANDCNI-POSTROUTING") == 3
 
 
 def test_iptables_foreign_rules_are_not_ours():
-    have = fw.IptablesNat.parse(FOREIGN_ONLY)
+    have = ipt.IptablesNat.parse(FOREIGN_ONLY)
     assert have.lines == [] and have.masquerade == []
 
 
 def test_iptables_other_tables_are_ignored():
-    assert fw.IptablesNat.parse(IPTABLES_SAVE.replace("*nat", "*mangle")).lines == []
+    assert ipt.IptablesNat.parse(IPTABLES_SAVE.replace("*nat", "*mangle")).lines == []
 
 
 @pytest.mark.parametrize("edit", [
@@ -205,12 +208,12 @@ def test_iptables_other_tables_are_ignored():
     lambda text: text.replace('-A POSTROUTING -m comment --comment "handcni.podnet" -j HANDCNI-POSTROUTING\n', ""),
 ])
 def test_iptables_drift_is_seen(edit):
-    have = fw.IptablesNat.parse(edit(IPTABLES_SAVE))
-    assert fw.IptablesNat(None).plan(have, nat(SEED)) is not None
+    have = ipt.IptablesNat.parse(edit(IPTABLES_SAVE))
+    assert ipt.IptablesNat(None).plan(have, nat(SEED)) is not None
 
 
 def test_iptables_script_creates_chain_and_inserts_jump():
-    backend = fw.IptablesNat(None)
+    backend = ipt.IptablesNat(None)
     tx = backend.plan(backend.parse(FOREIGN_ONLY), nat(SEED))
     assert tx.argv == ["iptables-restore", "--noflush", "--wait=10"]
     assert tx.script.splitlines() == [
@@ -226,7 +229,7 @@ def test_iptables_script_creates_chain_and_inserts_jump():
 
 
 def test_iptables_script_rewrites_chain_without_touching_the_jump():
-    backend = fw.IptablesNat(None)
+    backend = ipt.IptablesNat(None)
     changed = dict(SEED, exclude=["192.168.0.0/16"])
     tx = backend.plan(backend.parse(IPTABLES_SAVE), nat(changed))
     assert not any(line.startswith(("-I", "-D")) for line in tx.script.splitlines())
@@ -235,7 +238,7 @@ def test_iptables_script_rewrites_chain_without_touching_the_jump():
 
 
 def test_iptables_script_removes_everything_of_ours_and_nothing_else():
-    backend = fw.IptablesNat(None)
+    backend = ipt.IptablesNat(None)
     text = IPTABLES_SAVE.replace(":HANDCNI-POSTROUTING - [0:0]", ":HANDCNI-POSTROUTING - [0:0]\n:HANDCNI-OLD - [0:0]")
     text = text.replace("COMMIT", '-A POSTROUTING -m comment --comment "handcni.podnet" -j HANDCNI-POSTROUTING\nCOMMIT')
     tx = backend.plan(backend.parse(text), fw.NatSet())
@@ -254,7 +257,7 @@ def test_iptables_script_removes_everything_of_ours_and_nothing_else():
 
 def test_iptables_duplicate_jump_is_deleted_once():
     text = IPTABLES_SAVE.replace("COMMIT", '-A POSTROUTING -m comment --comment "handcni.podnet" -j HANDCNI-POSTROUTING\nCOMMIT')
-    backend = fw.IptablesNat(None)
+    backend = ipt.IptablesNat(None)
     tx = backend.plan(backend.parse(text), nat(SEED))
     assert [line for line in tx.script.splitlines() if line.startswith(("-D", "-I"))] == [
         "-D POSTROUTING -m comment --comment handcni.podnet -j HANDCNI-POSTROUTING"]
@@ -262,11 +265,11 @@ def test_iptables_duplicate_jump_is_deleted_once():
 
 def test_iptables_quote_round_trips_through_shlex():
     tokens = ("-A", "X", "!", "-o", "br0", "--comment", 'a "b" c\\d', "-j", "ACCEPT")
-    assert fw.ipt_tokens(fw.ipt_line(tokens)) == tokens
+    assert ipt.ipt_tokens(ipt.ipt_line(tokens)) == tokens
 
 
 def test_iptables_nothing_to_do_when_nothing_is_ours():
-    backend = fw.IptablesNat(None)
+    backend = ipt.IptablesNat(None)
     assert backend.plan(backend.parse(FOREIGN_ONLY), fw.NatSet()) is None
 
 
@@ -276,7 +279,7 @@ NFT_ITEMS = [NFT_ENTRIES[0], {"source": "192.168.20.0/24", "exclude": ["10.0.0.1
 
 
 def test_nft_render():
-    assert fw.nft_render(nat(SEED)).lines() == [
+    assert nft.nft_render(nat(SEED)).lines() == [
         "add table ip handcni",
         "add chain ip handcni postrouting { type nat hook postrouting priority 100; policy accept; }",
         "add rule ip handcni postrouting ip saddr 192.168.10.0/24 ip daddr != { 10.96.0.0/12, 192.168.0.0/16 } "
@@ -285,10 +288,10 @@ def test_nft_render():
 
 
 def test_nft_json_reads_back_as_rendered():
-    have = fw.NftablesNat.parse(NFT_JSON)
+    have = nft.NftablesNat.parse(NFT_JSON)
     assert [e.public() for e in have.masquerade] == [dict({"out_interface_not": None}, **e) for e in NFT_ENTRIES]
-    assert have.lines == fw.NftablesNat(None).render(nat(*NFT_ITEMS)).lines
-    assert fw.NftablesNat(None).plan(have, nat(*NFT_ITEMS)) is None
+    assert have.lines == nft.NftablesNat(None).render(nat(*NFT_ITEMS)).lines
+    assert nft.NftablesNat(None).plan(have, nat(*NFT_ITEMS)) is None
     assert "ip daddr != 10.0.0.1 masquerade" in have.lines[-1]
 
 
@@ -303,20 +306,20 @@ def test_nft_json_reads_back_as_rendered():
 def test_nft_drift_is_seen(edit):
     data = json.loads(NFT_JSON)
     edit(data)
-    have = fw.NftablesNat.parse(json.dumps(data))
-    assert fw.NftablesNat(None).plan(have, nat(*NFT_ITEMS)) is not None
+    have = nft.NftablesNat.parse(json.dumps(data))
+    assert nft.NftablesNat(None).plan(have, nat(*NFT_ITEMS)) is not None
 
 
 def test_nft_unrecognised_rule_keeps_the_entries_it_can_read():
     data = json.loads(NFT_JSON)
     data["nftables"][3]["rule"]["expr"].append({"log": {"prefix": "x"}})
-    have = fw.NftablesNat.parse(json.dumps(data))
+    have = nft.NftablesNat.parse(json.dumps(data))
     assert [e.source for e in have.masquerade] == ["192.168.20.0/24"]
     assert any(line.startswith("add rule ip handcni postrouting # unrecognised") for line in have.lines)
 
 
 def test_nft_script_rewrites_only_the_chain_that_differs():
-    backend = fw.NftablesNat(None)
+    backend = nft.NftablesNat(None)
     tx = backend.plan(backend.parse(NFT_JSON), nat(SEED))
     assert tx.argv == ["nft", "-f", "-"]
     assert tx.script.splitlines() == ["flush chain ip handcni postrouting", tx.after[-1]]
@@ -326,21 +329,21 @@ def test_nft_script_rewrites_only_the_chain_that_differs():
 def test_nft_script_replaces_the_table_atomically_when_a_hook_changes():
     data = json.loads(NFT_JSON)
     data["nftables"][2]["chain"]["prio"] = 0
-    backend = fw.NftablesNat(None)
+    backend = nft.NftablesNat(None)
     tx = backend.plan(backend.parse(json.dumps(data)), nat(SEED))
     assert tx.script.splitlines() == ["add table ip handcni", "delete table ip handcni"] + tx.after
     assert tx.description == "nft -f: replace table ip handcni (1 chain postrouting; 1 rule)"
 
 
 def test_nft_script_deletes_the_table():
-    backend = fw.NftablesNat(None)
+    backend = nft.NftablesNat(None)
     tx = backend.plan(backend.parse(NFT_JSON), fw.NatSet())
     assert tx.script == "add table ip handcni\ndelete table ip handcni\n"
     assert tx.after == []
 
 
 def test_nft_missing_table_is_empty():
-    backend = fw.NftablesNat(None)
+    backend = nft.NftablesNat(None)
     have = backend.parse(None)
     assert have.lines == [] and backend.plan(have, fw.NatSet()) is None
     assert backend.plan(have, nat(SEED)).description.startswith("nft -f: create table ip handcni")
@@ -349,7 +352,7 @@ def test_nft_missing_table_is_empty():
 @pytest.mark.parametrize("text", ["", "not json", '{"x": 1}'])
 def test_nft_bad_json(text):
     with pytest.raises(ValueError, match="nft -j"):
-        fw.parse_nft_json(text)
+        nft.parse_nft_json(text)
 
 
 @pytest.mark.parametrize("networks, text", [
@@ -358,10 +361,10 @@ def test_nft_bad_json(text):
     (["192.168.0.0/16", "10.0.0.0/8"], "{ 10.0.0.0/8, 192.168.0.0/16 }"),
 ])
 def test_nft_addresses(networks, text):
-    assert fw.nft_addresses(networks) == text
+    assert nft.nft_addresses(networks) == text
 
 
-# --- running the tools ----------------------------------------------------------------
+# --- the backends' tools ----------------------------------------------------------------
 
 class FakeTools:
     """run_command/get_bin_path stand-ins that record calls and answer from a table."""
@@ -380,44 +383,23 @@ class FakeTools:
         return self.answers.get(tool.rsplit("/", 1)[-1], (0, "", ""))
 
 
-def test_runner_enters_the_netns_with_an_argument_list():
-    tools = FakeTools()
-    fw.Runner(tools.run_command, tools.which, "worker1").check(["nft", "-f", "-"], "add table ip handcni\n")
-    assert tools.calls == [(["/usr/sbin/nsenter", "--net=/run/netns/worker1", "--", "/usr/sbin/nft", "-f", "-"],
-                            "add table ip handcni\n")]
-
-
-def test_runner_without_netns_runs_here():
-    tools = FakeTools()
-    fw.Runner(tools.run_command, tools.which).check(["iptables-save", "-t", "nat"])
-    assert tools.calls == [(["/usr/sbin/iptables-save", "-t", "nat"], None)]
-
-
-def test_runner_failure_names_the_command():
-    tools = FakeTools({"iptables-restore": (1, "", "iptables-restore: line 3 failed\n")})
-    with pytest.raises(fw.FirewallError, match=r"^iptables-restore --noflush failed \(exit 1\): .*line 3 failed$"):
-        fw.Runner(tools.run_command, tools.which).check(["iptables-restore", "--noflush"], "")
-
-
-def test_runner_missing_tool():
+def test_backend_missing_tool():
     tools = FakeTools(missing={"nft"})
-    runner = fw.Runner(tools.run_command, tools.which)
-    assert not fw.NftablesNat(runner).available()
-    with pytest.raises(fw.FirewallError, match="nft is not installed"):
-        runner.check(["nft", "-f", "-"])
+    runner = command.Runner(tools.run_command, tools.which)
+    assert not nft.NftablesNat(runner).available() and ipt.IptablesNat(runner).available()
 
 
 def test_nft_read_missing_table_and_other_errors():
     missing = FakeTools({"nft": (1, "", "Error: No such file or directory\nlist table ip handcni\n")})
-    assert fw.NftablesNat(fw.Runner(missing.run_command, missing.which)).read().lines == []
+    assert nft.NftablesNat(command.Runner(missing.run_command, missing.which)).read().lines == []
     broken = FakeTools({"nft": (1, "", "Error: Operation not permitted\n")})
-    with pytest.raises(fw.FirewallError, match="Operation not permitted"):
-        fw.NftablesNat(fw.Runner(broken.run_command, broken.which)).read()
+    with pytest.raises(command.CommandError, match="Operation not permitted"):
+        nft.NftablesNat(command.Runner(broken.run_command, broken.which)).read()
 
 
 def test_backend_apply_runs_the_planned_transaction():
     tools = FakeTools({"iptables-save": (0, FOREIGN_ONLY, "")})
-    backend = fw.IptablesNat(fw.Runner(tools.run_command, tools.which, "pod"))
+    backend = ipt.IptablesNat(command.Runner(tools.run_command, tools.which, "pod"))
     tx = backend.plan(backend.read(), nat(SEED))
     backend.apply(tx)
     argv, data = tools.calls[-1]

@@ -1,4 +1,5 @@
-"""Unit tests for the services part of plugins/module_utils/_firewall.py (kube-proxy style DNAT).
+"""Unit tests for the services part of plugins/module_utils/_firewall.py, _iptables.py and _nftables.py
+(kube-proxy style DNAT).
 
 fixtures/iptables_services.txt is the real `iptables-save -t nat` of worker1 in the lab after site.yml
 (iptables 1.8.9, nf_tables); fixtures/nft_services.json the real `nft -j list table ip handcni` (nftables
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
+from ansible_collections.handcni.podnet.plugins.module_utils import _iptables as ipt
+from ansible_collections.handcni.podnet.plugins.module_utils import _nftables as nft
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as svc
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -36,8 +39,8 @@ def lab_set(*items, masquerade=(MASQ,)) -> fw.NatSet:
     return fw.NatSet(tuple(fw.normalise_masquerades(list(masquerade))), services(*items), NODE)
 
 
-IPT = fw.IptablesNat(None)
-NFT = fw.NftablesNat(None)
+IPT = ipt.IptablesNat(None)
+NFT = nft.NftablesNat(None)
 
 
 # --- iptables -----------------------------------------------------------------------------
@@ -73,13 +76,13 @@ def test_iptables_render_is_kube_proxys_layout():
 @pytest.mark.parametrize("remaining, text", [(2, "0.50000000000"), (3, "0.33333333349"), (5, "0.20000000019"),
                                              (7, "0.14285714272"), (4, "0.25000000000")])
 def test_iptables_probability_is_printed_as_iptables_save_does(remaining, text):
-    assert fw.ipt_probability(remaining) == text
+    assert ipt.ipt_probability(remaining) == text
 
 
 def test_iptables_three_endpoints_are_chosen_one_in_three_then_one_in_two():
     three = dict(WEB, endpoints=[{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}, {"ip": "10.0.0.3"}])
-    state = fw.ipt_render(fw.NatSet((), services(three), NODE))
-    chain = next(name for name in state.chains if name.startswith(fw.IPT_SVC))
+    state = ipt.ipt_render(fw.NatSet((), services(three), NODE))
+    chain = next(name for name in state.chains if name.startswith(ipt.IPT_SVC))
     chances = [rule[rule.index("--probability") + 1] if "--probability" in rule else None for rule in state.chains[chain]]
     assert chances == ["0.33333333349", "0.50000000000", None]
 
@@ -158,10 +161,10 @@ def test_iptables_model_read_back_follows_the_drift():
 def test_iptables_tokens_match_shlex_on_real_output():
     for line in IPTABLES_SAVE.splitlines():
         if line.startswith("-A"):
-            assert fw.ipt_tokens(line) == tuple(shlex.split(line))
-    assert fw.ipt_tokens('-A X -m comment --comment "a \\"b\\" c\\\\d" -j ACCEPT')[-3] == 'a "b" c\\d'
-    assert fw.ipt_tokens("-A X -m comment --comment 'single quoted' -j ACCEPT")[-3] == "single quoted"
-    assert fw.ipt_tokens('-A X --comment "unbalanced') is None
+            assert ipt.ipt_tokens(line) == tuple(shlex.split(line))
+    assert ipt.ipt_tokens('-A X -m comment --comment "a \\"b\\" c\\\\d" -j ACCEPT')[-3] == 'a "b" c\\d'
+    assert ipt.ipt_tokens("-A X -m comment --comment 'single quoted' -j ACCEPT")[-3] == "single quoted"
+    assert ipt.ipt_tokens('-A X --comment "unbalanced') is None
 
 
 # --- nftables -----------------------------------------------------------------------------
@@ -252,7 +255,7 @@ def test_nft_removing_services_drops_maps_after_emptying_their_chains():
 
 
 def test_nft_services_only_run_keeps_the_masquerade_chain():
-    masq = fw.NftablesNat.render(NFT, fw.NatSet(tuple(fw.normalise_masquerades([MASQ]))))
+    masq = nft.NftablesNat.render(NFT, fw.NatSet(tuple(fw.normalise_masquerades([MASQ]))))
     both = NFT.render(fw.NatSet(masq.nat.masquerade, services(NFT_WEB), NODE))
     tx = NFT.plan(both, fw.NatSet(), ("services",))
     assert tx.after == masq.lines
@@ -302,15 +305,15 @@ def test_nft_unreadable_rule_is_rewritten_not_kept():
     {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "sctp"}},
 ])
 def test_nft_what_we_do_not_write_is_unrecognised(value):
-    with pytest.raises(fw._Unrecognised):
-        fw.nft_term(value)
+    with pytest.raises(nft._Unrecognised):
+        nft.nft_term(value)
 
 
 def test_nft_kinds_of_our_objects():
-    assert fw.nft_kind("postrouting") == "masquerade"
-    assert {fw.nft_kind(n) for n in ("services", "prerouting", "output", "services-masquerade", "service-web",
-                                     "external-web", "endpoint-web-10.0.0.1-80")} == {"services"}
-    assert fw.nft_kind("service-ips", is_map=True) == "services" and fw.nft_kind("other") is None
+    assert nft.nft_kind("postrouting") == "masquerade"
+    assert {nft.nft_kind(n) for n in ("services", "prerouting", "output", "services-masquerade", "service-web",
+                                      "external-web", "endpoint-web-10.0.0.1-80")} == {"services"}
+    assert nft.nft_kind("service-ips", is_map=True) == "services" and nft.nft_kind("other") is None
 
 
 # --- several backends, one run --------------------------------------------------------------

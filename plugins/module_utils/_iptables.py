@@ -1,0 +1,427 @@
+# Copyright: handcni.podnet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The iptables backend of the NAT sets in _firewall.py: iptables-save parsing, rendering, and the
+restore script. Private to this collection.
+
+Ours is chains named HANDCNI-* in table nat, entered from the built-in chains by jump rules carrying
+the comment OWNER; every rule carries an OWNER comment. One `iptables-restore --noflush` rewrites the
+chains of ours that differ, deletes ours no longer wanted and names nothing else. Each kind has its
+chains (`ipt_kind`), its reader (`ipt_masquerade`, `ipt_services`) and its drawing (`_ipt_render_*`).
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+import shlex
+from typing import NamedTuple
+
+from . import _services as svc
+from ._firewall import (NODEPORTS_COMMENT, SERVICES_MASQ_COMMENT, Backend, NatSet, Owned, Transaction, chain_changes,
+                        chain_parts, endpoint_from, host, masquerade_from, masquerade_source, merge_kinds, source_order)
+from ._netlink import OWNER
+
+IPT_TABLE = "nat"
+IPT_MADE_DIR = "/run/handcni"  # iptables-nat-made.NETNS: a mark per netns whose `table ip nat` we made
+IPT_PREFIX = "HANDCNI-"
+IPT_POSTROUTING = "HANDCNI-POSTROUTING"
+IPT_SERVICES = "HANDCNI-SERVICES"            # PREROUTING and OUTPUT: cluster IPs, then node ports
+IPT_NODEPORTS = "HANDCNI-NODEPORTS"          # node ports on the node's addresses
+IPT_SERVICES_MASQ = "HANDCNI-SERVICES-MASQ"  # POSTROUTING: masquerade what the services marked
+IPT_SVC = "HANDCNI-SVC-"                     # one per service: pick an endpoint at random
+IPT_EXT = "HANDCNI-EXT-"                     # one per node port: mark, then the service
+IPT_SEP = "HANDCNI-SEP-"                     # one per endpoint: hairpin mark, DNAT
+IPT_MARK = f"{svc.MASQUERADE_MARK:#x}/{svc.MASQUERADE_MARK:#x}"
+_IPT_BARE = re.compile(r"^[A-Za-z0-9_.:/=@%,+!-]+$")
+
+
+# --- iptables-save text -------------------------------------------------------
+
+# A token of iptables-save: a "quoted string" (backslash escapes) or a bare word, then a blank or the end.
+_IPT_TOKEN = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"\'\\]+))(?=\s|$)')
+_IPT_UNESCAPE = re.compile(r'\\([\\"$`])')
+
+
+_IPT_QUOTED: dict = {}  # token -> as written in a line; the same few tokens come back thousands of times
+
+
+def ipt_quote(token: str) -> str:
+    quoted = _IPT_QUOTED.get(token)
+    if quoted is None:
+        quoted = token if _IPT_BARE.fullmatch(token) else \
+            '"' + token.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if len(_IPT_QUOTED) < 100000:
+            _IPT_QUOTED[token] = quoted
+    return quoted
+
+
+def ipt_line(tokens) -> str:
+    return " ".join(map(ipt_quote, tokens))
+
+
+def _ipt_split(line: str) -> list | None:
+    """Split as shlex does, fast for what iptables-save prints; None when it is not that simple."""
+    if "\\" not in line and "'" not in line:
+        parts = line.split('"')
+        if len(parts) == 1:
+            return line.split()
+        # one quoted word (a rule comment), standing alone between blanks
+        if len(parts) == 3 and (not parts[0] or parts[0][-1] in " \t") and (not parts[2] or parts[2][0] in " \t"):
+            return parts[0].split() + [parts[1]] + parts[2].split()
+    tokens, pos, text = [], 0, line.rstrip()
+    while pos < len(text):
+        match = _IPT_TOKEN.match(text, pos)
+        if match is None:
+            return None
+        quoted, bare = match.groups()
+        tokens.append(bare if bare is not None else _IPT_UNESCAPE.sub(r"\1", quoted))
+        pos = match.end()
+    return tokens
+
+
+def ipt_tokens(line: str) -> tuple | None:
+    """A rule line of iptables-save as tokens ([counters] dropped); None if it does not split."""
+    tokens = _ipt_split(line)
+    if tokens is None:
+        try:
+            tokens = shlex.split(line)
+        except ValueError:
+            return None
+    if tokens and re.fullmatch(r"\[\d+:\d+\]", tokens[0]):
+        tokens = tokens[1:]
+    return tuple(tokens)
+
+
+def ipt_comment(tokens: tuple) -> str | None:
+    for index, token in enumerate(tokens[:-1]):
+        if token == "--comment":
+            return tokens[index + 1]
+    return None
+
+
+def is_ours(comment: str | None) -> bool:
+    return comment is not None and (comment == OWNER or comment.startswith(OWNER + " "))
+
+
+# --- our chains, by kind ------------------------------------------------------
+
+def ipt_kind(chain: str) -> str | None:
+    """Which kind a chain of ours (or a jump into it) belongs to; None: no kind claims it."""
+    if chain == IPT_POSTROUTING:
+        return "masquerade"
+    if chain in (IPT_SERVICES, IPT_NODEPORTS, IPT_SERVICES_MASQ) or chain.startswith((IPT_SVC, IPT_EXT, IPT_SEP)):
+        return "services"
+    return None
+
+
+class IptState(NamedTuple):
+    """Our chains (name -> rule token tuples, in order) and our rules in other chains: the jumps into ours."""
+    chains: dict
+    jumps: list
+
+    def holds_ours(self) -> bool:
+        return bool(self.chains or self.jumps)
+
+    def same(self, other: "IptState") -> bool:
+        """The same rules of ours as `other` (what equal lines() would say, without making them)."""
+        return self.chains == other.chains and sorted(self.jumps) == sorted(other.jumps)
+
+    def lines(self) -> list:
+        out = [f":{name} - [0:0]" for name in sorted(self.chains)]
+        out += sorted(ipt_line(jump) for jump in self.jumps)
+        for name in sorted(self.chains):
+            out += [ipt_line(rule) for rule in self.chains[name]]
+        return out
+
+
+def parse_iptables_save(text: str, table: str = IPT_TABLE) -> IptState:
+    """Our part of one table in `iptables-save` output; every other line is ignored."""
+    chains, jumps, current = {}, [], None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("*"):
+            current = line[1:]
+            continue
+        if current != table or not line or line.startswith("#"):
+            continue
+        if line.startswith(":"):
+            name = line[1:].split()[0]
+            if name.startswith(IPT_PREFIX):
+                chains.setdefault(name, [])
+            continue
+        tokens = ipt_tokens(line)
+        if line.startswith("-A ") and tokens is None:
+            chain = line.split()[1]
+            if chain.startswith(IPT_PREFIX):  # ours, but mangled: keep it visible, it never matches
+                chains.setdefault(chain, []).append(("-A", chain, "#unparsable", line))
+            continue
+        if not tokens or tokens[0] != "-A" or len(tokens) < 2:
+            continue
+        if tokens[1].startswith(IPT_PREFIX):
+            chains.setdefault(tokens[1], []).append(tokens)
+        elif is_ours(ipt_comment(tokens)):
+            jumps.append(tokens)
+    return IptState(chains, jumps)
+
+
+# --- reading each kind back ---------------------------------------------------
+
+def _ipt_fields(tokens: tuple) -> dict | None:
+    """The matches of one of our rules as {option: value}, '!' kept in the key; None if anything else."""
+    fields, index, negate = {}, 2, False
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "!":
+            negate = True
+            index += 1
+            continue
+        if token == "-m" and index + 1 < len(tokens) and tokens[index + 1] == "comment":
+            index += 2
+            continue
+        if token not in ("-s", "-d", "-o", "--comment", "-j") or index + 1 >= len(tokens):
+            return None
+        fields[("!" if negate else "") + token] = tokens[index + 1]
+        negate = False
+        index += 2
+    return fields
+
+
+def ipt_options(tokens: tuple) -> dict:
+    """Any rule of ours as {option: value} ('!' kept in the key, the -m modules under '-m');
+    empty if it is not options with one value each, as everything we write is."""
+    options, modules, index, negate = {}, [], 2, False
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "!":
+            negate, index = True, index + 1
+            continue
+        if not token.startswith("-") or index + 1 >= len(tokens):
+            return {}
+        if token == "-m":
+            modules.append(tokens[index + 1])
+        else:
+            options[("!" if negate else "") + token] = tokens[index + 1]
+        negate, index = False, index + 2
+    options["-m"] = tuple(modules)
+    return options
+
+
+def ipt_masquerade(state: IptState) -> list:
+    """The masquerade entries in our postrouting chain, grouped by their comment."""
+    found = {}
+    for tokens in state.chains.get(IPT_POSTROUTING, []):
+        fields = _ipt_fields(tokens)
+        source = masquerade_source((fields or {}).get("--comment"))
+        if source is None:
+            continue
+        entry = found.setdefault(source, {"exclude": [], "oif": None})
+        if fields.get("-j") == "RETURN" and "-d" in fields:
+            try:
+                entry["exclude"].append(ipaddress.ip_network(fields["-d"]))
+            except ValueError:
+                pass
+        elif fields.get("-j") == "MASQUERADE":
+            entry["oif"] = fields.get("!-o")
+    entries = [masquerade_from(s, e["exclude"], e["oif"]) for s, e in found.items()]
+    return sorted((e for e in entries if e), key=source_order)
+
+
+def ipt_services(state: IptState) -> tuple:
+    """(services, node addresses) read back from our chains, by their comments and jumps.
+
+    Only what we write is understood; anything else of ours is drift, seen in the lines."""
+    found, addresses = {}, []
+    for rule in state.chains.get(IPT_SERVICES, []):
+        options = ipt_options(rule)
+        target = options.get("-j", "")
+        try:
+            if options.get("--comment") == NODEPORTS_COMMENT and target == IPT_NODEPORTS:
+                addresses.append(host(options["-d"]))
+                continue
+            name = svc.name_of(options.get("--comment"))
+            if name and target.startswith(IPT_SVC) and name not in found and options["-p"] in svc.PROTOCOLS:
+                found[name] = (host(options["-d"]), int(options["--dport"]), options["-p"], target)
+        except (KeyError, ValueError):
+            continue
+    node_ports = {}
+    for rule in state.chains.get(IPT_NODEPORTS, []):
+        options = ipt_options(rule)
+        name = svc.name_of(options.get("--comment"))
+        if name and options.get("-j", "").startswith(IPT_EXT) and options.get("--dport", "").isdigit():
+            node_ports.setdefault(name, (options.get("-p"), int(options["--dport"])))
+    services = []
+    for name, (cluster_ip, port, protocol, chain) in sorted(found.items()):
+        endpoints = set()
+        # Every rule we write ends in its target, a DNAT's in --to-destination ADDRESS:PORT: read just that.
+        for rule in state.chains.get(chain, []):
+            sep = rule[-1] if rule[-2:-1] == ("-j",) else ""
+            for sep_rule in state.chains.get(sep, []) if sep.startswith(IPT_SEP) else []:
+                if sep_rule[-3:-1] == ("DNAT", "--to-destination"):
+                    try:
+                        endpoints.add(endpoint_from(sep_rule[-1]))
+                    except ValueError:
+                        pass
+        node_port = node_ports.get(name)
+        services.append(svc.Service(name, cluster_ip, port, protocol,
+                                    node_port[1] if node_port and node_port[0] == protocol else None,
+                                    tuple(sorted(endpoints, key=svc.endpoint_key))))
+    return services, tuple(sorted(set(addresses), key=svc.ip_key))
+
+
+# --- drawing each kind --------------------------------------------------------
+
+def _ipt_addr(option: str, network: str) -> tuple:
+    # iptables-save leaves out an address match on 0.0.0.0/0
+    return () if ipaddress.ip_network(network).prefixlen == 0 else (option, network)
+
+
+def ipt_probability(remaining: int) -> str:
+    """1/remaining as iptables-save prints it: the kernel keeps it as a fraction of 2^31."""
+    return f"{math.floor(2 ** 31 / remaining + 0.5) / 2 ** 31:.11f}"
+
+
+def _ipt_comment(text: str) -> tuple:
+    return ("-m", "comment", "--comment", text)
+
+
+def _ipt_jump(builtin: str, chain: str) -> tuple:
+    return ("-A", builtin) + _ipt_comment(OWNER) + ("-j", chain)
+
+
+def _ipt_render_services(nat: NatSet, chains: dict, jumps: list) -> None:
+    """kube-proxy's chains, ours by name and comment: SERVICES dispatches on cluster IP:port (and on
+    the node addresses to NODEPORTS), SVC picks an endpoint (statistic random), EXT marks node-port
+    traffic for masquerade, SEP marks hairpin traffic and DNATs; SERVICES-MASQ masquerades the marked."""
+    mark = ("-j", "MARK", "--set-xmark", IPT_MARK)
+    dispatch, nodeports = [], []
+    for service in sorted(nat.services, key=lambda s: s.name):
+        comment = _ipt_comment(service.comment)
+        match = ("-p", service.protocol) + comment + ("-m", service.protocol)
+        chain = IPT_SVC + svc.service_hash(service)
+        dispatch.append(("-A", IPT_SERVICES, "-d", f"{service.cluster_ip}/32") + match
+                        + ("--dport", str(service.port), "-j", chain))
+        rules, count = [], len(service.endpoints)
+        for index, endpoint in enumerate(service.endpoints):
+            sep = IPT_SEP + svc.endpoint_hash(service, endpoint)
+            chance = ("-m", "statistic", "--mode", "random", "--probability",
+                      ipt_probability(count - index)) if index < count - 1 else ()
+            rules.append(("-A", chain) + comment + chance + ("-j", sep))
+            chains[sep] = [("-A", sep, "-s", f"{endpoint.ip}/32") + comment + mark,
+                           ("-A", sep) + match + ("-j", "DNAT", "--to-destination", endpoint.text())]
+        chains[chain] = rules
+        if service.node_port:
+            ext = IPT_EXT + svc.service_hash(service)
+            nodeports.append(("-A", IPT_NODEPORTS) + match + ("--dport", str(service.node_port), "-j", ext))
+            chains[ext] = [("-A", ext) + comment + mark, ("-A", ext) + comment + ("-j", chain)]
+    if nodeports and nat.node_addresses:
+        dispatch += [("-A", IPT_SERVICES, "-d", f"{node}/32") + _ipt_comment(NODEPORTS_COMMENT)
+                     + ("-j", IPT_NODEPORTS) for node in nat.node_addresses]
+        chains[IPT_NODEPORTS] = nodeports
+    chains[IPT_SERVICES] = dispatch
+    chains[IPT_SERVICES_MASQ] = [("-A", IPT_SERVICES_MASQ, "-m", "mark", "--mark", IPT_MARK)
+                                 + _ipt_comment(SERVICES_MASQ_COMMENT) + ("-j", "MASQUERADE")]
+    jumps += [_ipt_jump("PREROUTING", IPT_SERVICES), _ipt_jump("OUTPUT", IPT_SERVICES),
+              _ipt_jump("POSTROUTING", IPT_SERVICES_MASQ)]
+
+
+def ipt_render(nat: NatSet) -> IptState:
+    chains, jumps = {}, []
+    if nat.masquerade:
+        rules = []
+        for entry in nat.masquerade:
+            comment = _ipt_comment(entry.comment)
+            head = ("-A", IPT_POSTROUTING) + _ipt_addr("-s", entry.source)
+            for net in entry.exclude:
+                rules.append(head + _ipt_addr("-d", net) + comment + ("-j", "RETURN"))
+            oif = ("!", "-o", entry.out_interface_not) if entry.out_interface_not else ()
+            rules.append(head + oif + comment + ("-j", "MASQUERADE"))
+        chains[IPT_POSTROUTING] = rules
+        jumps.append(_ipt_jump("POSTROUTING", IPT_POSTROUTING))
+    if nat.services:
+        _ipt_render_services(nat, chains, jumps)
+    return IptState(chains, jumps)
+
+
+# --- the transaction ----------------------------------------------------------
+
+def ipt_merge(rendered: IptState, have: IptState, kinds: tuple) -> IptState:
+    """The rendered chains and jumps of the managed kinds, and what `have` holds of the other kinds.
+    Ours that no kind claims is left out, so it is removed."""
+    chains = merge_kinds(rendered.chains.items(), have.chains.items(), kinds, lambda item: ipt_kind(item[0]))
+    return IptState(dict(chains), merge_kinds(rendered.jumps, have.jumps, kinds, lambda jump: ipt_kind(jump[-1])))
+
+
+def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE) -> tuple:
+    """iptables-restore --noflush input turning our part of `table` from `have` into `want`.
+
+    Declaring a chain in a --noflush restore creates it or flushes it, so each chain of ours that
+    is new or differs is declared and written whole; chains no longer wanted are flushed, then
+    deleted; chains that are the same are not named. Jumps are added (first in their chain) only
+    when missing, and ours that are not wanted (or duplicated) are deleted; no other rule is named."""
+    lines, parts = [f"*{table}"], []
+    new, changed, stale = chain_changes(have.chains, want.chains)
+    write = sorted(new + changed)
+    for name in write + stale:
+        lines.append(f":{name} - [0:0]")
+    pending = list(want.jumps)
+    for jump in have.jumps:
+        if jump in pending:
+            pending.remove(jump)
+        else:
+            lines.append(ipt_line(("-D",) + jump[1:]))
+            parts.append(f"delete jump {jump[1]} -> {jump[-1]}")
+    for jump in pending:
+        lines.append(ipt_line(("-I", jump[1], "1") + jump[2:]))
+        parts.append(f"add jump {jump[1]} -> {jump[-1]}")
+    for name in write:
+        lines += [ipt_line(rule) for rule in want.chains[name]]
+    parts += chain_parts("write", write, want.chains) + chain_parts("delete", stale)
+    lines += [f"-X {name}" for name in stale]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n", f"iptables-restore --noflush: table {table}: " + ", ".join(parts)
+
+
+class IptablesNat(Backend):
+    name = "iptables"
+    tools = ("iptables-save", "iptables-restore")
+    write_argv = ["iptables-restore", "--noflush", "--wait=10"]
+
+    def read(self) -> Owned:
+        return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
+
+    @staticmethod
+    def parse(text: str) -> Owned:
+        state = parse_iptables_save(text)
+        services, addresses = ipt_services(state)
+        return Owned(NatSet(tuple(ipt_masquerade(state)), tuple(services), addresses), state)
+
+    draw = staticmethod(ipt_render)
+    merge = staticmethod(ipt_merge)
+    script = staticmethod(ipt_script)
+
+    # With iptables-nft, our first write makes nftables' `table ip nat`, which stays when our last rule
+    # goes. A mark in /run (gone at reboot with the table) says we made it, so we remove it again, empty.
+    def apply(self, transaction: Transaction) -> None:
+        had_ours, wants_ours = transaction.have.detail.holds_ours(), transaction.want.detail.holds_ours()
+        mark = os.path.join(IPT_MADE_DIR, f"iptables-nat-made.{self.runner.netns or '_host'}")
+        made = not had_ours and wants_ours and self._nft_nat_table() is False
+        super().apply(transaction)
+        if made:
+            os.makedirs(IPT_MADE_DIR, mode=0o700, exist_ok=True)
+            open(mark, "w").close()
+        elif not wants_ours and os.path.exists(mark):
+            state = self.runner.check(["iptables-save", "-t", IPT_TABLE])
+            empty = not [line for line in state.splitlines() if line.startswith(("-", ":")) and
+                         not re.fullmatch(r":(PREROUTING|INPUT|OUTPUT|POSTROUTING) ACCEPT \[\d+:\d+\]", line)]
+            if empty:  # nobody else's rule, chain or policy in it
+                self.runner.check(["nft", "delete", "table", "ip", IPT_TABLE])
+            os.unlink(mark)
+            if not os.listdir(IPT_MADE_DIR):
+                os.rmdir(IPT_MADE_DIR)
+
+    def _nft_nat_table(self) -> bool | None:
+        """Whether nftables holds `table ip nat` (None: no nft, or iptables-legacy: nothing to track)."""
+        if not self.runner.available("nft") or "nf_tables" not in self.runner.check(["iptables", "-V"]):
+            return None
+        return self.runner.run(["nft", "list", "table", "ip", IPT_TABLE])[0] == 0
