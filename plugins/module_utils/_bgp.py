@@ -5,7 +5,7 @@
 One model for both daemons: a `Speaker` (router id, local AS, networks it originates, neighbours
 with their prefix filters) is validated here from module parameters, then rendered by `_bird` or
 `_frr` into the daemon's own configuration text. Validation is pure and raises ValueError naming
-the field (never the value of a password); atomic config files are written by `write_text` (from _state), which
+the field (never the value of a password); atomic config files are written by `_state.write_text`, which
 raises OSError. How a daemon runs (a process of ours, or a systemd unit) is in `_daemon`.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from typing import Callable, NamedTuple
 
 from . import _validate as validate
-from ._state import read_text, write_text  # noqa: F401 (the modules read and write their configs through these)
 
 AS_MIN, AS_MAX = 1, 4294967295
 # A neighbour's name becomes a BIRD protocol name and part of FRR prefix-list names.

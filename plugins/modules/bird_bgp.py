@@ -187,6 +187,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _bird as bir
 from ansible_collections.handcni.podnet.plugins.module_utils import _daemon
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._state import read_text, write_text
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import netns_path
 
 
@@ -300,7 +301,7 @@ class ConfigFile:
                 self.mode, self.gid = 0o640, grp.getgrnam(group).gr_gid
             except KeyError:
                 raise ValueError(f"group: {group!r} does not exist on the node") from None
-        self.old = bgp.read_text(path)
+        self.old = read_text(path)
 
     def right_mode(self) -> bool:
         return bgp.file_mode(self.path) == (self.mode, self.uid, self.gid)
@@ -313,7 +314,7 @@ class ConfigFile:
         os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
         if self.old is not None and not bird.owned(self.old) and not os.path.exists(self.saved):
             shutil.copy2(self.path, self.saved)  # the file found before us, put back by state=absent
-        bgp.write_text(self.path, text, self.mode, self.uid, self.gid)
+        write_text(self.path, text, self.mode, self.uid, self.gid)
 
     def restore(self) -> None:
         if self.old is None:
@@ -401,7 +402,7 @@ def absent(module: PodnetModule, daemon: Bird, config: ConfigFile, running: bool
     if bird.owned(config.old) and os.path.exists(config.saved):
         actions.append(Action(f"put back {config.path} as found before ({config.saved})",
                               lambda: os.replace(config.saved, config.path)))
-        module.after = bgp.mask_passwords(bgp.read_text(config.saved) or "", bird.PASSWORD)
+        module.after = bgp.mask_passwords(read_text(config.saved) or "", bird.PASSWORD)
     elif bird.owned(config.old):
         actions.append(Action(f"remove {config.path}", lambda: os.unlink(config.path)))
         module.after = ""

@@ -34,20 +34,13 @@ options:
     description: Where the directories made for O(path) are recorded (JSON, mode 0600).
     type: path
     default: /var/lib/handcni/cni_config_dirs.json
-attributes:
-  check_mode:
-    support: full
-    details: Reports the same actions and diff as a real run, and writes nothing.
-  diff_mode:
-    support: full
-    details: The file's text and mode, and the directories recorded as made for it, before and after.
-  idempotent:
-    support: full
-    details: The same config again changes nothing.
+extends_documentation_fragment:
+  - handcni.podnet.common.attributes
+notes:
+  - The file follows the CNI specification's network configuration lists
+    (U(https://www.cni.dev/docs/spec/#network-configuration-lists)).
 seealso:
   - module: handcni.podnet.bridge
-  - name: CNI specification, network configuration lists
-    link: https://www.cni.dev/docs/spec/#network-configuration-lists
 """
 
 EXAMPLES = r"""

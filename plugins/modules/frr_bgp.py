@@ -143,6 +143,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
 from ansible_collections.handcni.podnet.plugins.module_utils import _daemon
 from ansible_collections.handcni.podnet.plugins.module_utils import _frr as frr
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._state import read_text, write_text
 
 CONFIG_ROOT = "/etc/frr"
 RUN_ROOT = "/var/run/frr"
@@ -221,7 +222,7 @@ class Instance:
         uid, gid = self.owner
         bgp.make_dir(self.config_dir, 0o750, uid, gid)
         for path, text in files.items():
-            bgp.write_text(path, text, 0o640, uid, gid)
+            write_text(path, text, 0o640, uid, gid)
 
     def start(self) -> None:
         self.stop()  # whatever part of the instance still runs
@@ -256,14 +257,14 @@ class Instance:
         if not script:
             self.start()
             return
-        text = bgp.read_text(self.config_file)
+        text = read_text(self.config_file)
         rc, out, err = self.module.run_command(
             [script, "--reload", "--stdout", "--pathspace", self.name, "--rundir", self.run_dir,
              self.config_file], environ_update={"LC_ALL": "C"})
         # frr-reload.py ends with `write` for a file outside /etc/frr, replacing ours with FRR's own
         # rendering (and a .sav copy): put ours back, so the next run compares like with like.
         uid, gid = self.owner
-        bgp.write_text(self.config_file, text, 0o640, uid, gid)
+        write_text(self.config_file, text, 0o640, uid, gid)
         saved = self.config_file + ".sav"
         if os.path.exists(saved):
             os.unlink(saved)
@@ -281,12 +282,12 @@ def present(module: PodnetModule, inst: Instance, running: bool) -> dict:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", hostname):
         raise ValueError(f"hostname: {hostname!r} is not a valid host name")
     new = frr.render(speaker, hostname, os.path.join(inst.log_dir, "frr.log"))
-    old = bgp.read_text(inst.config_file)
+    old = read_text(inst.config_file)
     files = {inst.config_file: new, os.path.join(inst.config_dir, "daemons"): frr.daemons_file("-P 0"),
              os.path.join(inst.config_dir, "vtysh.conf"): frr.VTYSH_CONF}
     owner = inst.owner
     stale = [path for path, text in files.items()
-             if bgp.read_text(path) != text or bgp.file_mode(path) != (0o640, *owner)]
+             if read_text(path) != text or bgp.file_mode(path) != (0o640, *owner)]
     changed = bgp.changed_passwords(old, new, frr.PASSWORD)
     module.before = bgp.mask_passwords(old or "", frr.PASSWORD)
     module.after = bgp.mask_passwords(new, frr.PASSWORD, changed)
@@ -345,7 +346,7 @@ def reload_or_restart(module: PodnetModule, inst: Instance) -> None:
 
 
 def absent(module: PodnetModule, inst: Instance, running: bool) -> dict:
-    old = bgp.read_text(inst.config_file)
+    old = read_text(inst.config_file)
     module.before = bgp.mask_passwords(old or "", frr.PASSWORD)
     module.after = module.before
     actions = []

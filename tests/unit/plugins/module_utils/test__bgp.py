@@ -6,6 +6,7 @@ import re
 import pytest
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
+from ansible_collections.handcni.podnet.plugins.module_utils import _state as state
 
 LEAF = {"name": "leaf03", "address": "192.168.210.254", "remote_as": 65000}
 
@@ -181,12 +182,12 @@ def test_wait_gives_up_after_the_timeout_with_the_problems():
 
 # --- files and processes -------------------------------------------------------------
 
-def test_install_file_is_atomic_with_mode(tmp_path):
+def test_config_files_are_written_atomically_with_mode(tmp_path):
     path = tmp_path / "bird.conf"
-    bgp.write_text(str(path), "router id 1.2.3.4;\n", 0o640)
+    state.write_text(str(path), "router id 1.2.3.4;\n", 0o640)
     assert path.read_text() == "router id 1.2.3.4;\n"
     assert bgp.file_mode(str(path))[0] == 0o640
-    assert bgp.read_text(str(tmp_path / "missing")) is None
+    assert state.read_text(str(tmp_path / "missing")) is None
     assert [p.name for p in tmp_path.iterdir()] == ["bird.conf"]
 
 
