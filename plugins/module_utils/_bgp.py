@@ -312,6 +312,22 @@ def wait(read: Callable[[], dict], neighbors, timeout: float, interval: float = 
         time.sleep(interval)
 
 
+def wait_established(module, read: Callable[[], dict], neighbors, timeout: float,
+                     explain: Callable[[dict], dict] | None = None,
+                     details: Callable[[], dict] = dict) -> dict:
+    """wait() for the sessions; if some do not come up, fail the module naming each of them, with
+    explain(sessions) adding the daemon's reasons and details() the daemon's own fields to the result."""
+    sessions, problems = wait(read, neighbors, timeout)
+    if problems and explain:
+        sessions = explain(sessions)
+        problems = not_established(neighbors, sessions)
+    if problems:
+        module.fail_json(msg=f"BGP sessions not established within {timeout}s: " + "; ".join(problems),
+                         changed=bool(module.actions), actions=module.actions,
+                         sessions={name: s.public() for name, s in sessions.items()}, **details())
+    return sessions
+
+
 # --- passwords in text shown to the user --------------------------------------
 
 def mask_passwords(text: str, pattern: re.Pattern, changed: set = frozenset()) -> str:

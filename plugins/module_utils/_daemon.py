@@ -7,7 +7,9 @@
 - `Process`: on a node without systemd (the namespace lab, or a module's `netns`), a self-daemonising
   process known by its PID file, started and stopped by signals, as the lab has always run them.
 
-`uses_systemd(netns)` picks one. Both raise OSError with the command's own words.
+`uses_systemd(netns)` picks one. Both raise OSError with the command's own words. What every daemon
+module does around them is here too: `check_config` (the daemon's own parser on a rendered text before it
+is written) and `until` (wait for a daemon to answer). Waiting for BGP sessions is `_bgp.wait_established`.
 """
 from __future__ import annotations
 
@@ -16,7 +18,33 @@ import signal
 import subprocess
 import time
 
+from typing import Callable
+
 from ._state import read_text
+
+
+def until(ready: Callable[[], bool], timeout: float, failure: str, interval: float = 0.1) -> None:
+    """Poll ready() until it is true; OSError(failure) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise OSError(failure)
+        time.sleep(interval)
+
+
+def check_config(module, text: str, shown_path: str, argv: Callable[[str], list], tool: str) -> None:
+    """Run the daemon's own parser, argv(path), on `text` in a private temporary file, before anything
+    is written; ValueError with the daemon's words (naming `shown_path`) if it refuses the text."""
+    path = os.path.join(module.tmpdir, os.path.basename(shown_path))
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(text)
+    try:
+        rc, out, err = module.run_command(argv(path), environ_update={"LC_ALL": "C"})
+    finally:
+        os.unlink(path)
+    if rc != 0:
+        message = (err + out).strip().replace(path, shown_path)
+        raise ValueError(f"the rendered configuration does not parse ({tool}): {message}")
 
 
 def uses_systemd(netns: str | None) -> bool:
@@ -62,11 +90,7 @@ class Process:
             if log:
                 tail = ": " + ((read_text(log) or "").strip().splitlines() or [""])[-1]
             raise OSError(f"{' '.join(argv)} exited with {proc.returncode}{tail}")
-        deadline = time.monotonic() + timeout
-        while not self.running():
-            if time.monotonic() > deadline:
-                raise OSError(f"{self.comm} started but did not write {self.pid_file} within {timeout:.0f}s")
-            time.sleep(0.05)
+        until(self.running, timeout, f"{self.comm} started but did not write {self.pid_file} within {timeout:.0f}s")
 
     def stop(self, timeout: float = 10.0) -> bool:
         """SIGTERM the process of the PID file, then SIGKILL after `timeout`; True if one was running."""

@@ -180,7 +180,6 @@ diff:
 import grp
 import os
 import shutil
-import time
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
 from ansible_collections.handcni.podnet.plugins.module_utils import _bird as bird
@@ -242,17 +241,8 @@ class Bird:
         return self.birdc("show", "status")[0] == 0
 
     def check(self, text: str) -> None:
-        """bird -p on the text in a private temporary file; ValueError with BIRD's words if it does not parse."""
-        path = os.path.join(self.module.tmpdir, "bird.conf")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            out.write(text)
-        try:
-            rc, out, err = self.module.run_command(self.argv("bird", "-p", "-c", path), environ_update={"LC_ALL": "C"})
-        finally:
-            os.unlink(path)
-        if rc != 0:
-            message = (err or out).strip().replace(path, self.params["config_file"])
-            raise ValueError(f"the rendered configuration does not parse (bird -p): {message}")
+        _daemon.check_config(self.module, text, self.params["config_file"],
+                             lambda path: self.argv("bird", "-p", "-c", path), "bird -p")
 
     def configure(self) -> None:
         rc, out, err = self.birdc("configure", '"%s"' % self.params["config_file"])
@@ -264,11 +254,7 @@ class Bird:
             self.unit.start(self.dropin())
         else:
             self.start_process()
-        deadline = time.monotonic() + 15
-        while not self.answers():
-            if time.monotonic() > deadline:
-                raise OSError(f"bird started but does not answer on {self.params['socket']}")
-            time.sleep(0.1)
+        _daemon.until(self.answers, 15, f"bird started but does not answer on {self.params['socket']}")
 
     def stop(self) -> bool:
         return self.unit.stop() if self.unit else self.process.stop()
@@ -361,14 +347,10 @@ def present(module: PodnetModule, daemon: Bird, config: ConfigFile, running: boo
         protocols = daemon.protocols()
     sessions = bird.sessions(protocols)
     if params["wait_established"] and not module.check_mode:
-        sessions, problems = bgp.wait(lambda: bird.sessions(daemon.protocols()), speaker.neighbors,
-                                      params["wait_timeout"])
+        sessions = bgp.wait_established(module, lambda: bird.sessions(daemon.protocols()), speaker.neighbors,
+                                        params["wait_timeout"],
+                                        details=lambda: dict(config_file=config.path, protocols=daemon.protocols()))
         protocols = daemon.protocols()
-        if problems:
-            module.fail_json(msg=f"BGP sessions not established within {params['wait_timeout']}s: "
-                                 + "; ".join(problems),
-                             changed=bool(module.actions), actions=module.actions, config_file=config.path,
-                             protocols=protocols, sessions={n: s.public() for n, s in sessions.items()})
     result.update(protocols=protocols, sessions={name: s.public() for name, s in sessions.items()})
     return result
 

@@ -137,7 +137,6 @@ import pwd
 import re
 import shutil
 import socket
-import time
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _bgp as bgp
 from ansible_collections.handcni.podnet.plugins.module_utils import _daemon
@@ -183,11 +182,14 @@ class Instance:
             return path if os.access(path, os.X_OK) else None
         return self.module.get_bin_path(name)
 
-    def vtysh(self, *args: str) -> tuple:
+    def vtysh_argv(self, *args: str) -> list:
         path = self.tool("vtysh")
         if not path:
             raise ValueError("vtysh is not installed on the node (Debian package frr)")
-        return self.module.run_command([path, "-N", self.name, *args], environ_update={"LC_ALL": "C"})
+        return [path, "-N", self.name, *args]
+
+    def vtysh(self, *args: str) -> tuple:
+        return self.module.run_command(self.vtysh_argv(*args), environ_update={"LC_ALL": "C"})
 
     def pids(self) -> dict:
         return {name: pid for name, daemon in self.daemons.items() if (pid := daemon.pid()) is not None}
@@ -196,17 +198,8 @@ class Instance:
         return len(self.pids()) == len(self.daemons)
 
     def check(self, text: str) -> None:
-        """vtysh --dryrun on the text in a private temporary file; ValueError with FRR's words if it fails."""
-        path = os.path.join(self.module.tmpdir, "frr.conf")
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            out.write(text)
-        try:
-            rc, out, err = self.vtysh("--dryrun", "-f", path)
-        finally:
-            os.unlink(path)
-        if rc != 0:
-            message = (err + out).strip().replace(path, self.config_file)
-            raise ValueError(f"the rendered configuration does not parse (vtysh --dryrun): {message}")
+        _daemon.check_config(self.module, text, self.config_file,
+                             lambda path: self.vtysh_argv("--dryrun", "-f", path), "vtysh --dryrun")
 
     def summary(self) -> tuple:
         rc, out, err = self.vtysh("-c", "show bgp summary json")
@@ -238,12 +231,9 @@ class Instance:
                 raise ValueError(f"daemon_dir: {name} is not in {self.module.params['daemon_dir']}")
             argv = [path, "-d", "-N", self.name, "-u", user, "-g", user, "-P", "0", "-i", daemon.pid_file]
             daemon.start(argv + (["-s", "90000000"] if name == "zebra" else []), log=log)
-        deadline = time.monotonic() + 15
         sockets = [os.path.join(self.run_dir, f"{name}.vty") for name in self.daemons]
-        while not all(os.path.exists(path) for path in sockets):
-            if time.monotonic() > deadline:
-                raise OSError(f"FRR daemons started but their vty sockets are missing in {self.run_dir}")
-            time.sleep(0.1)
+        _daemon.until(lambda: all(os.path.exists(path) for path in sockets), 15,
+                      f"FRR daemons started but their vty sockets are missing in {self.run_dir}")
         rc, out, err = self.vtysh("-b")
         if rc != 0:
             raise OSError(f"vtysh -N {self.name} -b could not load {self.config_file}: {(err or out).strip()}")
@@ -320,18 +310,19 @@ def present(module: PodnetModule, inst: Instance, running: bool) -> dict:
 
     sessions = read()
     if params["wait_established"] and not module.check_mode:
-        sessions, problems = bgp.wait(read, speaker.neighbors, params["wait_timeout"])
-        if problems:
-            errors = inst.errors()
-            for name, session in sessions.items():
-                if not session.established and not session.info and errors.get(session.address):
-                    sessions[name] = session._replace(info=errors[session.address])
-            problems = bgp.not_established(speaker.neighbors, sessions)
-            module.fail_json(msg=f"BGP sessions not established within {params['wait_timeout']}s: "
-                                 + "; ".join(problems), changed=bool(module.actions), actions=module.actions,
-                             config_file=inst.config_file, sessions={n: s.public() for n, s in sessions.items()})
+        sessions = bgp.wait_established(module, read, speaker.neighbors, params["wait_timeout"],
+                                        explain=lambda found: explain(inst, found),
+                                        details=lambda: dict(config_file=inst.config_file))
     result["sessions"] = {name: session.public() for name, session in sessions.items()}
     return result
+
+
+def explain(inst: Instance, sessions: dict) -> dict:
+    """The sessions, those down with bgpd's last error where the summary gave none."""
+    errors = inst.errors()
+    return {name: session._replace(info=errors[session.address])
+            if not session.established and not session.info and errors.get(session.address) else session
+            for name, session in sessions.items()}
 
 
 def reload_or_restart(module: PodnetModule, inst: Instance) -> None:
