@@ -48,8 +48,15 @@ def check_config(module, text: str, shown_path: str, argv: Callable[[str], list]
 
 
 def uses_systemd(netns: str | None) -> bool:
-    """systemd manages this node's daemons: it booted the node (sd_booted) and we act in the node itself."""
-    return not netns and os.path.isdir("/run/systemd/system")
+    """systemd manages this node's daemons: it booted the node (sd_booted) and we act in the node itself,
+    in its PID 1's network namespace. A lab node (a namespace on a host booted by systemd, reached by the
+    netns connection or a module's `netns`) is not that host: its daemons are processes of its own."""
+    if netns or not os.path.isdir("/run/systemd/system"):
+        return False
+    try:
+        return os.readlink("/proc/self/ns/net") == os.readlink("/proc/1/ns/net")
+    except OSError:
+        return False
 
 
 class Process:
@@ -144,9 +151,10 @@ class Systemd:
     def dropin_current(self, text: str) -> bool:
         return read_text(self.dropin) == text
 
-    def start(self, dropin: str) -> None:
-        """Write our drop-in, unmask (node_prep masks it until we configure it), enable at boot, (re)start."""
-        if not self.dropin_current(dropin):
+    def start(self, dropin: str | None = None) -> None:
+        """Write our drop-in (if the unit needs one), unmask (node_prep masks the packages' own units until we
+        configure them), enable at boot, (re)start."""
+        if dropin is not None and not self.dropin_current(dropin):
             os.makedirs(os.path.dirname(self.dropin), mode=0o755, exist_ok=True)
             with open(self.dropin, "w") as out:
                 out.write(dropin)

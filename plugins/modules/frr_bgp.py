@@ -21,12 +21,16 @@ description:
     C(frr-reload.py) (Debian package C(frr-pythontools)), or when it cannot apply a change at run time (such
     as graceful restart), the instance is restarted instead. If the running instance does not have the listed
     neighbours (or AS, or router id) it is reloaded too.
-  - When they do not run, C(zebra) and C(bgpd) are started as O(user), detached, with PID files in
-    C(/run/frr/NAME/) and no vty TCP port, and C(vtysh -N NAME -b) loads the configuration.
+  - When they do not run, on a node booted with systemd the pathspace's own unit of the FRR package,
+    C(frr@NAME.service) (C(frrinit.sh) and C(watchfrr) reading the C(daemons) file this module writes), is
+    enabled at boot and started; elsewhere (a namespace lab node) C(zebra) and C(bgpd) are started as
+    O(user), detached, with PID files in C(/run/frr/NAME/) and no vty TCP port. Then C(vtysh -N NAME -b)
+    loads the configuration.
   - Returns, per neighbour, the session as C(show bgp summary json) reports it, including how many times
     it was established (so a reset is visible). With O(wait_established) it waits for every session and
     fails naming each neighbour that did not come up, with its state and FRR's last error.
-  - O(state=absent) stops bgpd and zebra by their PID files (zebra then removes its routes) and removes the
+  - O(state=absent) stops bgpd and zebra (by their unit, disabled, or by their PID files; zebra then removes its
+    routes) and removes the
     pathspace's configuration, run and log directories, if this module wrote the configuration.
   - Passwords never appear in the output, the diff (masked, marked when changed) or the actions.
   - Commands run with argument lists. No shell is involved.
@@ -165,6 +169,14 @@ class Instance:
         self.run_dir = os.path.join(RUN_ROOT, name)
         self.log_dir = os.path.join(LOG_ROOT, name)
         self.daemons = {d: _daemon.Process(d, os.path.join(self.run_dir, f"{d}.pid")) for d in frr.DAEMONS}
+        self.unit = None
+        if _daemon.uses_systemd(None):
+            self.unit = _daemon.Systemd(module.run_command, module.get_bin_path("systemctl", required=True),
+                                        f"frr@{name}.service")
+
+    @property
+    def supervisor(self) -> str:
+        return f"as systemd unit {self.unit.unit}, enabled at boot" if self.unit else f"as {self.module.params['user']}"
 
     @property
     def owner(self) -> tuple:
@@ -218,11 +230,25 @@ class Instance:
             write_text(path, text, 0o640, uid, gid)
 
     def start(self) -> None:
-        self.stop()  # whatever part of the instance still runs
         uid, gid = self.owner
         for directory in (self.run_dir, self.log_dir):
             os.makedirs(os.path.dirname(directory), mode=0o755, exist_ok=True)
             bgp.make_dir(directory, 0o750, uid, gid)
+        if self.unit:
+            if not self.unit.active():
+                self.stop_processes()  # started by hand, or before the node had systemd
+            self.unit.start()  # watchfrr starts the daemons the `daemons` file lists, and restarts them
+        else:
+            self.start_processes()
+        sockets = [os.path.join(self.run_dir, f"{name}.vty") for name in self.daemons]
+        _daemon.until(lambda: all(os.path.exists(path) for path in sockets), 15,
+                      f"FRR daemons started but their vty sockets are missing in {self.run_dir}")
+        rc, out, err = self.vtysh("-b")
+        if rc != 0:
+            raise OSError(f"vtysh -N {self.name} -b could not load {self.config_file}: {(err or out).strip()}")
+
+    def start_processes(self) -> None:
+        self.stop_processes()  # whatever part of the instance still runs
         user = self.module.params["user"]
         log = os.path.join(self.log_dir, "daemons.log")
         for name, daemon in self.daemons.items():
@@ -231,14 +257,13 @@ class Instance:
                 raise ValueError(f"daemon_dir: {name} is not in {self.module.params['daemon_dir']}")
             argv = [path, "-d", "-N", self.name, "-u", user, "-g", user, "-P", "0", "-i", daemon.pid_file]
             daemon.start(argv + (["-s", "90000000"] if name == "zebra" else []), log=log)
-        sockets = [os.path.join(self.run_dir, f"{name}.vty") for name in self.daemons]
-        _daemon.until(lambda: all(os.path.exists(path) for path in sockets), 15,
-                      f"FRR daemons started but their vty sockets are missing in {self.run_dir}")
-        rc, out, err = self.vtysh("-b")
-        if rc != 0:
-            raise OSError(f"vtysh -N {self.name} -b could not load {self.config_file}: {(err or out).strip()}")
 
     def stop(self) -> None:
+        if self.unit:
+            self.unit.stop()
+        self.stop_processes()
+
+    def stop_processes(self) -> None:
         for name in reversed(frr.DAEMONS):  # bgpd first, so zebra withdraws the routes it installed
             self.daemons[name].stop()
 
@@ -298,8 +323,10 @@ def present(module: PodnetModule, inst: Instance, running: bool) -> dict:
             "restart zebra and bgpd (frr-reload.py is not installed)"
         actions.append(Action(reload, lambda: reload_or_restart(module, inst)))
     elif not running:
-        actions.append(Action(f"start zebra and bgpd (-N {inst.name}, as {params['user']}) and load "
+        actions.append(Action(f"start zebra and bgpd (-N {inst.name}, {inst.supervisor}) and load "
                               f"{inst.config_file}", inst.start))
+    if running and inst.unit and inst.unit.show("UnitFileState") != "enabled":
+        actions.append(Action(f"run zebra and bgpd {inst.supervisor}", inst.start))
     module.apply(actions)
     result = dict(neighbors=[item.public() for item in speaker.neighbors], sessions={})
     if module.check_mode and not running:
@@ -342,7 +369,9 @@ def absent(module: PodnetModule, inst: Instance, running: bool) -> dict:
     module.after = module.before
     actions = []
     pids = inst.pids()
-    if pids:
+    if inst.unit and (pids or inst.unit.show("UnitFileState") == "enabled"):
+        actions.append(Action(f"stop and disable {inst.unit.unit}", inst.stop))
+    elif pids:
         actions.append(Action("stop " + " and ".join(f"{name} (PID {pid})" for name, pid in sorted(pids.items())),
                               inst.stop))
     if frr.owned(old):
