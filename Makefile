@@ -64,7 +64,7 @@ lab-down:
 # `make test` exercises every capability at least once, by traffic, within 20 minutes on 2 CPUs:
 # integration without the cases marked `full`, and the molecule scenarios of MOLECULE_FAST.
 # `make test-all` runs every case and every scenario (the full matrix; run it before resolving an issue).
-MOLECULE_FAST := default other_inventory full
+MOLECULE_FAST := default other_inventory machines
 
 test: setup unit integration
 	# user-mode Linux keeps about one CPU busy: the static checks run beside it.

@@ -1,5 +1,5 @@
 """Real nodes (issue 15), on the machines lab: BIRD runs as Debian's unit with our configuration, enabled
-at boot; a worker machine rebooted comes back with BIRD's session to the leaf, its kernel modules and
+at boot, and the leaf's FRR as the package's pathspace unit (the packages' default units masked); a worker machine rebooted comes back with BIRD's session to the leaf, its kernel modules and
 sysctls, and no pods (a new kernel network state) until one site.yml restores them; verify.yml then
 passes every cell."""
 import subprocess
@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from bgp import CIDRS, LEAF_PROTO, NODE_IP, bird_sessions, routes, until
+from bgp import CIDRS, LEAF_PROTO, NODE_IP, PATHSPACE, bird_sessions, leaf_sessions, routes, until
 from lab import HOSTVARS, LEAF, ROOT, WORKERS, playbook, recap, run_in
 
 NODE = WORKERS[0]
 
 
-def unit(node: str, *query: str) -> str:
-    return run_in(node, "systemctl", *query, "bird.service").stdout.strip()
+def unit(node: str, *query: str, name: str = "bird.service") -> str:
+    return run_in(node, "systemctl", *query, name).stdout.strip()
 
 
 def verify_every_cell():
@@ -30,6 +30,15 @@ def test_bird_is_debians_unit_with_our_configuration_enabled_at_boot(name):
     dropin = run_in(name, "cat", "/etc/systemd/system/bird.service.d/handcni-podnet.conf").stdout
     assert "-c /etc/bird/bird.conf" in dropin
     assert bird_sessions(name)[LEAF][0] == "Established"
+
+
+def test_the_leafs_frr_is_the_packages_pathspace_unit_enabled_at_boot_and_frr_service_never_ran():
+    ours = f"frr@{PATHSPACE}.service"
+    assert unit(LEAF, "is-enabled", name=ours) == "enabled"
+    assert unit(LEAF, "is-active", name=ours) == "active"
+    assert unit(LEAF, "is-enabled", name="frr.service") == "masked"
+    assert unit(LEAF, "show", "--value", "--property", "ExecMainStartTimestampMonotonic", name="frr.service") == "0"
+    assert {name: state for name, (state, _count) in leaf_sessions().items()} == dict.fromkeys(WORKERS, "Established")
 
 
 def test_every_cell_passes_over_ssh():
