@@ -109,6 +109,24 @@ options:
           - With BIRD also the first wait after a session error (C(error wait time N, 300)), which BIRD
             otherwise starts at 60 seconds.
         type: int
+      bfd:
+        description:
+          - Bidirectional Forwarding Detection (RFC 5880) on the session; the peer is taken as down once
+            O(neighbors[].bfd.multiplier) packets of O(neighbors[].bfd.interval) are missed, well before
+            the hold time runs out. Omit for none.
+          - BIRD runs it in its C(bfd) protocol (C(bfd { graceful; ... }) in the session with graceful
+            restart, so a restarting peer keeps its routes as stale); FRR in C(bfdd), with a profile per
+            timer set (C(neighbor ADDRESS bfd profile HANDCNI-100x3)).
+        type: dict
+        suboptions:
+          interval:
+            description: Milliseconds between the packets sent, and expected from the peer (10 to 60000).
+            type: int
+            default: 100
+          multiplier:
+            description: Packets missed before the session is down (2 to 255).
+            type: int
+            default: 3
   wait_established:
     description:
       - After applying, wait until the session of every listed neighbour is established; fail after

@@ -75,7 +75,8 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
     leaves = groups.get("leaf", [])
     rules = _cluster_rules(settings["cluster_cidrs"], node_cidrs)
     limit = int(settings.get("prefix_limit") or 0)
-    common = dict(_timers(settings), graceful_restart=bool(settings.get("graceful_restart", True)))
+    common = dict(_timers(settings), graceful_restart=bool(settings.get("graceful_restart", True)),
+                  bfd=settings.get("bfd") or None)
     leaf_as = int(settings["leaf_as"])
     if host in workers:
         own_ip = ipaddress.ip_address(hostvars[host]["podnet_node_ip"])

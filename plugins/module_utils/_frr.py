@@ -15,7 +15,12 @@ from ._bgp import Neighbor, PrefixRule, Session, Speaker
 MARKER = "! Managed by handcni.podnet (frr_bgp); changes made here are overwritten."
 # `neighbor ADDRESS password SECRET`: the key is the neighbour's address.
 PASSWORD = re.compile(r"^ neighbor (?P<key>\S+) password (?P<secret>\S+)$", re.MULTILINE)
-DAEMONS = ("zebra", "bgpd")
+DAEMONS = ("zebra", "bfdd", "bgpd")  # in start order; stopped in reverse
+
+
+def daemons(speaker: Speaker) -> tuple:
+    """The daemons the speaker needs: zebra and bgpd, and bfdd when a session uses BFD."""
+    return tuple(name for name in DAEMONS if name != "bfdd" or speaker.bfd)
 
 
 def prefix_list_entry(rule: PrefixRule) -> str:
@@ -42,11 +47,25 @@ def prefix_list(name: str, rules: tuple) -> list:
     return [f"ip prefix-list {name} seq {10 * (index + 1)} {entry}" for index, entry in enumerate(entries)]
 
 
+def bfd_profile(item: Neighbor) -> str:
+    return f"HANDCNI-{item.bfd.interval}x{item.bfd.multiplier}"
+
+
+def bfd_profiles(speaker: Speaker) -> list:
+    """One bfdd profile per timer set of the sessions."""
+    lines = []
+    for name, item in sorted({bfd_profile(item): item for item in speaker.neighbors if item.bfd}.items()):
+        lines += [f" profile {name}", f"  receive-interval {item.bfd.interval}",
+                  f"  transmit-interval {item.bfd.interval}", f"  detect-multiplier {item.bfd.multiplier}", " !"]
+    return ["bfd", *lines, "!"] if lines else []
+
+
 def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
     lines = [MARKER, "frr defaults traditional", f"hostname {hostname}"]
     if log_file:
         lines.append(f"log file {log_file} informational")
     lines += ["service integrated-vtysh-config", "!"]
+    lines += bfd_profiles(speaker)
     for item in speaker.neighbors:
         lines += prefix_list(prefix_list_name(item, "IN"), item.import_prefixes)
         lines += prefix_list(prefix_list_name(item, "OUT"), item.export_prefixes)
@@ -77,6 +96,8 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
             lines.append(f"{peer} timers connect {item.connect_retry_time}")
         if not item.graceful_restart:
             lines.append(f"{peer} graceful-restart-disable")
+        if item.bfd:
+            lines.append(f"{peer} bfd profile {bfd_profile(item)}")
     lines += [" !", " address-family ipv4 unicast"]
     lines += [f"  network {network}" for network in speaker.networks]
     for item in speaker.neighbors:
@@ -94,14 +115,14 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def daemons_file(options: str) -> str:
-    """The pathspace's `daemons` file, as frrinit.sh reads it (zebra always runs)."""
+def daemons_file(options: str, names: tuple = ("zebra", "bgpd")) -> str:
+    """The pathspace's `daemons` file, as frrinit.sh reads it (zebra and staticd always run)."""
     return "\n".join([
         "# Managed by handcni.podnet (frr_bgp).",
-        "bgpd=yes",
+        *(f"{name}=yes" for name in names if name != "zebra"),
         "vtysh_enable=yes",
         f'zebra_options="{options} -s 90000000"',
-        f'bgpd_options="{options}"',
+        *(f'{name}_options="{options}"' for name in names if name != "zebra"),
     ]) + "\n"
 
 
