@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pods import load, machine  # noqa: E402
+from pods import load, machine, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR_MS = 1000
@@ -103,12 +103,7 @@ def main() -> int:
           f"{result['hold_time']['withdrawn_ms']}, BFD 100 ms x 3 {result['bfd']['median_ms']} ms "
           f"{result['bfd']['withdrawn_ms']} (floor < {FLOOR_MS} ms)")
     problems = [f"BFD median {result['bfd']['median_ms']} ms >= {FLOOR_MS} ms"] if result["bfd"]["median_ms"] >= FLOOR_MS else []
-    result["verdict"] = problems or "floor holds"
-    out = ROOT / "build/bench/bfd.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print("; ".join(problems) if problems else "floor holds", f"(figures in {out.relative_to(ROOT)})")
-    return 1 if problems else 0
+    return report(result, problems, "bfd")
 
 
 if __name__ == "__main__":
