@@ -13,7 +13,6 @@ build/bench/converge.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import statistics
