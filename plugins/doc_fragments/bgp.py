@@ -114,9 +114,8 @@ options:
           - Bidirectional Forwarding Detection (RFC 5880) on the session; the peer is taken as down once
             O(neighbors[].bfd.multiplier) packets of O(neighbors[].bfd.interval) are missed, well before
             the hold time runs out. Omit for none.
-          - BIRD runs it in its C(bfd) protocol (C(bfd { graceful; ... }) in the session with graceful
-            restart, so a restarting peer keeps its routes as stale); FRR in C(bfdd), with a profile per
-            timer set (C(neighbor ADDRESS bfd profile HANDCNI-100x3)).
+          - BIRD runs it in its C(bfd) protocol (C(bfd { ... }) in the session); FRR in C(bfdd), with a
+            profile per timer set (C(neighbor ADDRESS bfd profile HANDCNI-100x3)).
         type: dict
         suboptions:
           interval:
@@ -127,6 +126,12 @@ options:
             description: Packets missed before the session is down (2 to 255).
             type: int
             default: 3
+          graceful:
+            description:
+              - BIRD only (C(bfd { graceful; ... })): a BFD failure restarts the session gracefully, keeping
+                the peer's routes as stale, instead of taking it down. For a node's session to its leaf, so
+                that a restarting leaf does not cost the node its routes; never for the leaf's sessions, whose
+                point is to withdraw a dead node at once. FRR ignores it.
   wait_established:
     description:
       - After applying, wait until the session of every listed neighbour is established; fail after

@@ -47,7 +47,8 @@ NEIGHBOR_SPEC = dict(
     connect_retry_time=dict(type="int"),
     # Bidirectional Forwarding Detection for the session: the peer is down after `multiplier` packets
     # of `interval` milliseconds are missed, whatever the hold time.
-    bfd=dict(type="dict", options=dict(interval=dict(type="int", default=100), multiplier=dict(type="int", default=3))),
+    bfd=dict(type="dict", options=dict(interval=dict(type="int", default=100), multiplier=dict(type="int", default=3),
+                                       graceful=dict(type="bool", default=False))),
 )
 
 SPEAKER_SPEC = dict(
@@ -78,6 +79,7 @@ class PrefixRule(NamedTuple):
 class Bfd(NamedTuple):
     interval: int  # milliseconds, sent and expected
     multiplier: int
+    graceful: bool = False  # BFD down restarts the session gracefully (the peer's routes kept as stale)
 
     @property
     def detect_ms(self) -> int:
@@ -230,7 +232,7 @@ def bfd(value, field: str) -> Bfd | None:
     if not isinstance(value, dict):
         raise ValueError(f"{field}: {value!r} is not a dict of interval and multiplier")
     return Bfd(in_range(value.get("interval", 100), f"{field}.interval", 10, 60000),
-               in_range(value.get("multiplier", 3), f"{field}.multiplier", 2, 255))
+               in_range(value.get("multiplier", 3), f"{field}.multiplier", 2, 255), bool(value.get("graceful", False)))
 
 
 def neighbor(item: dict, field: str) -> Neighbor:

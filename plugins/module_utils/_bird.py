@@ -73,9 +73,7 @@ def bgp_block(speaker: Speaker, item: Neighbor) -> list:
         lines.append(f"    error wait time {item.connect_retry_time}, 300;")
     lines.append(f"    graceful restart {'on' if item.graceful_restart else 'off'};")
     if item.bfd:
-        # With graceful restart, a BFD failure restarts the session gracefully (the peer's routes are kept
-        # as stale), as when the peer's daemon restarts; without it, the session goes down at once.
-        mode = "graceful; " if item.graceful_restart else ""
+        mode = "graceful; " if item.bfd.graceful else ""  # BFD down: a graceful restart, not a hard down
         interval = item.bfd.interval
         lines.append(f"    bfd {{ {mode}min rx interval {interval} ms; min tx interval {interval} ms; "
                      f"multiplier {item.bfd.multiplier}; }};")

@@ -133,7 +133,8 @@ def test_bad_neighbour_options_name_the_field(item, field):
 
 def test_bfd_timers_default_to_100_ms_times_3():
     item = bgp.speaker(params(**neighbor(bfd={}))).neighbors[0]
-    assert item.bfd == bgp.Bfd(100, 3) and item.bfd.detect_ms == 300 and item.public()["bfd"] == {"interval": 100, "multiplier": 3}
+    assert item.bfd == bgp.Bfd(100, 3) and item.bfd.detect_ms == 300
+    assert item.public()["bfd"] == {"interval": 100, "multiplier": 3, "graceful": False}
     assert bgp.speaker(params(**neighbor())).neighbors[0].bfd is None
 
 

@@ -116,14 +116,14 @@ def test_ownership_marker():
     assert not bird.owned("router id 1.2.3.4;\n") and not bird.owned(None)
 
 
-WITH_BFD = WORKER2._replace(neighbors=(WORKER2.neighbors[0]._replace(bfd=bgp.Bfd(100, 3)),))
+WITH_BFD = WORKER2._replace(neighbors=(WORKER2.neighbors[0]._replace(bfd=bgp.Bfd(100, 3, graceful=True)),))
 
 
 def test_bfd_runs_the_bfd_protocol_with_the_sessions_timers():
     text = bird.render(WITH_BFD)
     assert "\nprotocol bfd handcni_bfd {\n}\n" in text
     assert "    bfd { graceful; min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };\n" in text
-    hard = WITH_BFD._replace(neighbors=(WITH_BFD.neighbors[0]._replace(graceful_restart=False),))
+    hard = WITH_BFD._replace(neighbors=(WITH_BFD.neighbors[0]._replace(bfd=bgp.Bfd(100, 3)),))
     assert "    bfd { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };\n" in bird.render(hard)
     assert "bfd" not in bird.render(WORKER2)
 
