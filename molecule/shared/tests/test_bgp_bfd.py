@@ -1,4 +1,4 @@
-"""BFD on every BGP session (issue 20, `bgp_bfd: true`): a node whose cable is cut is withdrawn by the
+"""BFD on every BGP session (issue 20, `bgp_bfd: true`), after the bgp suite (it resets sessions): a node whose cable is cut is withdrawn by the
 leaf well before the hold time, and learned again when the cable is back; what a graceful restart of a
 node's BIRD does with BFD on, per leaf daemon."""
 import json
@@ -41,7 +41,7 @@ def test_a_cut_cable_is_withdrawn_by_bfd_long_before_the_hold_time():
     finally:
         run_in(LEAF, "ip", "link", "set", port, "up")
     assert CIDRS[NODE] not in gone, "the leaf kept the route of a node whose cable is cut"
-    assert took < HOLD_TIME / 3, f"withdrawn after {took:.1f}s: by the hold time ({HOLD_TIME}s), not by BFD"
+    assert took < HOLD_TIME / 2, f"withdrawn after {took:.1f}s: by the hold time ({HOLD_TIME}s), not by BFD"
     assert learned_again(NODE).get(CIDRS[NODE]) == NODE_IP[NODE], "the node did not come back with its cable"
 
 
