@@ -222,6 +222,14 @@ class Instance:
             raise OSError(f"vtysh -N {self.name} -c 'show bgp summary json' failed: {(err or out).strip()}")
         return out
 
+    def configured(self) -> bool:
+        """bgpd runs with a BGP instance of ours (its summary names a router id)."""
+        rc, out, _err = self.vtysh("-c", "show bgp summary json")
+        try:
+            return rc == 0 and frr.parse_summary(out, ())[0] is not None
+        except ValueError:
+            return False
+
     def errors(self) -> dict:
         rc, out, _err = self.vtysh("-c", "show bgp neighbors json")
         return frr.neighbor_errors(out) if rc == 0 else {}
@@ -246,6 +254,11 @@ class Instance:
         sockets = [os.path.join(self.run_dir, f"{name}.vty") for name in self.wanted]
         _daemon.until(lambda: all(os.path.exists(path) for path in sockets), 15,
                       f"FRR daemons started but their vty sockets are missing in {self.run_dir}")
+        if self.unit:
+            # frrinit.sh loads the configuration into each daemon as watchfrr starts it; loading it again
+            # would register every BFD session a second time and reset the sessions
+            _daemon.until(self.configured, 30, f"bgpd did not load {self.config_file} within 30s")
+            return
         rc, out, err = self.vtysh("-b")
         if rc != 0:
             raise OSError(f"vtysh -N {self.name} -b could not load {self.config_file}: {(err or out).strip()}")
