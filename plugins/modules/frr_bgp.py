@@ -24,8 +24,8 @@ description:
   - When they do not run, on a node booted with systemd the pathspace's own unit of the FRR package,
     C(frr@NAME.service) (C(frrinit.sh) and C(watchfrr) reading the C(daemons) file this module writes), is
     enabled at boot and started; elsewhere (a namespace lab node) C(zebra) and C(bgpd) are started as
-    O(user), detached, with PID files in C(/run/frr/NAME/) and no vty TCP port. Then C(vtysh -N NAME -b)
-    loads the configuration.
+    O(user), detached, with PID files in C(/run/frr/NAME/) and no vty TCP port, and C(vtysh -N NAME -b) loads
+    the configuration (under the unit, C(frrinit.sh) loads it into each daemon as it starts).
   - Returns, per neighbour, the session as C(show bgp summary json) reports it, including how many times
     it was established (so a reset is visible). With O(wait_established) it waits for every session and
     fails naming each neighbour that did not come up, with its state and FRR's last error.
