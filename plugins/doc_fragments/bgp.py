@@ -114,8 +114,8 @@ options:
           - Bidirectional Forwarding Detection (RFC 5880) on the session; the peer is taken as down once
             O(neighbors[].bfd.multiplier) packets of O(neighbors[].bfd.interval) are missed, well before
             the hold time runs out. Omit for none.
-          - BIRD runs it in its C(bfd) protocol (C(bfd { ... }) in the session); FRR in C(bfdd), with a
-            profile per timer set (C(neighbor ADDRESS bfd profile HANDCNI-100x3)).
+          - BIRD runs it in its C(bfd) protocol (C(bfd { ... }) in the session); FRR in C(bfdd), with the
+            timers in the session (C(neighbor ADDRESS bfd 3 100 100)).
         type: dict
         suboptions:
           interval:

@@ -47,25 +47,11 @@ def prefix_list(name: str, rules: tuple) -> list:
     return [f"ip prefix-list {name} seq {10 * (index + 1)} {entry}" for index, entry in enumerate(entries)]
 
 
-def bfd_profile(item: Neighbor) -> str:
-    return f"HANDCNI-{item.bfd.interval}x{item.bfd.multiplier}"
-
-
-def bfd_profiles(speaker: Speaker) -> list:
-    """One bfdd profile per timer set of the sessions."""
-    lines = []
-    for name, item in sorted({bfd_profile(item): item for item in speaker.neighbors if item.bfd}.items()):
-        lines += [f" profile {name}", f"  receive-interval {item.bfd.interval}",
-                  f"  transmit-interval {item.bfd.interval}", f"  detect-multiplier {item.bfd.multiplier}", " !"]
-    return ["bfd", *lines, "!"] if lines else []
-
-
 def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
     lines = [MARKER, "frr defaults traditional", f"hostname {hostname}"]
     if log_file:
         lines.append(f"log file {log_file} informational")
     lines += ["service integrated-vtysh-config", "!"]
-    lines += bfd_profiles(speaker)
     for item in speaker.neighbors:
         lines += prefix_list(prefix_list_name(item, "IN"), item.import_prefixes)
         lines += prefix_list(prefix_list_name(item, "OUT"), item.export_prefixes)
@@ -97,7 +83,9 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
         if not item.graceful_restart:
             lines.append(f"{peer} graceful-restart-disable")
         if item.bfd:
-            lines.append(f"{peer} bfd profile {bfd_profile(item)}")
+            # the timers in the session itself: bgpd registers it with bfdd complete, whatever order the
+            # daemons read their configuration in (a profile bfdd had not read yet reset every session once)
+            lines.append(f"{peer} bfd {item.bfd.multiplier} {item.bfd.interval} {item.bfd.interval}")
     lines += [" !", " address-family ipv4 unicast"]
     lines += [f"  network {network}" for network in speaker.networks]
     for item in speaker.neighbors:

@@ -110,12 +110,10 @@ WITH_BFD = LEAF._replace(neighbors=(LEAF.neighbors[0]._replace(bfd=bgp.Bfd(100, 
                                                                bfd=bgp.Bfd(300, 5))))
 
 
-def test_bfd_gives_a_profile_per_timer_set_and_runs_bfdd():
+def test_bfd_timers_are_the_sessions_and_bfdd_runs():
     text = frr.render(WITH_BFD, "leaf03")
-    assert "bfd\n profile HANDCNI-100x3\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n !\n" \
-        " profile HANDCNI-300x5\n" in text
-    assert " neighbor 192.168.210.22 bfd profile HANDCNI-100x3\n" in text
-    assert " neighbor 192.168.230.23 bfd profile HANDCNI-300x5\n" in text
+    assert " neighbor 192.168.210.22 bfd 3 100 100\n" in text
+    assert " neighbor 192.168.230.23 bfd 5 300 300\n" in text
     assert frr.daemons(WITH_BFD) == ("zebra", "bfdd", "bgpd") and frr.daemons(LEAF) == ("zebra", "bgpd")
     daemons = frr.daemons_file("-P 0", frr.daemons(WITH_BFD))
     assert "bfdd=yes\n" in daemons and 'bfdd_options="-P 0"' in daemons
