@@ -20,7 +20,7 @@ SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-ssh lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-converge bench-pods bench-services bench-dataplane
+.PHONY: lab lab-ssh lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-converge bench-pods bench-services bench-dataplane bench-bfd
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -119,7 +119,7 @@ lint:
 # Every figure and ratio of docs/benchmarks.md, each floor checked (about 20 minutes; nothing else running).
 bench: setup
 	# Each benchmark runs even when one before it misses a floor; make fails if any did.
-	rc=0; for b in converge pods services dataplane; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
+	rc=0; for b in converge pods services dataplane bfd; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
 
 bench-converge: setup
 	# An unchanged converge of the seed lab against one ping per host (floor: at most 6 times)
@@ -136,6 +136,10 @@ bench-services: setup
 bench-dataplane: setup
 	# iperf3 pod to pod across nodes (static, VXLAN, IPIP in user-mode Linux) against node to node
 	$(BIN)/python bench/dataplane.py
+
+bench-bfd: setup
+	# How long the leaf routes to a node whose cable is cut: the hold time against BFD (100 ms x 3)
+	$(BIN)/python bench/bfd.py
 
 ee: build
 	# The AWX execution environment's build context (building the image needs podman or docker).

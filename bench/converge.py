@@ -13,7 +13,6 @@ build/bench/converge.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import statistics
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pods import RECAP, children_cpu, load, machine  # noqa: E402
+from pods import RECAP, children_cpu, load, machine, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = ROOT / ".venv/bin/ansible-playbook"
@@ -88,12 +87,7 @@ def main() -> int:
         problems.append("an unchanged converge changed something")
     if result["ratio"] > FLOOR:
         problems.append(f"ratio {result['ratio']} > {FLOOR}")
-    result["verdict"] = problems or "floor holds"
-    out = ROOT / "build/bench/converge.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print("; ".join(problems) if problems else "floor holds", f"(figures in {out.relative_to(ROOT)})")
-    return 1 if problems else 0
+    return report(result, problems, "converge")
 
 
 if __name__ == "__main__":

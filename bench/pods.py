@@ -98,6 +98,16 @@ def load() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
 
 
+def report(result: dict, problems: list, name: str) -> int:
+    """Record the verdict with the figures in build/bench/NAME.json, say it, and give make its exit status."""
+    result["verdict"] = problems or "floor holds"
+    out = BUILD / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("; ".join(problems) if problems else "floor holds", f"(figures in {out.relative_to(ROOT)})")
+    return 1 if problems else 0
+
+
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())

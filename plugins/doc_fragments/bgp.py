@@ -109,6 +109,29 @@ options:
           - With BIRD also the first wait after a session error (C(error wait time N, 300)), which BIRD
             otherwise starts at 60 seconds.
         type: int
+      bfd:
+        description:
+          - Bidirectional Forwarding Detection (RFC 5880) on the session; the peer is taken as down once
+            O(neighbors[].bfd.multiplier) packets of O(neighbors[].bfd.interval) are missed, well before
+            the hold time runs out. Omit for none.
+          - BIRD runs it in its C(bfd) protocol (C(bfd { ... }) in the session); FRR in C(bfdd), with the
+            timers in the session (C(neighbor ADDRESS bfd 3 100 100)).
+        type: dict
+        suboptions:
+          interval:
+            description: Milliseconds between the packets sent, and expected from the peer (10 to 60000).
+            type: int
+            default: 100
+          multiplier:
+            description: Packets missed before the session is down (2 to 255).
+            type: int
+            default: 3
+          graceful:
+            description:
+              - BIRD only (C(bfd { graceful; ... })): a BFD failure restarts the session gracefully, keeping
+                the peer's routes as stale, instead of taking it down. For a node's session to its leaf, so
+                that a restarting leaf does not cost the node its routes; never for the leaf's sessions, whose
+                point is to withdraw a dead node at once. FRR ignores it.
   wait_established:
     description:
       - After applying, wait until the session of every listed neighbour is established; fail after

@@ -75,7 +75,9 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
     leaves = groups.get("leaf", [])
     rules = _cluster_rules(settings["cluster_cidrs"], node_cidrs)
     limit = int(settings.get("prefix_limit") or 0)
-    common = dict(_timers(settings), graceful_restart=bool(settings.get("graceful_restart", True)))
+    graceful = bool(settings.get("graceful_restart", True))
+    common = dict(_timers(settings), graceful_restart=graceful)
+    bfd = settings.get("bfd") or None
     leaf_as = int(settings["leaf_as"])
     if host in workers:
         own_ip = ipaddress.ip_address(hostvars[host]["podnet_node_ip"])
@@ -90,7 +92,9 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
                         source_address=str(own_ip), password=_password(host, hostvars, settings),
                         description=leaf, import_limit=limit,
                         import_prefixes=[{"prefix": own, "action": "deny"}] + rules,
-                        export_prefixes=[{"prefix": own}]))
+                        export_prefixes=[{"prefix": own}],
+                        # a node keeps what a restarting leaf taught it, and BFD does not undo that
+                        bfd=dict(bfd, graceful=graceful) if bfd else None))
                     break
         if not neighbors:
             raise AnsibleFilterError(f"{host}: podnet_node_ip {own_ip} is on none of the leaf's podnet_leaf_subnets; "
@@ -114,7 +118,9 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
                 source_address=str(iface.ip), password=_password(worker, hostvars, settings), description=worker,
                 import_limit=limit, import_prefixes=[{"prefix": cidr}],
                 export_prefixes=[{"prefix": cidr, "action": "deny"}] + rules,
-                route_reflector_client=single, next_hop_self=single))
+                route_reflector_client=single, next_hop_self=single,
+                # the leaf withdraws a node whose BFD fails at once: that is what BFD is for
+                bfd=dict(bfd, graceful=False) if bfd else None))
         return {"router_id": router_id, "local_as": leaf_as, "networks": [], "neighbors": neighbors}
     raise AnsibleFilterError(f"{host}: not in the workers or leaf group; it has no BGP role")
 

@@ -45,6 +45,10 @@ NEIGHBOR_SPEC = dict(
     hold_time=dict(type="int"),
     keepalive_time=dict(type="int"),
     connect_retry_time=dict(type="int"),
+    # Bidirectional Forwarding Detection for the session: the peer is down after `multiplier` packets
+    # of `interval` milliseconds are missed, whatever the hold time.
+    bfd=dict(type="dict", options=dict(interval=dict(type="int", default=100), multiplier=dict(type="int", default=3),
+                                       graceful=dict(type="bool", default=False))),
 )
 
 SPEAKER_SPEC = dict(
@@ -72,6 +76,16 @@ class PrefixRule(NamedTuple):
         return {"action": self.action, "prefix": self.prefix, "ge": self.ge, "le": self.le}
 
 
+class Bfd(NamedTuple):
+    interval: int  # milliseconds, sent and expected
+    multiplier: int
+    graceful: bool = False  # BFD down restarts the session gracefully (the peer's routes kept as stale)
+
+    @property
+    def detect_ms(self) -> int:
+        return self.interval * self.multiplier
+
+
 class Neighbor(NamedTuple):
     name: str
     address: str
@@ -90,10 +104,12 @@ class Neighbor(NamedTuple):
     hold_time: int | None = None
     keepalive_time: int | None = None
     connect_retry_time: int | None = None
+    bfd: Bfd | None = None
 
     def public(self) -> dict:
         """The neighbour as returned to the play: everything but the password."""
         data = self._asdict()
+        data["bfd"] = self.bfd._asdict() if self.bfd else None
         data["password"] = bool(self.password)
         data["import_prefixes"] = [rule.public() for rule in self.import_prefixes]
         data["export_prefixes"] = [rule.public() for rule in self.export_prefixes]
@@ -108,6 +124,11 @@ class Speaker(NamedTuple):
 
     def ibgp(self, neighbor: Neighbor) -> bool:
         return neighbor.remote_as == self.local_as
+
+    @property
+    def bfd(self) -> bool:
+        """Some session uses BFD: the daemon runs its BFD part."""
+        return any(item.bfd for item in self.neighbors)
 
 
 # --- validation -----------------------------------------------------------------
@@ -204,6 +225,16 @@ def prefix_rules(items, field: str) -> tuple:
     return tuple(prefix_rule(item, f"{field}[{index}]") for index, item in enumerate(items or []))
 
 
+def bfd(value, field: str) -> Bfd | None:
+    """BFD timers: an interval of 10 ms to 60 s (what FRR's bfdd and BIRD both take), a multiplier of 2 to 255."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"{field}: {value!r} is not a dict of interval and multiplier")
+    return Bfd(in_range(value.get("interval", 100), f"{field}.interval", 10, 60000),
+               in_range(value.get("multiplier", 3), f"{field}.multiplier", 2, 255), bool(value.get("graceful", False)))
+
+
 def neighbor(item: dict, field: str) -> Neighbor:
     if not isinstance(item, dict):
         raise ValueError(f"{field}: {item!r} is not a neighbour")
@@ -237,6 +268,7 @@ def neighbor(item: dict, field: str) -> Neighbor:
         hold_time=hold,
         keepalive_time=keepalive,
         connect_retry_time=in_range(item.get("connect_retry_time"), f"{field}.connect_retry_time", 1, 65535),
+        bfd=bfd(item.get("bfd"), f"{field}.bfd"),
     )
 
 

@@ -72,6 +72,11 @@ def bgp_block(speaker: Speaker, item: Neighbor) -> list:
         # connect retry time instead, so a fixed peer is back as fast as a new one.
         lines.append(f"    error wait time {item.connect_retry_time}, 300;")
     lines.append(f"    graceful restart {'on' if item.graceful_restart else 'off'};")
+    if item.bfd:
+        mode = "graceful; " if item.bfd.graceful else ""  # BFD down: a graceful restart, not a hard down
+        interval = item.bfd.interval
+        lines.append(f"    bfd {{ {mode}min rx interval {interval} ms; min tx interval {interval} ms; "
+                     f"multiplier {item.bfd.multiplier}; }};")
     lines.append("    ipv4 {")
     lines += filter_block("import", item.import_prefixes)
     lines += filter_block("export", item.export_prefixes)
@@ -105,6 +110,8 @@ def render(speaker: Speaker, direct_interfaces: tuple = (), kernel_export: bool 
         "    };",
         "}",
     ]
+    if speaker.bfd:
+        lines += ["", "protocol bfd handcni_bfd {", "}"]  # the sessions' BFD; their timers are the sessions'
     if direct_interfaces:
         lines += ["", "protocol direct {", "    ipv4;"]
         lines += [f'    interface "{name}";' for name in direct_interfaces]

@@ -15,7 +15,12 @@ from ._bgp import Neighbor, PrefixRule, Session, Speaker
 MARKER = "! Managed by handcni.podnet (frr_bgp); changes made here are overwritten."
 # `neighbor ADDRESS password SECRET`: the key is the neighbour's address.
 PASSWORD = re.compile(r"^ neighbor (?P<key>\S+) password (?P<secret>\S+)$", re.MULTILINE)
-DAEMONS = ("zebra", "bgpd")
+DAEMONS = ("zebra", "bfdd", "bgpd")  # in start order; stopped in reverse
+
+
+def daemons(speaker: Speaker) -> tuple:
+    """The daemons the speaker needs: zebra and bgpd, and bfdd when a session uses BFD."""
+    return tuple(name for name in DAEMONS if name != "bfdd" or speaker.bfd)
 
 
 def prefix_list_entry(rule: PrefixRule) -> str:
@@ -77,6 +82,10 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
             lines.append(f"{peer} timers connect {item.connect_retry_time}")
         if not item.graceful_restart:
             lines.append(f"{peer} graceful-restart-disable")
+        if item.bfd:
+            # the timers in the session itself: bgpd registers it with bfdd complete, whatever order the
+            # daemons read their configuration in (a profile bfdd had not read yet reset every session once)
+            lines.append(f"{peer} bfd {item.bfd.multiplier} {item.bfd.interval} {item.bfd.interval}")
     lines += [" !", " address-family ipv4 unicast"]
     lines += [f"  network {network}" for network in speaker.networks]
     for item in speaker.neighbors:
@@ -94,14 +103,14 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def daemons_file(options: str) -> str:
-    """The pathspace's `daemons` file, as frrinit.sh reads it (zebra always runs)."""
+def daemons_file(options: str, names: tuple = ("zebra", "bgpd")) -> str:
+    """The pathspace's `daemons` file, as frrinit.sh reads it (zebra and staticd always run)."""
     return "\n".join([
         "# Managed by handcni.podnet (frr_bgp).",
-        "bgpd=yes",
+        *(f"{name}=yes" for name in names if name != "zebra"),
         "vtysh_enable=yes",
         f'zebra_options="{options} -s 90000000"',
-        f'bgpd_options="{options}"',
+        *(f'{name}_options="{options}"' for name in names if name != "zebra"),
     ]) + "\n"
 
 

@@ -24,8 +24,8 @@ description:
   - When they do not run, on a node booted with systemd the pathspace's own unit of the FRR package,
     C(frr@NAME.service) (C(frrinit.sh) and C(watchfrr) reading the C(daemons) file this module writes), is
     enabled at boot and started; elsewhere (a namespace lab node) C(zebra) and C(bgpd) are started as
-    O(user), detached, with PID files in C(/run/frr/NAME/) and no vty TCP port. Then C(vtysh -N NAME -b)
-    loads the configuration.
+    O(user), detached, with PID files in C(/run/frr/NAME/) and no vty TCP port, and C(vtysh -N NAME -b) loads
+    the configuration (under the unit, C(frrinit.sh) loads it into each daemon as it starts).
   - Returns, per neighbour, the session as C(show bgp summary json) reports it, including how many times
     it was established (so a reset is visible). With O(wait_established) it waits for every session and
     fails naming each neighbour that did not come up, with its state and FRR's last error.
@@ -169,6 +169,9 @@ class Instance:
         self.run_dir = os.path.join(RUN_ROOT, name)
         self.log_dir = os.path.join(LOG_ROOT, name)
         self.daemons = {d: _daemon.Process(d, os.path.join(self.run_dir, f"{d}.pid")) for d in frr.DAEMONS}
+        # the daemons the configuration needs (and absent stops every one of them)
+        self.wanted = frr.daemons(bgp.speaker(module.params)) if module.params["state"] == "present" \
+            else ("zebra", "bgpd")
         self.unit = None
         if _daemon.uses_systemd(None):
             self.unit = _daemon.Systemd(module.run_command, module.get_bin_path("systemctl", required=True),
@@ -207,7 +210,7 @@ class Instance:
         return {name: pid for name, daemon in self.daemons.items() if (pid := daemon.pid()) is not None}
 
     def running(self) -> bool:
-        return len(self.pids()) == len(self.daemons)
+        return set(self.wanted) <= set(self.pids())
 
     def check(self, text: str) -> None:
         _daemon.check_config(self.module, text, self.config_file,
@@ -218,6 +221,14 @@ class Instance:
         if rc != 0:
             raise OSError(f"vtysh -N {self.name} -c 'show bgp summary json' failed: {(err or out).strip()}")
         return out
+
+    def configured(self) -> bool:
+        """bgpd runs with a BGP instance of ours (its summary names a router id)."""
+        rc, out, _err = self.vtysh("-c", "show bgp summary json")
+        try:
+            return rc == 0 and frr.parse_summary(out, ())[0] is not None
+        except ValueError:
+            return False
 
     def errors(self) -> dict:
         rc, out, _err = self.vtysh("-c", "show bgp neighbors json")
@@ -240,9 +251,14 @@ class Instance:
             self.unit.start()  # watchfrr starts the daemons the `daemons` file lists, and restarts them
         else:
             self.start_processes()
-        sockets = [os.path.join(self.run_dir, f"{name}.vty") for name in self.daemons]
+        sockets = [os.path.join(self.run_dir, f"{name}.vty") for name in self.wanted]
         _daemon.until(lambda: all(os.path.exists(path) for path in sockets), 15,
                       f"FRR daemons started but their vty sockets are missing in {self.run_dir}")
+        if self.unit:
+            # frrinit.sh loads the configuration into each daemon as watchfrr starts it; loading it again
+            # would register every BFD session a second time and reset the sessions
+            _daemon.until(self.configured, 30, f"bgpd did not load {self.config_file} within 30s")
+            return
         rc, out, err = self.vtysh("-b")
         if rc != 0:
             raise OSError(f"vtysh -N {self.name} -b could not load {self.config_file}: {(err or out).strip()}")
@@ -251,7 +267,8 @@ class Instance:
         self.stop_processes()  # whatever part of the instance still runs
         user = self.module.params["user"]
         log = os.path.join(self.log_dir, "daemons.log")
-        for name, daemon in self.daemons.items():
+        for name in self.wanted:
+            daemon = self.daemons[name]
             path = self.tool(name, self.module.params["daemon_dir"])
             if not path:
                 raise ValueError(f"daemon_dir: {name} is not in {self.module.params['daemon_dir']}")
@@ -298,7 +315,7 @@ def present(module: PodnetModule, inst: Instance, running: bool) -> dict:
         raise ValueError(f"hostname: {hostname!r} is not a valid host name")
     new = frr.render(speaker, hostname, os.path.join(inst.log_dir, "frr.log"))
     old = read_text(inst.config_file)
-    files = {inst.config_file: new, os.path.join(inst.config_dir, "daemons"): frr.daemons_file("-P 0"),
+    files = {inst.config_file: new, os.path.join(inst.config_dir, "daemons"): frr.daemons_file("-P 0", inst.wanted),
              os.path.join(inst.config_dir, "vtysh.conf"): frr.VTYSH_CONF}
     owner = inst.owner
     stale = [path for path, text in files.items()
@@ -323,10 +340,10 @@ def present(module: PodnetModule, inst: Instance, running: bool) -> dict:
             "restart zebra and bgpd (frr-reload.py is not installed)"
         actions.append(Action(reload, lambda: reload_or_restart(module, inst)))
     elif not running:
-        actions.append(Action(f"start zebra and bgpd (-N {inst.name}, {inst.supervisor}) and load "
+        actions.append(Action(f"start {' and '.join(inst.wanted)} (-N {inst.name}, {inst.supervisor}) and load "
                               f"{inst.config_file}", inst.start))
     if running and inst.unit and inst.unit.show("UnitFileState") != "enabled":
-        actions.append(Action(f"run zebra and bgpd {inst.supervisor}", inst.start))
+        actions.append(Action(f"run {' and '.join(inst.wanted)} {inst.supervisor}", inst.start))
     module.apply(actions)
     result = dict(neighbors=[item.public() for item in speaker.neighbors], sessions={})
     if module.check_mode and not running:

@@ -2,7 +2,7 @@
 state and by traffic; then what happens when a speaker stops or a session is misconfigured."""
 import pytest
 
-from bgp import (CIDRS, DAEMON, LEAF_PROTO, NODE_IP, PATHSPACE, PIDFILE, bird_sessions, converge_bgp,
+from bgp import (CIDRS, DAEMON, LEAF_PROTO, LEAF_VARS, NODE_IP, PATHSPACE, PIDFILE, bird_sessions, converge_bgp,
                  expected_gateway, leaf_address, leaf_sessions, routes, until)
 from lab import LEAF, WORKERS, Node, recap, run_in
 
@@ -30,8 +30,11 @@ def test_the_daemons_report_every_session_established():
     if DAEMON == "frr":
         text = run_in(LEAF, "vtysh", "-N", PATHSPACE, "-c", "show bgp summary").stdout
         assert text.count("worker") == len(WORKERS)
-        # converged twice (molecule's idempotence): each session came up once and never dropped
-        assert all(count == 1 for _, count in sessions.values()), sessions
+        # converged twice (molecule's idempotence): each session came up once and never dropped; with BFD,
+        # BIRD drops each session once, a second after it first comes up (BFD leaving its start-up rate),
+        # and never again (docs/lab9-bgp.md)
+        most = 2 if LEAF_VARS.get("bgp_bfd") else 1
+        assert all(count <= most for _, count in sessions.values()), sessions
 
 
 @pytest.mark.parametrize("name", WORKERS)

@@ -117,3 +117,14 @@ def test_peer_names(host, name):
 
 def test_filter_is_registered():
     assert FilterModule().filters()["bgp_speaker"] is bgp_speaker
+
+
+def test_bfd_is_graceful_on_the_nodes_side_only():
+    """A node keeps what a restarting leaf taught it (graceful restart), BFD or not; the leaf withdraws a node
+    whose BFD fails at once. Without graceful restart, neither side is graceful."""
+    timers = {"interval": 100, "multiplier": 3}
+    node, leaf = speaker("worker2", bfd=timers), speaker("leaf03", bfd=timers)
+    assert node["neighbors"][0]["bfd"] == dict(timers, graceful=True)
+    assert {n["bfd"]["graceful"] for n in leaf["neighbors"]} == {False}
+    assert speaker("worker2", bfd=timers, graceful_restart=False)["neighbors"][0]["bfd"]["graceful"] is False
+    assert speaker("worker2")["neighbors"][0]["bfd"] is None

@@ -121,9 +121,21 @@ def test_the_public_neighbour_hides_the_password():
     ({"description": 'say "hi"'}, "neighbors[0].description"),
     ({"source_address": "192.168.210"}, "neighbors[0].source_address"),
     ({"route_reflector_client": True}, "neighbors[0].route_reflector_client"),  # eBGP neighbour
+    ({"bfd": {"interval": 5}}, "neighbors[0].bfd.interval"),
+    ({"bfd": {"interval": 60001}}, "neighbors[0].bfd.interval"),
+    ({"bfd": {"multiplier": 1}}, "neighbors[0].bfd.multiplier"),
+    ({"bfd": {"multiplier": 256}}, "neighbors[0].bfd.multiplier"),
+    ({"bfd": "fast"}, "neighbors[0].bfd"),
 ])
 def test_bad_neighbour_options_name_the_field(item, field):
     fails(params(**neighbor(**item)), field)
+
+
+def test_bfd_timers_default_to_100_ms_times_3():
+    item = bgp.speaker(params(**neighbor(bfd={}))).neighbors[0]
+    assert item.bfd == bgp.Bfd(100, 3) and item.bfd.detect_ms == 300
+    assert item.public()["bfd"] == {"interval": 100, "multiplier": 3, "graceful": False}
+    assert bgp.speaker(params(**neighbor())).neighbors[0].bfd is None
 
 
 def test_neighbours_are_unique_by_name_and_address():

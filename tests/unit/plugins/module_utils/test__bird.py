@@ -116,8 +116,20 @@ def test_ownership_marker():
     assert not bird.owned("router id 1.2.3.4;\n") and not bird.owned(None)
 
 
+WITH_BFD = WORKER2._replace(neighbors=(WORKER2.neighbors[0]._replace(bfd=bgp.Bfd(100, 3, graceful=True)),))
+
+
+def test_bfd_runs_the_bfd_protocol_with_the_sessions_timers():
+    text = bird.render(WITH_BFD)
+    assert "\nprotocol bfd handcni_bfd {\n}\n" in text
+    assert "    bfd { graceful; min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };\n" in text
+    hard = WITH_BFD._replace(neighbors=(WITH_BFD.neighbors[0]._replace(bfd=bgp.Bfd(100, 3)),))
+    assert "    bfd { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };\n" in bird.render(hard)
+    assert "bfd" not in bird.render(WORKER2)
+
+
 @pytest.mark.skipif(not shutil.which("bird"), reason="BIRD 2 is not installed")
-@pytest.mark.parametrize("speaker", [WORKER2, REFLECTOR], ids=["ebgp-node", "ibgp-reflector"])
+@pytest.mark.parametrize("speaker", [WORKER2, REFLECTOR, WITH_BFD], ids=["ebgp-node", "ibgp-reflector", "bfd"])
 def test_bird_itself_parses_the_rendering(tmp_path, speaker):
     path = tmp_path / "bird.conf"
     path.write_text(bird.render(speaker, ("br0",)))

@@ -105,8 +105,23 @@ def test_daemons_file_and_marker():
     assert frr.owned(frr.render(LEAF, "x")) and not frr.owned("frr version 8.4.4\n")
 
 
+WITH_BFD = LEAF._replace(neighbors=(LEAF.neighbors[0]._replace(bfd=bgp.Bfd(100, 3)),
+                                    LEAF.neighbors[0]._replace(name="worker3", address="192.168.230.23",
+                                                               bfd=bgp.Bfd(300, 5))))
+
+
+def test_bfd_timers_are_the_sessions_and_bfdd_runs():
+    text = frr.render(WITH_BFD, "leaf03")
+    assert " neighbor 192.168.210.22 bfd 3 100 100\n" in text
+    assert " neighbor 192.168.230.23 bfd 5 300 300\n" in text
+    assert frr.daemons(WITH_BFD) == ("zebra", "bfdd", "bgpd") and frr.daemons(LEAF) == ("zebra", "bgpd")
+    daemons = frr.daemons_file("-P 0", frr.daemons(WITH_BFD))
+    assert "bfdd=yes\n" in daemons and 'bfdd_options="-P 0"' in daemons
+    assert "bfd" not in frr.render(LEAF, "leaf03").replace("bfdd", "")
+
+
 @pytest.mark.skipif(not shutil.which("vtysh"), reason="FRR is not installed")
-@pytest.mark.parametrize("speaker", [LEAF, REFLECTOR], ids=["ebgp-leaf", "ibgp-reflector"])
+@pytest.mark.parametrize("speaker", [LEAF, REFLECTOR, WITH_BFD], ids=["ebgp-leaf", "ibgp-reflector", "bfd"])
 def test_vtysh_itself_accepts_the_rendering(tmp_path, speaker):
     path = tmp_path / "frr.conf"
     path.write_text(frr.render(speaker, "leaf03"))
