@@ -128,10 +128,12 @@ options:
             default: 3
           graceful:
             description:
-              - BIRD only (C(bfd { graceful; ... })): a BFD failure restarts the session gracefully, keeping
+              - BIRD only, C(bfd { graceful; ... }) in the session. A BFD failure restarts the session gracefully, keeping
                 the peer's routes as stale, instead of taking it down. For a node's session to its leaf, so
                 that a restarting leaf does not cost the node its routes; never for the leaf's sessions, whose
                 point is to withdraw a dead node at once. FRR ignores it.
+            type: bool
+            default: false
   wait_established:
     description:
       - After applying, wait until the session of every listed neighbour is established; fail after
