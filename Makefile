@@ -20,7 +20,7 @@ SANITY_ROOT := /tmp/handcni-podnet-sanity
 GET_PIP_VERSION := 24_2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: lab lab-ssh lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-converge bench-pods bench-services bench-dataplane bench-bfd
+.PHONY: lab lab-ssh lab-down test test-all integration-all molecule-all static deps setup unit integration test-uml molecule sanity lint build ee picture clean bench bench-converge bench-pods bench-services bench-dataplane bench-bfd bench-restore
 
 ## Set-up ---------------------------------------------------------------------
 deps:
@@ -119,7 +119,7 @@ lint:
 # Every figure and ratio of docs/benchmarks.md, each floor checked (about 20 minutes; nothing else running).
 bench: setup
 	# Each benchmark runs even when one before it misses a floor; make fails if any did.
-	rc=0; for b in converge pods services dataplane bfd; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
+	rc=0; for b in converge pods services dataplane bfd restore; do $(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
 
 bench-converge: setup
 	# An unchanged converge of the seed lab against one ping per host (floor: at most 6 times)
@@ -140,6 +140,10 @@ bench-dataplane: setup
 bench-bfd: setup
 	# How long the leaf routes to a node whose cable is cut: the hold time against BFD (100 ms x 3)
 	$(BIN)/python bench/bfd.py
+
+bench-restore: setup
+	# The outage after each fault of a node's own managers until the node-side restore put it back; its cost
+	$(BIN)/python bench/restore.py
 
 ee: build
 	# The AWX execution environment's build context (building the image needs podman or docker).

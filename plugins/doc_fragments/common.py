@@ -48,6 +48,21 @@ attributes:
     details: A second run with the same arguments reports no change.
 """
 
+    # The restore record (the modules that change the kernel's state of a node).
+    RESTORE = r"""
+options:
+  restore:
+    description:
+      - Keep this run as the node's restore record of this name, in C(/var/lib/handcni/restore), with the
+        payload the module ran from and a cheap check that what it made is intact. The unit
+        C(handcni-podnet-restore.service) (installed by the node_prep role) re-runs every record, in name
+        order, when a check fails (a reboot, a manager that flushed routes or firewall rules), with no
+        controller and no Ansible.
+      - With O(state=absent) the record is removed. Check mode writes nothing.
+      - Omit on nodes without the restore unit (the namespace lab).
+    type: str
+"""
+
     # The modules that make single links (bridge, ipip_tunnel, vxlan_fdb).
     OWNED_LINK = r"""
 options: {}

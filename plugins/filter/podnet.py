@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.handcni.podnet.plugins.module_utils import _topology as topology
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 
-FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "pod_wiring", "static_routes",
+FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "pod_wiring", "node_interfaces", "static_routes",
            "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan")
 
 
@@ -54,6 +54,16 @@ MODES = ("bridge", "routed")
 GATEWAY_STYLES = ("host_ip", "proxy_arp", "veth_gateway")
 CALICO_GATEWAY = "169.254.1.1"  # seed lab 2, option 2: answered by proxy ARP, held by nobody
 VETH_GATEWAY = ("veth-host", "veth-net")  # seed lab 2, option 3: Cilium's cilium_host/cilium_net
+
+
+def node_interfaces(pods: list, mode: str = "bridge", bridge: str = "br0", gateway_style: str = "host_ip",
+                    tunnels: list = ()) -> list:
+    """The names of every interface the collection makes in the node's own namespace: each pod's host-side
+    veth, the bridge (bridge mode), the gateway veths (routed, veth_gateway) and the tunnel devices; for the
+    node's network managers to leave alone (node_prep)."""
+    names = [pod.get("veth") or veth_name(pod["name"]) for pod in pods or [] if isinstance(pod, dict) and pod.get("name")]
+    names += [bridge] if mode == "bridge" else list(VETH_GATEWAY) if gateway_style == "veth_gateway" else []
+    return sorted(set(names) | {name for name in tunnels or [] if name})
 
 
 def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", gateway_style: str = "host_ip",

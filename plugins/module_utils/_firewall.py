@@ -274,9 +274,12 @@ class Backend:
     # draw(nat) -> state: the state holding exactly `nat`;
     # merge(drawn, have, kinds) -> state: `drawn` for the managed kinds, what the state `have` holds of the others;
     # script(have, want) -> (input for write_argv, description) turning the state `have` into `want`.
+    # probe(state) -> argv or None: one cheap command that exits 0 while `state` is in place (the canary of
+    # the node-side restore, _restore.py).
     draw: Callable
     merge: Callable
     script: Callable
+    probe: Callable
 
     def render(self, nat: NatSet, kinds: tuple = KINDS, have: Owned | None = None) -> Owned:
         """The wanted state: `nat` for the managed kinds, plus what `have` holds of the other kinds."""

@@ -59,6 +59,8 @@ FIELDS = {
                                        "description": "where node ports may lie (Kubernetes' --service-node-port-range)"},
     "podnet_firewall_backend": {"type": "str", "choices": ["iptables", "nftables"], "default": "iptables",
                                 "description": "egress and services backend"},
+    "podnet_restore": {"type": "bool", "description": "the node-side restore of what the roles make (default: on "
+                                                      "for real nodes, off for the namespace lab)"},
     "pod_network_assigned": {"type": "list", "elements": "dict", "description": "set by pod_network: the pods with "
                                                                                 "their addresses"},
     "bgp_as": {"type": "int", "range": AS_NUMBER, "description": "a worker's own AS (bgp_as_mode per_node)"},

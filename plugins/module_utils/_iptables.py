@@ -400,6 +400,11 @@ class IptablesNat(Backend):
     merge = staticmethod(ipt_merge)
     script = staticmethod(ipt_script)
 
+    @staticmethod
+    def probe(state: IptState) -> list | None:
+        """`iptables -C` of one jump of ours from a built-in chain: gone when the table is flushed."""
+        return ["iptables", "-w", "-t", IPT_TABLE, "-C"] + list(sorted(state.jumps)[0][1:]) if state.jumps else None
+
     # With iptables-nft, our first write makes nftables' `table ip nat`, which stays when our last rule
     # goes. A mark in /run (gone at reboot with the table) says we made it, so we remove it again, empty.
     def apply(self, transaction: Transaction) -> None:

@@ -8,6 +8,7 @@ import ipaddress
 import re
 from typing import Callable
 
+from . import _restore as restore
 from . import _validate as validate
 from ._module import Action
 from ._netlink import OWNER, Sessions, inside_session, link_by_name, link_index, link_kind, link_state, sysctl_path
@@ -129,6 +130,8 @@ class OwnedLinkPlanner:
             validate.unique(wanted, "name", cls.option)
             with Sessions() as sessions:
                 module.apply(cls(module, sessions[params["netns"]]).plan(wanted))
+        if params["netns"] is None:
+            module.canary["files"] = [restore.link_file(want["name"]) for want in wanted]
         module.finish(**{cls.option: [public(want) for want in wanted]})
 
     def create(self, want: dict) -> None:

@@ -8,11 +8,13 @@ records them), so check mode predicts exactly what a real run does.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+import sys
+from contextlib import ExitStack, contextmanager
 from typing import Callable, NamedTuple
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from . import _restore as restore
 from . import _validate as validate
 from ._netlink import PYROUTE2_IMPORT_ERROR, describe_error, kernel_errors, netns_exists
 
@@ -20,6 +22,7 @@ COMMON_OPTIONS = dict(
     netns=dict(type="str"),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     prune=dict(type="bool", default=False),
+    restore=dict(type="str"),
 )
 
 
@@ -42,6 +45,14 @@ class PodnetModule(AnsibleModule):
                 raise ValueError(f"netns: network namespace {netns!r} does not exist")
         self.before: dict = {}
         self.after: dict = {}
+        # What a restore record of this run checks (_restore.missing); filled by the module.
+        self.canary = restore.empty_canary()
+        self._held = ExitStack()
+        if self.params.get("restore") is not None:
+            with self.errors():
+                validate.name(self.params["restore"], "restore")
+            if not self.check_mode:  # no restore re-runs a record while this run changes the node
+                self._held.enter_context(restore.locked())
 
     @property
     def where(self) -> str:
@@ -76,7 +87,22 @@ class PodnetModule(AnsibleModule):
         self.before[name] = {"name": name, "present": True}
         self.after[name] = {"name": name, "present": False}
 
+    def save_restore(self) -> None:
+        """Keep this run as the restore record named by `restore` (dropped with state=absent)."""
+        name = self.params.get("restore")
+        if name is None:
+            return
+        main = sys.modules["__main__"]  # AnsiballZ gives the module its name and payload as globals
+        args = {key: value for key, value in self.params.items() if key != "restore"}
+        with self.errors():
+            if self.params.get("state", "present") == "absent":
+                self.actions += restore.drop(name, self.check_mode)
+            else:
+                self.actions += restore.save(name, main._module_fqn, main._modlib_path, args, self.canary,
+                                             self.check_mode)
+
     def finish(self, **result) -> None:
+        self.save_restore()
         result.update(changed=bool(self.actions), actions=self.actions)
         if self._diff:
             result["diff"] = {"before": self.before, "after": self.after}

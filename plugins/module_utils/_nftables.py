@@ -532,4 +532,9 @@ class NftablesNat(Backend):
 
     draw = staticmethod(nft_render)
     merge = staticmethod(nft_merge)
+
+    @staticmethod
+    def probe(state: NftState) -> list | None:
+        """List one chain of our table: fails when the ruleset or our table was flushed."""
+        return ["nft", "list", "chain", NFT_FAMILY, NFT_TABLE, sorted(state.chains)[0]] if state.chains else None
     script = staticmethod(nft_script)

@@ -27,9 +27,17 @@ def ifname(value, field: str) -> str:
 
 
 def netns(value, field: str) -> str:
+    return _simple_name(value, field, "network namespace name")
+
+
+def name(value, field: str) -> str:
+    """A name that is also a file name: a netns, a restore record."""
+    return _simple_name(value, field, "name")
+
+
+def _simple_name(value, field: str, noun: str) -> str:
     if not isinstance(value, str) or not _NETNS.fullmatch(value) or value in (".", ".."):
-        raise ValueError(f"{field}: {value!r} is not a valid network namespace name "
-                         "(letters, digits, '.', '_', '-', at most 64)")
+        raise ValueError(f"{field}: {value!r} is not a valid {noun} (letters, digits, '.', '_', '-', at most 64)")
     return value
 
 

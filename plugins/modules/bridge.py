@@ -16,6 +16,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
   - handcni.podnet.common.owned_link
 options:
   bridges:

@@ -51,6 +51,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
 options:
   backend:
     description:
@@ -367,6 +368,9 @@ def main():
             module.after = {name: tx.after if tx else have[name].lines for name, tx in zip(names, plans)}
         module.apply([Action(tx.description, lambda tx=tx: backends[tx.backend].apply(tx)) for tx in transactions]
                      + [Action(flush.description, lambda flush=flush: flush_flows(runner, flush)) for flush in flushes])
+        if params["restore"] and params["netns"] is None:
+            probe = backends[chosen].probe(backends[chosen].render(targets[chosen], kinds, have[chosen]).detail)
+            module.canary["commands"] = [probe] if probe else []
     module.finish(transactions=[tx.public() for tx in transactions], **after.public())
 
 

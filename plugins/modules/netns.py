@@ -36,6 +36,7 @@ requirements:
   - Linux, root (CAP_SYS_ADMIN)
 extends_documentation_fragment:
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
 seealso:
   - module: handcni.podnet.veth
 """
@@ -75,6 +76,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     create_netns,
     list_netns,
     netns_exists,
+    netns_path,
     netns_unpinned,
     open_session,
     remove_netns,
@@ -91,7 +93,7 @@ def mark_here() -> None:
 def main():
     module = PodnetModule(
         argument_spec=dict(names=dict(type="list", elements="str", required=True)),
-        common=("state", "prune"),  # namespaces always live in the node's /run/netns
+        common=("state", "prune", "restore"),  # namespaces always live in the node's /run/netns
     )
     params = module.params
     with module.errors():
@@ -119,6 +121,7 @@ def main():
                         module.forget(name)
                         actions.append(Action(f"delete netns {name}", lambda n=name: remove_netns(n)))
             module.apply(actions)
+    module.canary["files"] = [netns_path(name) for name in names]
     module.finish(names=names)
 
 

@@ -20,6 +20,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
 options:
   routes:
     description: The routes.
@@ -143,6 +144,8 @@ def main():
                 [Action(f"delete route {routes.describe(r)}", lambda r=r: routes.delete(ipr, r, proto)) for r in remove]
                 + [Action(f"add route {routes.describe(r)}", lambda r=r: routes.put(ipr, r, proto)) for r in put]
             )
+    if params["netns"] is None:  # the watcher reads the main table of the node (/proc/net/route)
+        module.canary["routes"] = [r["dst"] for r in wanted if r["table"] == routes.MAIN_TABLE and ":" not in r["dst"]]
     module.finish(routes=[routes.public(r) for r in wanted])
 
 

@@ -17,6 +17,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
 options:
   sysctls:
     description:
@@ -64,7 +65,7 @@ sysctls:
 import re
 
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._netlink import read_sysctl, write_sysctl
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import read_sysctl, sysctl_path, write_sysctl
 from ansible_collections.handcni.podnet.plugins.module_utils._state import load_json, locked, save_json
 
 _NAME = re.compile(r"net(\.[A-Za-z0-9_@:+-]+(\.[A-Za-z0-9_@:+-]+)*)+")
@@ -137,6 +138,8 @@ def main():
             actions.append(Action(f"drop the values put back from {params['state_file']}",
                                   lambda: save_record(params["state_file"], record, netns, new_saved)))
         module.apply(actions)
+    if params["netns"] is None:
+        module.canary["values"] = {sysctl_path(name): value for name, value in wanted.items()}
     module.finish(sysctls={name: target.get(name, current.get(name)) for name in wanted})
 
 

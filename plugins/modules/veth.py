@@ -19,6 +19,7 @@ author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
   - handcni.podnet.common
   - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
 options:
   veths:
     description: The veth pairs.
@@ -177,6 +178,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     plan_link,
 )
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._restore import link_file
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     Sessions,
     addresses_by_link,
@@ -446,6 +448,8 @@ def main():
                 actions += planner.prune({w["name"] for w in wanted}
                                          | {w["peer"] for w in wanted if not w["peer_netns"]})
             module.apply(actions)
+    if params["netns"] is None:
+        module.canary["files"] = [link_file(w["name"]) for w in wanted]
     module.finish(veths=[public(w) for w in wanted])
 
 

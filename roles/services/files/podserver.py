@@ -1,6 +1,7 @@
 """The lab's workloads behind the services: servers in pod network namespaces, started and stopped by PID.
 
-  podserver.py sync --dir DIR [--check] < SPEC     make exactly SPEC's servers run, print what changed (JSON)
+  podserver.py sync --dir DIR [--check] [--restore RECORD] < SPEC
+                                                    make exactly SPEC's servers run, print what changed (JSON)
   podserver.py udp --bind IP --port N --identity X  a UDP server answering each datagram with X
 
 SPEC is JSON {"servers": [{pod, kind: http|udp, ip, port, identity}], "helper": TEXT}: TEXT is this file,
@@ -11,7 +12,9 @@ servers, every server is stopped and DIR removed. An `http` server is the seed's
 `ip netns exec POD`, detached, with a PID file DIR/POD-KIND-PORT.pid (the PID, then the command line
 as JSON), so it is stopped by exactly that PID. A server whose pod namespace was replaced (deleted and
 made again) or whose command differs is stopped and started again; a PID file of a server no longer in
-SPEC has its process stopped and is removed. `--check` only says what would change.
+SPEC has its process stopped and is removed. `--check` only says what would change. `--restore RECORD`
+keeps this sync as a record of the node-side restore (plugins/module_utils/_restore.py: an argv and its
+input), so the servers come back after a reboot with no Ansible run; no servers, no record.
 """
 import argparse
 import json
@@ -134,8 +137,23 @@ def write(path: str, content: str, check: bool) -> bool:
     return True
 
 
-def sync(directory: str, servers: list, helper: str, check: bool) -> dict:
+def keep_record(path: str, directory: str, servers: list, helper: str, check: bool) -> list:
+    """The restore record of this sync: written when there are servers, removed when there are none."""
+    if servers:
+        argv = ["python3", os.path.join(directory, "podserver.py"), "sync", "--dir", directory]
+        record = {"argv": argv, "input": {"servers": servers, "helper": helper}, "canary": {}}
+        return [path] if write(path, json.dumps(record, indent=1, sort_keys=True) + "\n", check) else []
+    if os.path.exists(path):
+        if not check:
+            os.unlink(path)
+        return [f"remove {path}"]
+    return []
+
+
+def sync(directory: str, servers: list, helper: str, check: bool, record: str | None = None) -> dict:
     done = {"started": [], "stopped": [], "pages": [], "files": []}
+    if record:
+        done["files"] += keep_record(record, directory, servers, helper, check)
     wanted = {pidfile(server, directory) for server in servers}
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
         path = os.path.join(directory, name)
@@ -184,6 +202,7 @@ def main() -> None:
     syncing = sub.add_parser("sync")
     syncing.add_argument("--dir", required=True)
     syncing.add_argument("--check", action="store_true")
+    syncing.add_argument("--restore")
     udp = sub.add_parser("udp")
     udp.add_argument("--bind", required=True)
     udp.add_argument("--port", type=int, required=True)
@@ -193,7 +212,7 @@ def main() -> None:
         serve_udp(args.bind, args.port, args.identity)
         return
     spec = json.load(sys.stdin)
-    print(json.dumps(sync(args.dir, spec.get("servers") or [], spec.get("helper") or "", args.check)))
+    print(json.dumps(sync(args.dir, spec.get("servers") or [], spec.get("helper") or "", args.check, args.restore)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.handcni.podnet.plugins.filter.podnet import (
     FilterModule,
     cross_node_plan,
+    node_interfaces,
     node_pod_cidr,
     pod_gateway,
     pod_mtu,
@@ -63,9 +64,20 @@ def test_veth_name_is_stable_and_distinct():
     assert veth_name("pod1") != veth_name("pod2")
 
 
+@pytest.mark.parametrize("pods, args, names", [
+    ([{"name": "pod1"}, {"name": "pod2", "veth": "vp2"}], ("bridge", "br0"), ["br0", veth_name("pod1"), "vp2"]),
+    ([{"name": "pod1"}], ("routed", "br0", "veth_gateway", ["vxlan100", ""]),
+     sorted([veth_name("pod1"), "veth-host", "veth-net", "vxlan100"])),
+    ([{"name": "pod1"}], ("routed", "br0", "proxy_arp", ["ipip0"]), ["ipip0", veth_name("pod1")]),
+    ([], ("routed",), []),
+])
+def test_node_interfaces_names_every_link_of_ours_in_the_nodes_namespace(pods, args, names):
+    assert node_interfaces(pods, *args) == names
+
+
 def test_filters_are_registered():
     assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs",
-                                             "pod_wiring", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
+                                             "pod_wiring", "node_interfaces", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
                                              "cross_node_plan"}
 
 

@@ -1,0 +1,156 @@
+"""Benchmark: how long a node's own managers take the pod network down before the node-side restore has put
+it back (issue 24), and what the restore's watcher costs on an idle node.
+
+  .venv/bin/python bench/restore.py [--runs 3]
+
+Not a test: it measures, reports and checks the floors. On a throwaway machines lab (inventories/machines,
+its own HANDCNI_LAB_STATE; the workers are Debian 12 machines reached over SSH), site.yml converges once;
+then systemd-networkd is set to manage the first worker's uplink and each fault runs on that worker: a
+networkd restart, the uplink down and up, `nft flush ruleset`, `systemctl restart nftables` with Debian's
+/etc/nftables.conf, and a reboot. The window runs from the fault until traffic is whole again, probed from a
+pod of that worker every 0.1 s: a pod on another worker answers a ping, and a service's cluster IP answers
+curl (ClusterIP, endpoints on two nodes); for the reboot, from the moment sshd answers again. verify.yml
+then passes every cell once per fault (not timed). The watcher's cost is the CPU time its cgroup used over
+60 idle seconds. Floors: every window <= 10 s (the reboot <= 30 s), the watcher < 1 % of one CPU.
+Writes build/bench/restore.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pods import load, machine, report  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+INVENTORY = "inventories/machines"
+FLOOR_S, REBOOT_FLOOR_S, CPU_FLOOR = 10.0, 30.0, 1.0
+UNIT = "handcni-podnet-restore.service"
+FAULTS = {
+    "networkd_restart": "systemctl restart systemd-networkd",
+    "uplink_down_up": "ip link set {nic} down && sleep 0.5 && ip link set {nic} up",
+    "nft_flush_ruleset": "nft flush ruleset",
+    "nftables_restart": "systemctl restart nftables",
+}
+
+
+class Lab:
+    def __init__(self, state: str):
+        self.env = dict(os.environ, HANDCNI_LAB_STATE=state, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(list(argv), cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            raise SystemExit(f"bench: {' '.join(argv[:3])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return done
+
+    def sh(self, node: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(str(ROOT / "bin/machines"), "exec", node, "--", "sh", "-c", command, check=check)
+
+    def playbook(self, name: str) -> None:
+        self.run(str(ROOT / ".venv/bin/ansible-playbook"), "-i", INVENTORY, f"playbooks/{name}")
+
+
+def probe_command(hostvars: dict, node: str, other: str) -> str:
+    """From the node's first pod: a pod of another worker answers a ping, a service's cluster IP answers curl."""
+    pod = hostvars[node]["podnet_pods"][0]["name"]
+    target = hostvars[other]["podnet_pods"][0]["ip"]
+    service = next(s for s in hostvars[node].get("podnet_services", []) if s.get("protocol", "tcp") == "tcp")
+    return (f"ip netns exec {pod} ping -c 1 -W 1 {target} >/dev/null && "
+            f"ip netns exec {pod} curl -s -o /dev/null -m 1 http://{service['cluster_ip']}:{service['port']}/")
+
+
+def until_whole(lab: Lab, node: str, probe: str, limit: float) -> float:
+    """Seconds until the probe passes (limit + 1 if it never does within limit)."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if lab.sh(node, probe, check=False).returncode == 0:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return limit + 1
+
+
+def fault_window(lab: Lab, node: str, command: str, probe: str) -> float:
+    if lab.sh(node, probe, check=False).returncode != 0:
+        raise SystemExit(f"bench: {node} does not pass the probe before the fault")
+    start = time.monotonic()
+    lab.sh(node, command)
+    waited = until_whole(lab, node, probe, FLOOR_S * 3)
+    return round(time.monotonic() - start if waited <= FLOOR_S * 3 else waited, 2)
+
+
+def reboot_window(lab: Lab, node: str, probe: str) -> float:
+    before = lab.sh(node, "cat /proc/sys/kernel/random/boot_id").stdout
+    lab.sh(node, "systemctl reboot", check=False)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        answer = lab.run(str(ROOT / "bin/machines"), "ssh", node, "--", "cat /proc/sys/kernel/random/boot_id", check=False)
+        if answer.returncode == 0 and answer.stdout and answer.stdout != before:
+            return round(until_whole(lab, node, probe, REBOOT_FLOOR_S * 3), 2)
+        time.sleep(0.2)
+    raise SystemExit(f"bench: {node} did not come back within 180s")
+
+
+def watcher_cpu(lab: Lab, node: str, seconds: float = 60) -> float:
+    """Percent of one CPU the watcher's cgroup used over `seconds` on the idle node."""
+    stat = f"/sys/fs/cgroup/system.slice/{UNIT}/cpu.stat"
+
+    def usage() -> int:
+        return int(lab.sh(node, f"cat {stat}").stdout.split()[1])  # usage_usec
+    first = usage()
+    time.sleep(seconds)
+    return round((usage() - first) / (seconds * 1e6) * 100, 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    lab = Lab(f"/run/handcni-lab-bench-restore-{uuid.uuid4().hex[:6]}")
+    inventory = json.loads(lab.run(str(ROOT / ".venv/bin/ansible-inventory"), "-i", INVENTORY, "--list").stdout)
+    hostvars, workers = inventory["_meta"]["hostvars"], inventory["workers"]["hosts"]
+    node, nic = workers[0], inventory["_meta"]["hostvars"][workers[0]].get("podnet_node_interface", "eth0")
+    probe = probe_command(hostvars, node, workers[1])
+    result = {"machine": machine(), "node": node, "runs": args.runs, "windows_s": {}}
+    try:
+        lab.run(str(ROOT / "bin/lab"), "up", "-i", INVENTORY)
+        lab.run(str(ROOT / "bin/machines"), "up", "-i", INVENTORY)
+        lab.playbook("site.yml")
+        gateway = lab.sh(node, "ip -4 route show default").stdout.split()[2]
+        lab.sh(node, f"printf '[Match]\\nName={nic}\\n\\n[Network]\\nGateway={gateway}\\nLinkLocalAddressing=no\\n"
+                     "KeepConfiguration=yes\\n' > /etc/systemd/network/50-uplink.network && "
+                     "systemctl enable --now systemd-networkd && "
+                     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables >/dev/null")
+        time.sleep(5)
+        result["watcher_cpu_percent"] = watcher_cpu(lab, node)
+        for name, command in FAULTS.items():
+            result["windows_s"][name] = [fault_window(lab, node, command.format(nic=nic), probe)
+                                         for _ in range(args.runs)]
+            lab.playbook("verify.yml")
+        result["windows_s"]["reboot_after_sshd"] = [reboot_window(lab, node, probe) for _ in range(args.runs)]
+        lab.playbook("verify.yml")
+    finally:
+        lab.run(str(ROOT / "bin/machines"), "down", check=False)
+        lab.run(str(ROOT / "bin/lab"), "down", check=False)
+    result["load_at_end"] = load()
+    result["median_s"] = {name: statistics.median(times) for name, times in result["windows_s"].items()}
+    problems = [f"{name}: median {median} s > {REBOOT_FLOOR_S if name.startswith('reboot') else FLOOR_S} s"
+                for name, median in result["median_s"].items()
+                if median > (REBOOT_FLOOR_S if name.startswith("reboot") else FLOOR_S)]
+    if result["watcher_cpu_percent"] >= CPU_FLOOR:
+        problems.append(f"the watcher used {result['watcher_cpu_percent']} % of one CPU (floor < {CPU_FLOOR} %)")
+    print("outage windows (median s): " + ", ".join(f"{k} {v}" for k, v in result["median_s"].items())
+          + f"; watcher {result['watcher_cpu_percent']} % of one CPU")
+    return report(result, problems, "restore")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
