@@ -390,6 +390,28 @@ class IptablesNat(Backend):
     def read(self) -> Owned:
         return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
 
+    def mixed(self) -> str | None:
+        """Why this node must not get our rules: others' rules in the other iptables variant, which the
+        node's `iptables` does not see (projectcalico/calico#2322); None when there are none. Only a variant
+        the kernel has loaded is read (nothing is loaded to look)."""
+        nft = "nf_tables" in self.runner.check(["iptables", "-V"])
+        if nft:
+            rc, names, _ = self.runner.run(["cat", "/proc/net/ip_tables_names"])
+            other = "iptables-legacy-save" if rc == 0 and names.strip() else None
+        else:
+            other = "iptables-nft-save" if os.path.exists("/sys/module/nf_tables") else None
+        if other is None or not self.runner.available(other):
+            return None
+        rc, out, _ = self.runner.run([other])
+        rules = [line for line in (out or "").splitlines() if line.startswith("-A ")] if rc == 0 else []
+        if not rules:
+            return None
+        mine, theirs = ("nft", "legacy") if nft else ("legacy", "nft")
+        return (f"backend: iptables is iptables-{mine} on this node, but {len(rules)} rule(s) of others are in "
+                f"iptables-{theirs} (first: {rules[0]}), and the two do not see each other's rules "
+                f"(projectcalico/calico#2322); point the node's iptables at one of them (update-alternatives "
+                f"--set iptables /usr/sbin/iptables-{theirs}) or choose the nftables backend")
+
     @staticmethod
     def parse(text: str) -> Owned:
         state = parse_iptables_save(text)

@@ -155,6 +155,9 @@ notes:
   - Flushing UDP flows needs C(conntrack) (conntrack-tools); without it the module warns and the old flows stay
     until they time out.
   - Check mode runs only the reading commands.
+  - With O(backend=iptables) the rules go to the variant the node's C(iptables) is (iptables-nft or
+    iptables-legacy). A node where rules of others are in the other variant is refused before any change,
+    naming the first of them: the two variants do not see each other's rules (projectcalico/calico#2322).
 seealso:
   - module: handcni.podnet.sysctl
   - module: handcni.podnet.route
@@ -349,6 +352,10 @@ def main():
         if state == "present" and not backends[chosen].available():
             raise ValueError(f"backend: {chosen} needs {' and '.join(backends[chosen].tools)} on the node; "
                              "install it or choose the other backend")
+        if state == "present" and chosen == "iptables":
+            mixed = backends[chosen].mixed()
+            if mixed:
+                raise ValueError(mixed)
         # The chosen backend first: it is written before the other one is emptied.
         names = [name for name in [chosen] + [n for n in backends if n != chosen] if backends[name].available()]
         have = {name: backends[name].read() for name in names}
@@ -369,7 +376,8 @@ def main():
         module.apply([Action(tx.description, lambda tx=tx: backends[tx.backend].apply(tx)) for tx in transactions]
                      + [Action(flush.description, lambda flush=flush: flush_flows(runner, flush)) for flush in flushes])
         if params["restore"] and params["netns"] is None:
-            probe = backends[chosen].probe(backends[chosen].render(targets[chosen], kinds, have[chosen]).detail)
+            # of what this run manages only, so that the record does not follow the other kinds' runs
+            probe = backends[chosen].probe(backends[chosen].render(targets[chosen], kinds).detail)
             module.canary["commands"] = [probe] if probe else []
     module.finish(transactions=[tx.public() for tx in transactions], **after.public())
 

@@ -230,6 +230,25 @@ def test_bad_input_fails_naming_the_field(clean):
     assert Kernel(r["after"]) == Kernel(r["before"])
 
 
+def test_a_node_whose_rules_are_in_the_other_iptables_variant_is_refused(clean):
+    """Others' rules in iptables-legacy while the node's iptables is iptables-nft (calico#2322): refused
+    before any change, naming the first; once they are gone the same run goes through."""
+    legacy = ["ip", "netns", "exec", "netns1", "iptables-legacy", "-t", "filter"]
+    clean.sh(*legacy, "-A", "INPUT", "-s", "203.0.113.1", "-j", "DROP")
+    try:
+        r = clean.play(kernel("before", "netns1"), nat("mixed", dict(netns="netns1", masquerade=[SEED])),
+                       kernel("after", "netns1"))
+    finally:
+        clean.sh(*legacy, "-F", "INPUT")
+    assert r["mixed"]["failed"] and r["mixed"]["msg"].startswith(
+        "backend: iptables is iptables-nft on this node, but 1 rule(s) of others are in iptables-legacy "
+        "(first: -A INPUT -s 203.0.113.1/32 -j DROP)"), r["mixed"]["msg"]
+    assert Kernel(r["after"]) == Kernel(r["before"])
+    r = clean.play(nat("alone again", dict(netns="netns1", masquerade=[SEED])),
+                   nat("gone", dict(netns="netns1", state="absent")))
+    assert changed(r["alone again"]) and changed(r["gone"])
+
+
 def test_traffic_pod_egress_is_masqueraded(clean):
     lab = clean
     seen = {}
