@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -89,7 +90,8 @@ def save(name: str, fqn: str, payload: str, args: dict, canary: dict, check: boo
     """Make the record NAME hold this run; the descriptions of what changed (none when it did already)."""
     module = fqn.rsplit(".", 1)[-1]
     lib = os.path.join(LIB, f"{module}.zip")
-    record = {"module": fqn, "lib": lib, "canary": canary, "ANSIBLE_MODULE_ARGS": args}
+    # _ansible_no_log: the re-run does not log its arguments to the journal; the watcher says what it did
+    record = {"module": fqn, "lib": lib, "canary": canary, "ANSIBLE_MODULE_ARGS": dict(args, _ansible_no_log=True)}
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
     changed = []
     if _code(lib) != _code(payload):
@@ -200,9 +202,31 @@ def rerun(name: str, record: dict) -> str:
     return f"{name}: " + ("; ".join(actions) if actions else "nothing to do")
 
 
-def restore(found: list) -> None:
+class Stop:
+    """SIGTERM (systemctl stop, teardown) ends the watcher at once, or after the record being re-run."""
+    busy = False
+    asked = False
+
+    @classmethod
+    def handle(cls, *_args) -> None:
+        if not cls.busy:
+            raise SystemExit(0)
+        cls.asked = True
+
+
+def restore(found: list) -> list:
+    """Re-run every record, saying what each did; the names of those that failed."""
+    failed = []
     for name, record in found:
-        say(rerun(name, record))
+        Stop.busy = True
+        line = rerun(name, record)
+        Stop.busy = False
+        if Stop.asked:
+            raise SystemExit(0)
+        say(line)
+        if line.startswith(f"{name}: failed: "):
+            failed.append(name)
+    return failed
 
 
 def say(line: str) -> None:
@@ -211,20 +235,22 @@ def say(line: str) -> None:
 
 def watch(interval: float) -> None:
     """Check the canaries every `interval` seconds; restore every record when one fails."""
+    signal.signal(signal.SIGTERM, Stop.handle)
     say(f"watching {RECORDS} every {interval:g}s")
-    wait = interval
+    wait, pending = interval, False
     while True:
         found = records()
         gone = check(found)
-        if gone:
+        if gone or pending:  # pending: the last restore left a record failed, whatever the checks say
             started = time.monotonic()
-            say("missing: " + ", ".join(gone))
-            restore(found)
-            still = check(records())
+            if gone:
+                say("missing: " + ", ".join(gone))
+            still = [f"{name} failed" for name in restore(found)] + check(records())
+            pending = bool(still)
             took = time.monotonic() - started
             if still:
                 wait = min(BACKOFF, wait * 2)
-                say(f"still missing after {took:.1f}s: " + ", ".join(still) + f"; next try in {wait:g}s")
+                say(f"not restored after {took:.1f}s: " + ", ".join(still) + f"; next try in {wait:g}s")
             else:
                 wait = interval
                 say(f"restored in {took:.1f}s")

@@ -178,7 +178,6 @@ from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     plan_link,
 )
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
-from ansible_collections.handcni.podnet.plugins.module_utils._restore import link_file
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     Sessions,
     addresses_by_link,
@@ -187,8 +186,10 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     links_by_name,
     netns_exists,
     read_sysctl,
+    sysctl_path,
     write_sysctl,
 )
+from ansible_collections.handcni.podnet.plugins.module_utils._restore import link_file
 
 ALIAS = owner_alias("veth")
 
@@ -448,8 +449,10 @@ def main():
                 actions += planner.prune({w["name"] for w in wanted}
                                          | {w["peer"] for w in wanted if not w["peer_netns"]})
             module.apply(actions)
-    if params["netns"] is None:
+    if params["netns"] is None:  # a link gone, or its proxy ARP reset (systemd-sysctl's globs: cilium#10645)
         module.canary["files"] = [link_file(w["name"]) for w in wanted]
+        module.canary["values"] = {sysctl_path(f"net.ipv4.conf.{w['name']}.proxy_arp"): 1
+                                   for w in wanted if w.get("proxy_arp")}
     module.finish(veths=[public(w) for w in wanted])
 
 

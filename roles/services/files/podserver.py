@@ -140,7 +140,7 @@ def write(path: str, content: str, check: bool) -> bool:
 def keep_record(path: str, directory: str, servers: list, helper: str, check: bool) -> list:
     """The restore record of this sync: written when there are servers, removed when there are none."""
     if servers:
-        argv = ["python3", os.path.join(directory, "podserver.py"), "sync", "--dir", directory]
+        argv = ["python3", "-c", helper, "sync", "--dir", directory]  # DIR is gone after a reboot
         record = {"argv": argv, "input": {"servers": servers, "helper": helper}, "canary": {}}
         return [path] if write(path, json.dumps(record, indent=1, sort_keys=True) + "\n", check) else []
     if os.path.exists(path):
