@@ -441,7 +441,9 @@ class IptablesNat(Backend):
             state = self.runner.check(["iptables-save", "-t", IPT_TABLE])
             empty = not [line for line in state.splitlines() if line.startswith(("-", ":")) and
                          not re.fullmatch(r":(PREROUTING|INPUT|OUTPUT|POSTROUTING) ACCEPT \[\d+:\d+\]", line)]
-            if empty:  # nobody else's rule, chain or policy in it
+            # nobody else's rule, chain or policy in it; without nft (removed since) it stays, as iptables-nft
+            # leaves it on a node that never had nft
+            if empty and self.runner.available("nft"):
                 self.runner.check(["nft", "delete", "table", "ip", IPT_TABLE])
             os.unlink(mark)
             if not os.listdir(IPT_MADE_DIR):
