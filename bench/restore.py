@@ -125,8 +125,8 @@ def main() -> int:
         lab.run(str(ROOT / "bin/machines"), "up", "-i", INVENTORY)
         lab.playbook("site.yml")
         gateway = lab.sh(node, "ip -4 route show default").stdout.split()[2]
-        lab.sh(node, f"printf '[Match]\\nName={nic}\\n\\n[Network]\\nGateway={gateway}\\nLinkLocalAddressing=no\\n"
-                     "KeepConfiguration=yes\\n' > /etc/systemd/network/50-uplink.network && "
+        lab.sh(node, f"printf '[Match]\\nName={nic}\\n\\n[Network]\\nGateway={gateway}\\nKeepConfiguration=yes\\n' "
+                     "> /etc/systemd/network/50-uplink.network && "
                      "systemctl enable --now systemd-networkd && "
                      "DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables >/dev/null")
         time.sleep(5)

@@ -49,12 +49,13 @@ def intact() -> bool:
 def networkd():
     """networkd manages the worker's uplink (its gateway), as on a stock server; undone afterwards."""
     gateway = sh("ip -4 route show default").stdout.split()[2]
-    sh(f"printf '[Match]\\nName={NIC}\\n\\n[Network]\\nGateway={gateway}\\nLinkLocalAddressing=no\\n"
-       f"KeepConfiguration=yes\\n' > {UPLINK} && systemctl enable --now systemd-networkd")
+    sh(f"printf '[Match]\\nName={NIC}\\n\\n[Network]\\nGateway={gateway}\\nKeepConfiguration=yes\\n' > {UPLINK} "
+       "&& systemctl enable --now systemd-networkd")
     assert sh("systemctl is-active systemd-networkd").stdout.strip() == "active"
     yield gateway
+    # networkd's default route (proto static, onlink) stays when it stops: back to the lab's own
     sh(f"systemctl disable --now systemd-networkd.service systemd-networkd.socket; rm -f {UPLINK}; "
-       f"ip route replace default via {gateway} dev {NIC}")
+       f"ip route flush exact 0.0.0.0/0 && ip route add default via {gateway} dev {NIC}")
 
 
 @pytest.fixture(scope="module")
