@@ -203,13 +203,19 @@ class OwnedLinkPlanner:
         ]
 
     def add(self, name: str, attrs: dict, **kind_args) -> None:
-        """Make link `name` of this kind under its provisional name, mark it, name it, set its attributes."""
+        """Make link `name` of this kind under its provisional name, mark it, name it, set its attributes.
+
+        A wanted MAC is given at creation: the kernel then marks it set, not random, and udev's
+        MACAddressPolicy=persistent leaves it alone (flannel-io/flannel#1155: a VTEP MAC rewritten behind
+        the peers' FDB and neighbour entries)."""
         provisional = provisional_name(name)
+        if attrs.get("mac"):
+            kind_args = dict(kind_args, address=attrs["mac"])
         self.ipr.link("add", ifname=provisional, kind=self.kind, **kind_args)
         index = link_index(self.ipr, provisional)
         self.ipr.link("set", index=index, ifalias=self.alias)
         self.ipr.link("set", index=index, ifname=name)
-        for attr, old, new in plan_link({}, attrs):
+        for attr, old, new in plan_link({"mac": attrs.get("mac")}, attrs):
             apply_change(self.ipr, name, attr, old, new, index)
 
     def cut_short(self, links: list) -> list[Action]:

@@ -44,7 +44,7 @@ GONE = {"vxlans": [{"name": "vxt"}], "state": "absent"}
 LIFECYCLE = scenario(
     "lifecycle",
     entries("start"), vxlan("planned", FIRST, check=True), entries("after planned"),
-    vxlan("create", FIRST), kernel("made"),
+    vxlan("create", FIRST), kernel("made"), raw("mac set at creation", "cat /sys/class/net/vxt/addr_assign_type"),
     vxlan("again", FIRST),
     entries("before change planned"), vxlan("change planned", SECOND, check=True), entries("after change planned"),
     vxlan("change", SECOND), kernel("changed"), vxlan("change again", SECOND),
@@ -159,6 +159,8 @@ def test_lifecycle(results):
     assert f"vxlan id 42 local {NODE_IP} dev eth0" in made and "nolearning" in made and "dstport 4789" in made
     assert "mtu 1400" in made and f"link/ether {MAC}" in made and "alias handcni.podnet vxlan_fdb" in made
     assert "inet 10.251.0.0/32" in made
+    # NET_ADDR_SET (3), not random: udev's MACAddressPolicy=persistent leaves the VTEP MAC alone (flannel#1155)
+    assert r["mac set at creation"]["stdout"].strip() == "3"
     assert f"{P1['mac']} dst {P1['dst']} self permanent" in made and "vni" not in made.split("alias")[1]
     assert f"{P2['ip']} lladdr {P2['mac']} PERMANENT" in made
     # The kernel leaves the device's own VNI out of its FDB entries: normalised, the second run sees no change.
