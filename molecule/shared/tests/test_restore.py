@@ -102,7 +102,9 @@ def test_networkd_leaves_our_routes_rules_and_links_alone_across_a_restart(netwo
     assert "Unmanaged=yes" in sh("cat /etc/systemd/network/10-handcni-podnet.network").stdout
     fault_then_restored("systemctl restart systemd-networkd", breaks=False)
     # networkd's own state of the link (networkctl needs D-Bus, which a minimal server may lack)
-    assert "ADMIN_STATE=configured" in sh(f"cat /run/systemd/netif/links/$(cat /sys/class/net/{NIC}/ifindex)").stdout
+    state = until(lambda: sh(f"cat /run/systemd/netif/links/$(cat /sys/class/net/{NIC}/ifindex)").stdout,
+                  lambda text: "ADMIN_STATE=configured" in text, timeout=20)
+    assert "ADMIN_STATE=configured" in state, state
     verify_every_cell()
 
 

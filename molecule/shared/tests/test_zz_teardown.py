@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from lab import differences_from_before_converge, playbook, recap
+from lab import differences_from_before_converge, failures, playbook, recap
 
 
 @pytest.fixture(scope="module")
 def torn_down():
     first = playbook("teardown.yml")
-    assert first.returncode == 0, first.stdout[-3000:]
+    assert first.returncode == 0, failures(first.stdout)
 
 
 def test_every_node_is_as_it_was_before_converge(torn_down):
@@ -25,7 +25,7 @@ def test_every_node_is_as_it_was_before_converge(torn_down):
 @pytest.mark.suite("teardown_again")
 def test_teardown_again_changes_nothing(torn_down):
     second = playbook("teardown.yml")
-    assert second.returncode == 0, second.stdout[-3000:]
+    assert second.returncode == 0, failures(second.stdout)
     counts = recap(second.stdout)
     assert counts and set(counts.values()) == {0}, counts
     assert differences_from_before_converge() == {}
