@@ -396,13 +396,13 @@ class IptablesNat(Backend):
         the kernel has loaded is read (nothing is loaded to look)."""
         nft = "nf_tables" in self.runner.check(["iptables", "-V"])
         if nft:
-            rc, names, _ = self.runner.run(["cat", "/proc/net/ip_tables_names"])
+            rc, names, _err = self.runner.run(["cat", "/proc/net/ip_tables_names"])
             other = "iptables-legacy-save" if rc == 0 and names.strip() else None
         else:
             other = "iptables-nft-save" if os.path.exists("/sys/module/nf_tables") else None
         if other is None or not self.runner.available(other):
             return None
-        rc, out, _ = self.runner.run([other])
+        rc, out, _err = self.runner.run([other])
         rules = [line for line in (out or "").splitlines() if line.startswith("-A ")] if rc == 0 else []
         if not rules:
             return None

@@ -157,7 +157,7 @@ notes:
   - Check mode runs only the reading commands.
   - With O(backend=iptables) the rules go to the variant the node's C(iptables) is (iptables-nft or
     iptables-legacy). A node where rules of others are in the other variant is refused before any change,
-    naming the first of them: the two variants do not see each other's rules (projectcalico/calico#2322).
+    naming the first of them, because the two variants do not see each other's rules (projectcalico/calico#2322).
 seealso:
   - module: handcni.podnet.sysctl
   - module: handcni.podnet.route
