@@ -100,14 +100,17 @@ def reboot_window(lab: Lab, node: str, probe: str) -> float:
 
 
 def watcher_cpu(lab: Lab, node: str, seconds: float = 60) -> float:
-    """Percent of one CPU the watcher's cgroup used over `seconds` on the idle node."""
-    stat = f"/sys/fs/cgroup/system.slice/{UNIT}/cpu.stat"
+    """Percent of one CPU the watcher used over `seconds` on the idle node: its own CPU time and its
+    children's (the probe commands it ran and waited for), from /proc/PID/stat, in clock ticks."""
+    pid = lab.sh(node, f"systemctl show -p MainPID --value {UNIT}").stdout.strip()
 
-    def usage() -> int:
-        return int(lab.sh(node, f"cat {stat}").stdout.split()[1])  # usage_usec
-    first = usage()
+    def ticks() -> int:
+        fields = lab.sh(node, f"cat /proc/{pid}/stat").stdout.rsplit(")", 1)[1].split()
+        return sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    hertz = int(lab.sh(node, "getconf CLK_TCK").stdout)
+    first = ticks()
     time.sleep(seconds)
-    return round((usage() - first) / (seconds * 1e6) * 100, 3)
+    return round((ticks() - first) / hertz / seconds * 100, 3)
 
 
 def main() -> int:

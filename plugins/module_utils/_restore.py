@@ -9,8 +9,9 @@ such as /run/netns/POD, values such as a sysctl, main-table routes, and commands
 absent` drops the record. The services role's pod servers save a record of the same shape with an argv.
 
 Run as a script (`python3 _restore.py watch`, the unit handcni-podnet-restore.service, installed by the
-node_prep role), it checks every record's canary every few seconds, and when one fails re-runs every record
-in name order (`python3 -m MODULE RECORD` from its payload): the same code and arguments as the converge,
+node_prep role), it checks every record's canary every few seconds, and when one fails re-runs the records
+in name order from that one on (a record needs only those before it; `python3 -m MODULE RECORD` from its
+payload): the same code and arguments as the converge,
 so there is no second implementation. What was missing and what each record did go to the journal.
 A module run and a record's re-run hold the same lock, so a restore never interleaves with a converge's
 write. Only the Python standard library here: the node runs this file as it is.
@@ -234,19 +235,22 @@ def say(line: str) -> None:
 
 
 def watch(interval: float) -> None:
-    """Check the canaries every `interval` seconds; restore every record when one fails."""
+    """Check the canaries every `interval` seconds; when one fails, re-run the records from that one on."""
     signal.signal(signal.SIGTERM, Stop.handle)
     say(f"watching {RECORDS} every {interval:g}s")
-    wait, pending = interval, False
+    wait, failed = interval, []
     while True:
         found = records()
         gone = check(found)
-        if gone or pending:  # pending: the last restore left a record failed, whatever the checks say
+        if gone or failed:  # failed: records the last restore could not re-run, whatever the checks say
             started = time.monotonic()
             if gone:
                 say("missing: " + ", ".join(gone))
-            still = [f"{name} failed" for name in restore(found)] + check(records())
-            pending = bool(still)
+            # from the first record missing something or failed: a record needs only those before it
+            broken = {line.split(": ", 1)[0] for line in gone} | set(failed)
+            first = next((i for i, (name, _record) in enumerate(found) if name in broken), len(found))
+            failed = restore(found[first:])
+            still = [f"{name} failed" for name in failed] + check(records())
             took = time.monotonic() - started
             if still:
                 wait = min(BACKOFF, wait * 2)
