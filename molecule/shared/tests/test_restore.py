@@ -116,6 +116,23 @@ def test_the_underlay_link_down_and_up(networkd):
     verify_every_cell()
 
 
+@pytest.fixture
+def late_sysctl():
+    """A sysctl.d file sorting after ours that turns forwarding off (an admin's, or a package's), undone after."""
+    path = "/etc/sysctl.d/99-zzz-test-forwarding-off.conf"
+    sh(f"echo 'net.ipv4.ip_forward = 0' > {path}")
+    yield
+    sh(f"rm -f {path}")
+
+
+def test_restart_systemd_sysctl_with_a_later_file_turning_forwarding_off(networkd, late_sysctl):
+    """systemd-sysctl applies every file again; a later one wins over ours (90-handcni-podnet.conf), and the
+    watcher sets forwarding back (cilium#10645 is the per-interface form of this)."""
+    fault_then_restored("systemctl restart systemd-sysctl", breaks=True)
+    assert sh("cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+    verify_every_cell()
+
+
 def test_nft_flush_ruleset(networkd, nftables):
     fault_then_restored("nft flush ruleset", breaks=True)
     verify_every_cell()
