@@ -107,7 +107,9 @@ def save(name: str, fqn: str, payload: str, args: dict, canary: dict, check: boo
     if not same:
         changed.append(f"save the restore record {record_path(name)}")
         if not check:
-            _write(record_path(name), text)
+            # the module side only: the node runs this file alone, without the rest of module_utils
+            from ._state import write_text
+            write_text(record_path(name), text)
     return changed
 
 
@@ -117,16 +119,6 @@ def drop(name: str, check: bool) -> list:
     if not check:
         os.unlink(record_path(name))
     return [f"remove the restore record {record_path(name)}"]
-
-
-def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".handcni-", dir=os.path.dirname(path))
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
 
 
 # --- the node side: the watcher ----------------------------------------------------------------------
@@ -175,12 +167,17 @@ def missing(canary: dict, routes: set) -> list:
 
 
 def check(found: list) -> list:
+    """(record name, what is missing) for every check of every record that fails now."""
     routes = main_routes()
-    return [f"{name}: {item}" for name, record in found for item in missing(record.get("canary", {}), routes)]
+    return [(name, item) for name, record in found for item in missing(record.get("canary", {}), routes)]
 
 
-def rerun(name: str, record: dict) -> str:
-    """Re-run one record; a line saying what it did."""
+def said(gone: list) -> str:
+    return ", ".join(f"{name}: {item}" for name, item in gone)
+
+
+def rerun(name: str, record: dict) -> tuple:
+    """Re-run one record: (whether it failed, a line saying what it did)."""
     if "argv" in record:
         argv, stdin, env = record["argv"], json.dumps(record.get("input", {})), None
     else:
@@ -198,9 +195,9 @@ def rerun(name: str, record: dict) -> str:
             break
     if done.returncode != 0 or result.get("failed"):
         reason = result.get("msg") or (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        return f"{name}: failed: {reason}"
+        return True, f"{name}: failed: {reason}"
     actions = result.get("actions") or result.get("started") or []
-    return f"{name}: " + ("; ".join(actions) if actions else "nothing to do")
+    return False, f"{name}: " + ("; ".join(actions) if actions else "nothing to do")
 
 
 class Stop:
@@ -220,12 +217,12 @@ def restore(found: list) -> list:
     failed = []
     for name, record in found:
         Stop.busy = True
-        line = rerun(name, record)
+        failure, line = rerun(name, record)
         Stop.busy = False
         if Stop.asked:
             raise SystemExit(0)
         say(line)
-        if line.startswith(f"{name}: failed: "):
+        if failure:
             failed.append(name)
     return failed
 
@@ -245,16 +242,16 @@ def watch(interval: float) -> None:
         if gone or failed:  # failed: records the last restore could not re-run, whatever the checks say
             started = time.monotonic()
             if gone:
-                say("missing: " + ", ".join(gone))
+                say("missing: " + said(gone))
             # from the first record missing something or failed: a record needs only those before it
-            broken = {line.split(": ", 1)[0] for line in gone} | set(failed)
+            broken = {name for name, _item in gone} | set(failed)
             first = next((i for i, (name, _record) in enumerate(found) if name in broken), len(found))
             failed = restore(found[first:])
-            still = [f"{name} failed" for name in failed] + check(records())
+            still = [(name, "failed") for name in failed] + check(records())
             took = time.monotonic() - started
             if still:
                 wait = min(BACKOFF, wait * 2)
-                say(f"not restored after {took:.1f}s: " + ", ".join(still) + f"; next try in {wait:g}s")
+                say(f"not restored after {took:.1f}s: {said(still)}; next try in {wait:g}s")
             else:
                 wait = interval
                 say(f"restored in {took:.1f}s")
@@ -267,8 +264,8 @@ def main() -> None:
         watch(float(sys.argv[2]) if len(sys.argv) > 2 else INTERVAL)
     elif command == "check":  # one canary check: exit 1 and say what is missing
         gone = check(records())
-        for line in gone:
-            say(line)
+        for name, item in gone:
+            say(f"{name}: {item}")
         sys.exit(1 if gone else 0)  # pylint: disable=ansible-bad-function
     elif command == "restore":  # re-run every record now
         restore(records())

@@ -63,6 +63,6 @@ def test_the_main_table_is_read_from_proc_net_route():
 def test_a_record_is_rerun_with_its_argv_and_input(records):
     record = {"argv": [sys.executable, "-c", "import json,sys; print(json.dumps({'started': [sys.stdin.read()]}))"],
               "input": {"servers": []}}
-    assert restore.rerun("65-servers", record) == '65-servers: {"servers": []}'
+    assert restore.rerun("65-servers", record) == (False, '65-servers: {"servers": []}')
     failing = {"argv": [sys.executable, "-c", "import sys; sys.exit('no pod netns1')"], "input": {}}
-    assert restore.rerun("65-servers", failing) == "65-servers: failed: no pod netns1"
+    assert restore.rerun("65-servers", failing) == (True, "65-servers: failed: no pod netns1")
