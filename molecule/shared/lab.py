@@ -139,7 +139,7 @@ NODE_STATE = SNAPSHOT + (
     "me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do "
     "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc|sort' | sort -u; "
     "find /etc/bird /etc/frr /etc/cni /var/lib/handcni /var/lib/cni /run/bird /run/frr /run/netns /run/handcni /run/handcni-* "
-    "/etc/systemd/network /etc/systemd/networkd.conf.d /etc/NetworkManager/conf.d /usr/local/lib/handcni-podnet "
+    "/etc/systemd/network /etc/systemd/networkd.conf.d /etc/NetworkManager/conf.d /etc/firewalld /usr/local/lib/handcni-podnet "
     "/etc/systemd/system/handcni-podnet-restore.service "
     "-xdev \\( -type f -exec md5sum {} + \\) -o ! -path /run/netns -print 2>/dev/null")
 STATE_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "before-converge.json"

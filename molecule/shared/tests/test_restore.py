@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bgp import bird_sessions, until
-from lab import HOSTVARS, LEAF, WORKERS, run_in, verify_every_cell
+from lab import HOSTVARS, LEAF, WORKERS, failures, playbook, run_in, verify_every_cell
 
 NODE = WORKERS[0]
 NIC = HOSTVARS[NODE].get("podnet_node_interface", "eth0")
@@ -21,6 +21,8 @@ WATCHER = "handcni-podnet-restore.service"
 UPLINK = "/etc/systemd/network/50-uplink.network"
 # With BGP the cross-node routes are BIRD's, which it learns again by itself; static routes are ours.
 BGP = HOSTVARS[NODE].get("cross_node_method", "static") == "bgp"
+# firewalld flushes the iptables chains of others when it starts or reloads; a table of our own it leaves alone.
+IPTABLES = HOSTVARS[NODE].get("podnet_firewall_backend", "iptables") == "iptables"
 
 
 def sh(command: str):
@@ -68,6 +70,41 @@ def nftables():
     assert until(intact, bool, timeout=WINDOW), "not restored after nftables was removed"
 
 
+def leaf_session_back(timeout: float = 60) -> None:
+    """With BGP, BIRD's session to the leaf comes back by itself (its routes are not ours to restore)."""
+    if BGP:
+        sessions = until(lambda: bird_sessions(NODE), lambda s: s.get(LEAF, ("",))[0] == "Established", timeout)
+        assert sessions[LEAF][0] == "Established", sessions
+
+
+def apt(command: str) -> int:
+    return sh(f"DEBIAN_FRONTEND=noninteractive apt-get {command} -y -q >/dev/null 2>&1").rc
+
+
+def converge_node() -> None:
+    run = playbook("site.yml", "--limit", NODE)
+    assert run.returncode == 0, failures(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def firewalld():
+    """Debian's firewalld (nftables backend, zone public: ssh only), installed on a converged node, then
+    site.yml, as a user would: node_prep adds our zone and policies, and the cells pass with firewalld's
+    rules in place. Afterwards purged, and site.yml removes our files again."""
+    assert apt("install firewalld") == 0
+    assert sh("firewall-cmd --state").stdout.strip() == "running"
+    converge_node()
+    assert "handcni-podnet" in sh("firewall-cmd --get-active-zones").stdout
+    assert until(intact, bool, timeout=WINDOW), "not restored after firewalld started"
+    leaf_session_back(timeout=150)  # firewalld rejected BFD and BGP until our policy came
+    yield
+    assert apt("purge firewalld") == 0 and apt("autoremove") == 0
+    assert until(intact, bool, timeout=WINDOW), "not restored after firewalld stopped"  # CleanupOnExit
+    converge_node()
+    assert sh("ls /etc/firewalld/zones /etc/firewalld/policies 2>/dev/null | grep handcni").stdout == ""
+    sh("find /etc/firewalld -depth -type d -empty -delete")  # what dpkg's purge left for our files
+
+
 def fault_then_restored(command: str, breaks: bool) -> float:
     """Run the fault on the worker; the seconds until the watcher's checks pass again (and say it restored)."""
     assert intact(), "the watcher's checks fail before the fault"
@@ -110,9 +147,7 @@ def test_networkd_leaves_our_routes_rules_and_links_alone_across_a_restart(netwo
 
 def test_the_underlay_link_down_and_up(networkd):
     fault_then_restored(f"ip link set {NIC} down && sleep 0.5 && ip link set {NIC} up", breaks=not BGP)
-    if BGP:  # BIRD's session to the leaf comes back by itself (its routes are not ours to restore)
-        sessions = until(lambda: bird_sessions(NODE), lambda s: s.get(LEAF, ("",))[0] == "Established", timeout=60)
-        assert sessions[LEAF][0] == "Established"
+    leaf_session_back()
     verify_every_cell()
 
 
@@ -141,4 +176,13 @@ def test_nft_flush_ruleset(networkd, nftables):
 def test_restart_nftables_with_debians_default_config(networkd, nftables):
     assert sh("head -n 5 /etc/nftables.conf").stdout.count("flush ruleset") == 1
     fault_then_restored("systemctl restart nftables", breaks=True)
+    verify_every_cell()
+
+
+def test_with_firewalld_every_cell_passes_and_survives_its_reload(networkd, firewalld):
+    """firewalld's default zone would reject BGP, BFD and the pods' forwarded and bridged traffic; our zone and
+    policies let them through, and a reload (firewalld#863) takes nothing away for long."""
+    verify_every_cell()
+    fault_then_restored("firewall-cmd --reload", breaks=IPTABLES)
+    leaf_session_back()
     verify_every_cell()
