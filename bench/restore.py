@@ -7,7 +7,8 @@ Not a test: it measures, reports and checks the floors. On a throwaway machines 
 its own HANDCNI_LAB_STATE; the workers are Debian 12 machines reached over SSH), site.yml converges once;
 then systemd-networkd is set to manage the first worker's uplink and each fault runs on that worker: a
 networkd restart, the uplink down and up, `nft flush ruleset`, `systemctl restart nftables` with Debian's
-/etc/nftables.conf, and a reboot. The window runs from the fault until traffic is whole again, probed from a
+/etc/nftables.conf, then (with Debian's firewalld installed and site.yml run again, as a user would)
+`firewall-cmd --reload`, and a reboot. The window runs from the fault until traffic is whole again, probed from a
 pod of that worker every 0.1 s: a pod on another worker answers a ping, and a service's cluster IP answers
 curl (ClusterIP, endpoints on two nodes); for the reboot, from the moment sshd answers again. verify.yml
 then passes every cell once per fault (not timed). The watcher's cost is the CPU time its cgroup used over
@@ -138,6 +139,11 @@ def main() -> int:
             result["windows_s"][name] = [fault_window(lab, node, command.format(nic=nic), probe)
                                          for _ in range(args.runs)]
             lab.playbook("verify.yml")
+        lab.sh(node, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q firewalld >/dev/null")
+        lab.playbook("site.yml")  # node_prep adds our zone and policies to firewalld's
+        result["windows_s"]["firewalld_reload"] = [fault_window(lab, node, "firewall-cmd --reload", probe)
+                                                   for _ in range(args.runs)]
+        lab.playbook("verify.yml")
         result["windows_s"]["reboot_after_sshd"] = [reboot_window(lab, node, probe) for _ in range(args.runs)]
         lab.playbook("verify.yml")
     finally:

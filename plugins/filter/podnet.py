@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.handcni.podnet.plugins.module_utils import _topology as topology
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 
-FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "pod_wiring", "node_interfaces", "static_routes",
+FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes",
            "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan")
 
 
@@ -64,6 +64,17 @@ def node_interfaces(pods: list, mode: str = "bridge", bridge: str = "br0", gatew
     names = [pod.get("veth") or veth_name(pod["name"]) for pod in pods or [] if isinstance(pod, dict) and pod.get("name")]
     names += [bridge] if mode == "bridge" else list(VETH_GATEWAY) if gateway_style == "veth_gateway" else []
     return sorted(set(names) | {name for name in tunnels or [] if name})
+
+
+# Sysctls that exist only once a kernel module is loaded (systemd/systemd#43362: at boot they must be
+# loaded before systemd-sysctl runs, which modules-load.d does).
+SYSCTL_MODULES = {"net.bridge.": "br_netfilter", "net.netfilter.nf_conntrack_": "nf_conntrack"}
+
+
+def sysctl_modules(sysctls: dict) -> list:
+    """The kernel modules the given sysctls need (node_prep loads them and lists them for every boot)."""
+    return sorted({module for name in sysctls or {} for prefix, module in SYSCTL_MODULES.items()
+                   if str(name).startswith(prefix)})
 
 
 def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", gateway_style: str = "host_ip",

@@ -5,6 +5,7 @@ Every scenario of this file runs in one ansible-playbook (the `results` fixture)
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import (NODE_IP, changed, diffs_agree, fails_naming, is_up, link_names, module, part, raw, same_plan,
@@ -55,8 +56,15 @@ LIFECYCLE = scenario(
 )
 
 ROUTED = {"veths": [{"name": "vit-r", "peer_netns": "pr", "peer_addresses": ["10.251.0.1/32"], "proxy_arp": True,
-                     "peer_routes": [{"dst": "default", "via": "169.254.1.1", "onlink": True}]}]}
+                     "peer_routes": [{"dst": "default", "via": "169.254.1.1", "onlink": True}]}],
+          "restore": "40-veth"}  # with a restore record, as the roles run it on real nodes
 TO_POD = {"routes": [{"dst": "10.251.0.1/32", "dev": "vit-r"}]}
+ROOT = Path(__file__).resolve().parents[2]
+# The node-side restore, as its watcher runs it (issue 24), with the Python the modules ran with.
+RESTORE = f"{ROOT}/.venv/bin/python {ROOT}/plugins/module_utils/_restore.py"
+# A later sysctl.d file with a glob over every interface, applied by Debian's systemd-sysctl as a restart of
+# systemd-sysctl (or udev, for a new link) does: it turns our veth's proxy ARP off (cilium/cilium#10645).
+GLOB = "/etc/sysctl.d/99-zzz-proxy-arp-off.conf"
 ROUTED_POD = scenario(
     "routed",
     # proxy ARP answers only where the node forwards, as Calico's nodes do
@@ -67,8 +75,14 @@ ROUTED_POD = scenario(
     raw("pod routes", "ip -n pr route"),
     raw("pod to node", f"ip netns exec pr ping -c1 -W2 -n {NODE_IP}"),
     raw("gateway learnt", "ip -n pr neigh show 169.254.1.1"),
+    raw("systemd-sysctl", f"printf 'net.ipv4.conf.*.proxy_arp = 0\\n' > {GLOB} && /lib/systemd/systemd-sysctl {GLOB}; "
+                          "cat /proc/sys/net/ipv4/conf/vit-r/proxy_arp"),
+    raw("check", f"{RESTORE} check"), raw("restore", f"{RESTORE} restore"),
+    raw("proxy_arp restored", f"rm {GLOB}; cat /proc/sys/net/ipv4/conf/vit-r/proxy_arp; {RESTORE} check"),
+    raw("pod to node again", "ip netns exec pr ip neigh flush all; " f"ip netns exec pr ping -c1 -W2 -n {NODE_IP}"),
     step("route absent", "route", dict(TO_POD, state="absent")),
-    veth("absent", {"veths": [{"name": "vit-r"}], "state": "absent"}),
+    veth("absent", {"veths": [{"name": "vit-r"}], "state": "absent", "restore": "40-veth"}),
+    raw("record dropped", "ls /var/lib/handcni/restore"),
 )
 
 GOOD = {"name": "vit-c", "peer_netns": "pc", "mtu": 1500, "peer_addresses": ["10.250.0.9/24"]}
@@ -197,7 +211,9 @@ def test_lifecycle_of_bridged_pods_that_talk(results):
 
 def test_routed_pod_with_proxy_arp_reaches_the_node(results):
     r = part(results, "routed")
-    assert same_plan(r["planned"], r["veth"]) and r["veth"]["actions"] == ["create veth vit-r <-> pr/eth0"]
+    assert same_plan(r["planned"], r["veth"]) and r["veth"]["actions"] == [
+        "create veth vit-r <-> pr/eth0", "save the restore payload /var/lib/handcni/restore/lib/veth.zip",
+        "save the restore record /var/lib/handcni/restore/40-veth.json"]
     assert not changed(r["again"])
     assert r["proxy_arp"]["stdout"].split() == ["1", "0"]
     assert "default via 169.254.1.1 dev eth0 proto 201 onlink" in r["pod routes"]["stdout"]
@@ -205,6 +221,18 @@ def test_routed_pod_with_proxy_arp_reaches_the_node(results):
     assert "lladdr" in r["gateway learnt"]["stdout"]  # the node answered for 169.254.1.1
     assert changed(r["route absent"]) and changed(r["absent"])
     assert diffs_agree(r) == []
+
+
+def test_a_sysctl_glob_turning_proxy_arp_off_is_found_and_put_back_by_the_restore(results):
+    """systemd-sysctl applies `net.ipv4.conf.*` to every interface, ours too (cilium/cilium#10645): the veth
+    record's check names the value, its re-run sets it again, and the pod reaches the node through it."""
+    r = part(results, "routed")
+    assert r["systemd-sysctl"]["stdout"].split()[-1] == "0", r["systemd-sysctl"]["stdout"]
+    assert r["check"]["rc"] == 1 and "40-veth" in r["check"]["stdout"] and "proxy_arp" in r["check"]["stdout"], r["check"]
+    assert r["restore"]["rc"] == 0, r["restore"]["stdout"]
+    assert r["proxy_arp restored"]["rc"] == 0 and r["proxy_arp restored"]["stdout"].split()[0] == "1"
+    assert r["pod to node again"]["rc"] == 0, r["pod to node again"]["stdout"]
+    assert "40-veth" not in r["record dropped"]["stdout"]
 
 
 def test_bad_input_fails_naming_the_field_and_changes_nothing(results):

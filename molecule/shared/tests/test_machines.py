@@ -64,7 +64,11 @@ def test_after_a_reboot_bird_returns_and_the_leaf_learns_the_node_again_without_
 def test_after_a_reboot_the_pods_come_back_without_any_run_and_every_cell_passes(rebooted):
     """The node-side restore (issue 24): within 30 s of sshd answering, with no Ansible run."""
     assert run_in(rebooted, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
-    assert "bridge" in run_in(rebooted, "cat", "/etc/modules-load.d/handcni-podnet.conf").stdout.split()
+    modules = run_in(rebooted, "cat", "/etc/modules-load.d/handcni-podnet.conf").stdout.split()
+    assert "bridge" in modules
+    for name, value in HOSTVARS[rebooted].get("podnet_sysctls", {}).items():  # and the modules they need
+        assert run_in(rebooted, "cat", f"/proc/sys/{name.replace('.', '/')}").stdout.strip() == str(value), name
+        assert "nf_conntrack" in modules or not name.startswith("net.netfilter.nf_conntrack_")
     said = until(lambda: run_in(rebooted, "journalctl", "-b", "-u", "handcni-podnet-restore", "-o", "cat").stdout,
                  lambda out: "restored in" in out, timeout=30)
     assert "restored in" in said, said

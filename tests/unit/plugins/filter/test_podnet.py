@@ -15,6 +15,7 @@ from ansible_collections.handcni.podnet.plugins.filter.podnet import (
     pod_mtu,
     pod_wiring,
     static_routes,
+    sysctl_modules,
     tunnel_address,
     veth_name,
     vtep_mac,
@@ -75,9 +76,20 @@ def test_node_interfaces_names_every_link_of_ours_in_the_nodes_namespace(pods, a
     assert node_interfaces(pods, *args) == names
 
 
+@pytest.mark.parametrize("sysctls, modules", [
+    ({"net.ipv4.ip_forward": 1}, []),
+    ({"net.bridge.bridge-nf-call-iptables": 1, "net.bridge.bridge-nf-call-ip6tables": 1}, ["br_netfilter"]),
+    ({"net.netfilter.nf_conntrack_tcp_timeout_established": 86400, "net.bridge.bridge-nf-call-iptables": 1},
+     ["br_netfilter", "nf_conntrack"]),
+    (None, []),
+])
+def test_sysctl_modules_names_the_modules_a_sysctl_needs_at_boot(sysctls, modules):
+    assert sysctl_modules(sysctls) == modules
+
+
 def test_filters_are_registered():
     assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs",
-                                             "pod_wiring", "node_interfaces", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
+                                             "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
                                              "cross_node_plan"}
 
 
