@@ -59,8 +59,8 @@ FIELDS = {
                                        "description": "where node ports may lie (Kubernetes' --service-node-port-range)"},
     "podnet_firewall_backend": {"type": "str", "choices": ["iptables", "nftables"], "default": "iptables",
                                 "description": "egress and services backend"},
-    "podnet_sysctls": {"type": "dict", "default": {}, "description": "more net.* sysctls every worker sets, "
-                                                                    "now and at every boot"},
+    "podnet_sysctls": {"type": "dict", "default": {},
+                       "description": "more net.* sysctls every worker sets, now and at every boot"},
     "podnet_restore": {"type": "bool", "description": "the node-side restore of what the roles make (default: on "
                                                       "for real nodes, off for the namespace lab)"},
     "pod_network_assigned": {"type": "list", "elements": "dict", "description": "set by pod_network: the pods with "
