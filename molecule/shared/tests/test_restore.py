@@ -81,6 +81,11 @@ def apt(command: str) -> int:
     return sh(f"DEBIAN_FRONTEND=noninteractive apt-get {command} -y -q >/dev/null 2>&1").rc
 
 
+def active_units() -> set:
+    return set(sh("systemctl list-units --state=active --no-legend --plain --type=service,socket "
+                  "| cut -d' ' -f1").stdout.split())
+
+
 def converge_node() -> None:
     run = playbook("site.yml", "--limit", NODE)
     assert run.returncode == 0, failures(run.stdout)
@@ -91,6 +96,7 @@ def firewalld():
     """Debian's firewalld (nftables backend, zone public: ssh only), installed on a converged node, then
     site.yml, as a user would: node_prep adds our zone and policies, and the cells pass with firewalld's
     rules in place. Afterwards purged, and site.yml removes our files again."""
+    before = active_units()
     assert apt("install firewalld") == 0
     assert sh("firewall-cmd --state").stdout.strip() == "running"
     converge_node()
@@ -98,7 +104,10 @@ def firewalld():
     assert until(intact, bool, timeout=WINDOW), "not restored after firewalld started"
     leaf_session_back(timeout=150)  # firewalld rejected BFD and BGP until our policy came
     yield
-    assert apt("purge firewalld") == 0 and apt("autoremove") == 0
+    assert apt("purge firewalld") == 0
+    # D-Bus and polkit came with it, and logind with our SSH logins once D-Bus ran: stopped, then removed
+    sh("systemctl stop " + " ".join(sorted(active_units() - before)))
+    assert apt("autoremove") == 0
     assert until(intact, bool, timeout=WINDOW), "not restored after firewalld stopped"  # CleanupOnExit
     converge_node()
     assert sh("ls /etc/firewalld/zones /etc/firewalld/policies 2>/dev/null | grep handcni").stdout == ""
