@@ -1,14 +1,15 @@
 """Benchmark: what an unchanged converge of the seed lab costs against Ansible alone (issue 17).
 
-  .venv/bin/python bench/converge.py [--runs 3] [--args '-e pod_network_mode=routed']
+  .venv/bin/python bench/converge.py [--runs 3] [--args '-e pod_network_mode=routed'] [--venv DIR]
 
 Not a test: it measures, reports and checks one floor. On a throwaway lab of the seed inventory
 (inventories/lab, its own HANDCNI_LAB_STATE), site.yml converges once, then runs `--runs` more times
 unchanged (changed=0 on every host, from the recap), and a playbook of one ansible.builtin.ping per
 host of the same inventory runs as often. Floor: the median unchanged converge takes at most 6 times
 the median ping playbook (wall seconds), and the figures keep the CPU seconds of each (the children's
-rusage: the controller and every module process) and the module tasks per worker. Writes
-build/bench/converge.json.
+rusage: the controller and every module process) and the module tasks per worker. `--venv` runs Ansible
+from another virtualenv (another Python or ansible-core; the lab's modules run with the controller's
+Python). Writes build/bench/converge.json (build/bench/converge-NAME.json with --venv).
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pods import RECAP, children_cpu, load, machine, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAYBOOK = ROOT / ".venv/bin/ansible-playbook"
 FLOOR = 6.0
 PING = """\
 - name: Ansible alone, one ping per host
@@ -42,7 +42,7 @@ PING = """\
 
 def run(env: dict, playbook: Path, extra: list) -> dict:
     cpu_before, start = children_cpu(), time.perf_counter()
-    done = subprocess.run([str(PLAYBOOK), str(playbook), *extra], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run([env["HANDCNI_BENCH_PLAYBOOK"], str(playbook), *extra], cwd=ROOT, env=env, capture_output=True, text=True)
     seconds, cpu = time.perf_counter() - start, children_cpu() - cpu_before
     recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2])} for m in RECAP.findall(done.stdout)}
     if done.returncode != 0 or not recap:
@@ -59,11 +59,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--args", default="", help="extra ansible-playbook arguments for site.yml")
+    parser.add_argument("--venv", type=Path, default=ROOT / ".venv", help="the virtualenv Ansible runs from")
     args = parser.parse_args()
     state = f"/run/handcni-lab-bench-converge-{uuid.uuid4().hex[:6]}"
-    env = dict(os.environ, HANDCNI_LAB_STATE=state, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    env = dict(os.environ, HANDCNI_LAB_STATE=state, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               HANDCNI_BENCH_PLAYBOOK=str(args.venv / "bin/ansible-playbook"))
     extra = shlex.split(args.args)
-    result = {"machine": machine(), "args": extra}
+    python = subprocess.run([str(args.venv / "bin/python"), "-c", "import sys, ansible.release as r; "
+                             "print(sys.version.split()[0], r.__version__)"], capture_output=True, text=True)
+    result = {"machine": machine(), "args": extra, "python_ansible": python.stdout.split()}
     try:
         subprocess.run([str(ROOT / "bin/lab"), "up"], env=env, check=True, capture_output=True)
         site = ROOT / "playbooks/site.yml"
@@ -87,7 +91,8 @@ def main() -> int:
         problems.append("an unchanged converge changed something")
     if result["ratio"] > FLOOR:
         problems.append(f"ratio {result['ratio']} > {FLOOR}")
-    return report(result, problems, "converge")
+    own = args.venv.resolve() == (ROOT / ".venv").resolve()
+    return report(result, problems, "converge" if own else f"converge-{args.venv.name}")
 
 
 if __name__ == "__main__":
