@@ -5,7 +5,8 @@
 A module run with `restore: NAME` (not in check mode) saves RECORDS/NAME.json: the module and the arguments
 it ran with (without `restore`), the payload it ran from (LIB/MODULE.zip: the module, our module_utils and
 Ansible's, as Ansible shipped them) and a canary: cheap facts that hold while what it made is intact (files
-such as /run/netns/POD, values such as a sysctl, main-table routes, and commands that exit 0). `state:
+such as /run/netns/POD, values such as a sysctl, main-table routes, commands that exit 0, and processes
+named by a PID file). `state:
 absent` drops the record. The services role's pod servers save a record of the same shape with an argv.
 
 Run as a script (`python3 _restore.py watch`, the unit handcni-podnet-restore.service, installed by the
@@ -136,6 +137,17 @@ def records() -> list:
     return found
 
 
+def runs(pidfile: str, argv: list) -> bool:
+    """The process whose PID is the first line of the file still runs argv (not a reused PID)."""
+    try:
+        with open(pidfile) as handle:
+            pid = int(handle.readline())
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().split(b"\0")[:-1] == [part.encode() for part in argv]
+    except (OSError, ValueError):
+        return False
+
+
 def main_routes() -> set:
     """The destinations (CIDR) of the IPv4 main table, from /proc/net/route."""
     found = set()
@@ -159,6 +171,7 @@ def missing(canary: dict, routes: set) -> list:
         if current != str(value):
             gone.append(f"{path} = {value} (is {current})")
     gone += [f"route {dst}" for dst in canary.get("routes", []) if dst not in routes]
+    gone += [f"process {' '.join(argv)}" for path, argv in canary.get("processes", {}).items() if not runs(path, argv)]
     for argv in canary.get("commands", []):
         if subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, check=False).returncode != 0:

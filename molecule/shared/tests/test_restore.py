@@ -177,6 +177,14 @@ def test_restart_systemd_sysctl_with_a_later_file_turning_forwarding_off(network
     verify_every_cell()
 
 
+def test_a_killed_pod_server_is_started_again():
+    """The lab's workloads too: the servers' record checks that each PID file names its running server."""
+    pidfiles = sh("ls /run/handcni-services/*.pid").stdout.split()  # the services role's services_state_dir
+    assert pidfiles, "no pod server on this worker"
+    fault_then_restored(f"kill -9 $(head -n 1 {pidfiles[0]})", breaks=True)
+    verify_every_cell()
+
+
 def test_nft_flush_ruleset(networkd, nftables):
     fault_then_restored("nft flush ruleset", breaks=True)
     verify_every_cell()

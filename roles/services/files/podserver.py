@@ -141,7 +141,9 @@ def keep_record(path: str, directory: str, servers: list, helper: str, check: bo
     """The restore record of this sync: written when there are servers, removed when there are none."""
     if servers:
         argv = ["python3", "-c", helper, "sync", "--dir", directory]  # DIR is gone after a reboot
-        record = {"argv": argv, "input": {"servers": servers, "helper": helper}, "canary": {}}
+        # the watcher's check: every server's process runs (restore.py reads the PID files as `alive` does)
+        canary = {"processes": {pidfile(server, directory): command(server, directory) for server in servers}}
+        record = {"argv": argv, "input": {"servers": servers, "helper": helper}, "canary": canary}
         return [path] if write(path, json.dumps(record, indent=1, sort_keys=True) + "\n", check) else []
     if os.path.exists(path):
         if not check:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zipfile
 
@@ -52,6 +53,16 @@ def test_the_canary_says_what_is_missing(records, tmp_path):
     assert restore.missing(canary, {"192.168.10.0/24"}) == [
         str(tmp_path / "gone"), f"{tmp_path / 'v'} = 0 (is None)", "route 10.0.0.0/8", "false fails"]
     assert restore.missing(restore.empty_canary(), set()) == []
+
+
+def test_a_process_canary_holds_while_the_pid_file_names_a_process_running_its_command(tmp_path):
+    me, sleeper = tmp_path / "me.pid", tmp_path / "old.pid"
+    me.write_text(f"{os.getpid()}\n")
+    own = open(f"/proc/{os.getpid()}/cmdline", "rb").read().split(b"\0")[:-1]
+    sleeper.write_text(f"{os.getpid()}\n")  # the same PID, reused by another command
+    canary = {"processes": {str(me): [part.decode() for part in own], str(sleeper): ["sleep", "60"],
+                            str(tmp_path / "gone.pid"): ["x"]}}
+    assert restore.missing(canary, set()) == ["process sleep 60", "process x"]
 
 
 def test_the_main_table_is_read_from_proc_net_route():
