@@ -62,6 +62,7 @@ sysctls:
   sample: {"net.ipv4.ip_forward": "1"}
 """
 
+import os
 import re
 
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
@@ -93,7 +94,9 @@ def main():
     )
     params = module.params
     netns = params["netns"] or ""  # the record is keyed by namespace; "" is the node itself
-    with module.errors(), locked(params["state_file"], create=params["state"] == "present" and not module.check_mode):
+    # a lock file (and its directory) only where something may be recorded: not for nothing to set and no record
+    writes = params["state"] == "present" and (params["sysctls"] or os.path.exists(params["state_file"]))
+    with module.errors(), locked(params["state_file"], create=bool(writes) and not module.check_mode):
         wanted = {}
         for name, value in params["sysctls"].items():
             if not _NAME.fullmatch(name) or ".." in name or "/" in name:

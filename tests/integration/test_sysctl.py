@@ -60,6 +60,9 @@ PRUNE = scenario(
     sysctl("prune", {"sysctls": {FORWARD: 1}, "prune": True}), raw("left", READ),
     sysctl("prune again", {"sysctls": {FORWARD: 1}, "prune": True}),
     sysctl("prune everything", {"sysctls": {}, "prune": True}), raw("end", READ),
+    # teardown's form, run again on a node with no record: nothing written, not even a lock file
+    raw("no record", f"rm -f {RECORD} {RECORD}.lock"), sysctl("nothing to put back", {"sysctls": {}, "prune": True}),
+    raw("still no record", f"ls {RECORD}* 2>&1"),
 )
 
 BAD = {
@@ -144,6 +147,7 @@ def test_prune_puts_back_only_ours(results):
     assert not changed(r["prune again"])
     # someone else's arp_announce=1 is never touched
     assert values(r["end"]) == {FORWARD: "0", IGNORE: "0", ANNOUNCE: "1", "record": {}}
+    assert not changed(r["nothing to put back"]) and "No such file" in r["still no record"]["stdout"]
     assert diffs_agree(r) == []
 
 
