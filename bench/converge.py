@@ -40,9 +40,10 @@ PING = """\
 """
 
 
-def run(env: dict, playbook: Path, extra: list) -> dict:
+def run(venv: Path, env: dict, playbook: Path, extra: list) -> dict:
     cpu_before, start = children_cpu(), time.perf_counter()
-    done = subprocess.run([env["HANDCNI_BENCH_PLAYBOOK"], str(playbook), *extra], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run([str(venv / "bin/ansible-playbook"), str(playbook), *extra], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
     seconds, cpu = time.perf_counter() - start, children_cpu() - cpu_before
     recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2])} for m in RECAP.findall(done.stdout)}
     if done.returncode != 0 or not recap:
@@ -62,8 +63,7 @@ def main() -> int:
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv", help="the virtualenv Ansible runs from")
     args = parser.parse_args()
     state = f"/run/handcni-lab-bench-converge-{uuid.uuid4().hex[:6]}"
-    env = dict(os.environ, HANDCNI_LAB_STATE=state, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               HANDCNI_BENCH_PLAYBOOK=str(args.venv / "bin/ansible-playbook"))
+    env = dict(os.environ, HANDCNI_LAB_STATE=state, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     extra = shlex.split(args.args)
     python = subprocess.run([str(args.venv / "bin/python"), "-c", "import sys, ansible.release as r; "
                              "print(sys.version.split()[0], r.__version__)"], capture_output=True, text=True)
@@ -71,12 +71,12 @@ def main() -> int:
     try:
         subprocess.run([str(ROOT / "bin/lab"), "up"], env=env, check=True, capture_output=True)
         site = ROOT / "playbooks/site.yml"
-        result["first"] = run(env, site, extra)
-        result["unchanged"] = [run(env, site, extra) for _ in range(args.runs)]
+        result["first"] = run(args.venv, env, site, extra)
+        result["unchanged"] = [run(args.venv, env, site, extra) for _ in range(args.runs)]
         with tempfile.TemporaryDirectory() as workdir:
             ping = Path(workdir) / "ping.yml"
             ping.write_text(PING)
-            result["ping"] = [run(env, ping, []) for _ in range(args.runs)]
+            result["ping"] = [run(args.venv, env, ping, []) for _ in range(args.runs)]
     finally:
         subprocess.run([str(ROOT / "bin/lab"), "down"], env=env, check=False, capture_output=True)
     unchanged, ping = median(result["unchanged"], "seconds"), median(result["ping"], "seconds")

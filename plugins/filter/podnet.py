@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.handcni.podnet.plugins.module_utils import _topology as topology
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 
-FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes",
+FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "cluster_cidrs", "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes",
            "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan")
 
 
@@ -31,6 +31,7 @@ pod_gateway = _filter(topology.pod_gateway)
 node_pod_cidr = _filter(topology.node_pod_cidr)
 pod_cidr_of = _filter(topology.pod_cidr_of)
 worker_pod_cidrs = _filter(topology.worker_pod_cidrs)
+cluster_cidrs = _filter(topology.cluster_cidrs)
 encapsulation_overhead = _filter(topology.encapsulation_overhead)
 pod_mtu = _filter(topology.pod_mtu)
 vtep_mac = _filter(topology.vtep_mac)

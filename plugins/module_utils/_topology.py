@@ -89,6 +89,11 @@ def worker_pod_cidrs(hostvars: dict, workers: list) -> dict:
     return {host: pod_cidr_of(host, hostvars, list(workers)) for host in workers}
 
 
+def cluster_cidrs(hostvars: dict, workers: list, cluster_cidr: str | None = None) -> list:
+    """The cluster's pod CIDRs: the cluster CIDR when given, else every worker's pod CIDR."""
+    return [cluster_cidr] if cluster_cidr is not None else list(worker_pod_cidrs(hostvars, workers).values())
+
+
 def vtep_mac(node_ip: str) -> str:
     """The node's VTEP MAC, from its underlay address alone, so a rebuilt node keeps it (and its peers'
     FDB entries stay right): 0e:00 (locally administered, unicast) + the 4 bytes of an IPv4 address,

@@ -8,6 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.handcni.podnet.plugins.filter.podnet import (
     FilterModule,
+    cluster_cidrs,
     cross_node_plan,
     node_interfaces,
     node_pod_cidr,
@@ -88,7 +89,7 @@ def test_sysctl_modules_names_the_modules_a_sysctl_needs_at_boot(sysctls, module
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs",
+    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "cluster_cidrs",
                                              "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
                                              "cross_node_plan"}
 
@@ -228,6 +229,13 @@ def test_worker_pod_cidrs_given_or_split():
     assert worker_pod_cidrs(split, LAB_GROUPS["workers"])["worker3"] == "10.244.2.0/24"
     with pytest.raises(AnsibleFilterError, match=r"^worker1: podnet_pod_cidr: not set"):
         worker_pod_cidrs({"worker1": {}}, ["worker1"])
+
+
+def test_cluster_cidrs_are_the_cluster_cidr_when_given_else_every_workers():
+    assert cluster_cidrs(LAB, LAB_GROUPS["workers"]) == list(LAB_CIDRS.values())
+    assert cluster_cidrs(LAB, LAB_GROUPS["workers"], "10.244.0.0/16") == ["10.244.0.0/16"]
+    with pytest.raises(AnsibleFilterError, match=r"^worker1: podnet_pod_cidr: not set"):
+        cluster_cidrs({"worker1": {}}, ["worker1"])
 
 
 def test_static_routes_seed_lab_8():
