@@ -37,6 +37,7 @@ MASQUERADE_COMMENT = f"{OWNER} masquerade"
 SERVICES_COMMENT = f"{OWNER} services"
 NODEPORTS_COMMENT = f"{OWNER} nodeports"
 SERVICES_MASQ_COMMENT = f"{OWNER} services masquerade"
+OUTSIDE_COMMENT = f"{OWNER} from outside the cluster"
 # Characters an interface name may have here: iptables-restore and nft take them unquoted.
 _FIREWALL_IFNAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -70,6 +71,7 @@ class NatSet(NamedTuple):
     masquerade: tuple = ()
     services: tuple = ()
     node_addresses: tuple = ()
+    cluster_cidrs: tuple = ()  # the pods' networks: traffic from elsewhere to a cluster IP is masqueraded
 
     def __bool__(self) -> bool:
         return bool(self.masquerade or self.services)
@@ -77,36 +79,38 @@ class NatSet(NamedTuple):
     def public(self) -> dict:
         return {"masquerade": [e.public() for e in self.masquerade],
                 "services": [s.public() for s in self.services],
-                "node_addresses": list(self.node_addresses) if self.services else []}
+                "node_addresses": list(self.node_addresses) if self.services else [],
+                "cluster_cidrs": list(self.cluster_cidrs) if self.services else []}
 
 
 def managed_kinds(params: dict) -> tuple:
     """The kinds a run manages: those whose option is given (node addresses go with the services); none
     given means all (e.g. remove everything)."""
     given = {kind for kind in KINDS if params.get(kind) is not None}
-    if params.get("node_addresses") is not None:
+    if params.get("node_addresses") is not None or params.get("cluster_cidrs") is not None:
         given.add("services")
     return tuple(kind for kind in KINDS if kind in given) or KINDS
 
 
 def merged(sets) -> NatSet:
     """Several backends' sets as one: the first holding an entry (by source, by name) wins."""
-    masquerade, services, addresses = {}, {}, ()
+    masquerade, services, addresses, cidrs = {}, {}, (), ()
     for nat in sets:
         for entry in nat.masquerade:
             masquerade.setdefault(entry.source, entry)
         for service in nat.services:
             services.setdefault(service.name, service)
         addresses = addresses or (nat.node_addresses if nat.services else ())
+        cidrs = cidrs or (nat.cluster_cidrs if nat.services else ())
     return NatSet(tuple(sorted(masquerade.values(), key=source_order)),
-                  tuple(sorted(services.values(), key=lambda s: s.name)), addresses)
+                  tuple(sorted(services.values(), key=lambda s: s.name)), addresses, cidrs)
 
 
 def carried(target: NatSet, have: NatSet, kinds) -> NatSet:
     """What a backend holds after a run: the target for the managed kinds, what it had for the others."""
     services = target if "services" in kinds else have
     return NatSet(target.masquerade if "masquerade" in kinds else have.masquerade,
-                  services.services, services.node_addresses)
+                  services.services, services.node_addresses, services.cluster_cidrs)
 
 
 def _ipv4_network(value, field: str) -> ipaddress.IPv4Network:
@@ -144,6 +148,11 @@ def normalise_masquerade(item: dict, field: str) -> Masquerade:
         exclude=collapse(excludes),
         out_interface_not=firewall_ifname(oif, f"{field}.out_interface_not") if oif else None,
     )
+
+
+def normalise_cidrs(values, field: str = "cluster_cidrs") -> tuple:
+    """IPv4 networks as the kernel keeps an interval set (see collapse)."""
+    return collapse(_ipv4_network(value, f"{field}[{index}]") for index, value in enumerate(values or []))
 
 
 def source_order(entry: Masquerade) -> tuple:

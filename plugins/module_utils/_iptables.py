@@ -18,8 +18,9 @@ import shlex
 from typing import NamedTuple
 
 from . import _services as svc
-from ._firewall import (NODEPORTS_COMMENT, SERVICES_MASQ_COMMENT, Backend, NatSet, Owned, Transaction, chain_changes,
-                        chain_parts, endpoint_from, host, masquerade_from, masquerade_source, merge_kinds, source_order)
+from ._firewall import (NODEPORTS_COMMENT, OUTSIDE_COMMENT, SERVICES_MASQ_COMMENT, Backend, NatSet, Owned, Transaction,
+                        chain_changes, chain_parts, collapse, endpoint_from, host, masquerade_from, masquerade_source,
+                        merge_kinds, source_order)
 from ._netlink import OWNER
 
 IPT_TABLE = "nat"
@@ -29,8 +30,10 @@ IPT_POSTROUTING = "HANDCNI-POSTROUTING"
 IPT_SERVICES = "HANDCNI-SERVICES"            # PREROUTING and OUTPUT: cluster IPs, then node ports
 IPT_NODEPORTS = "HANDCNI-NODEPORTS"          # node ports on the node's addresses
 IPT_SERVICES_MASQ = "HANDCNI-SERVICES-MASQ"  # POSTROUTING: masquerade what the services marked
+IPT_OUTSIDE = "HANDCNI-OUTSIDE"              # from a service: mark what comes from outside the cluster CIDRs
 IPT_SVC = "HANDCNI-SVC-"                     # one per service: pick an endpoint at random
-IPT_EXT = "HANDCNI-EXT-"                     # one per node port: mark, then the service
+IPT_EXT = "HANDCNI-EXT-"                     # one per service with a node port or external address: mark, service
+IPT_SVL = "HANDCNI-SVL-"                     # one per Local service with endpoints here: pick one of them
 IPT_SEP = "HANDCNI-SEP-"                     # one per endpoint: hairpin mark, DNAT
 IPT_MARK = f"{svc.MASQUERADE_MARK:#x}/{svc.MASQUERADE_MARK:#x}"
 _IPT_BARE = re.compile(r"^[A-Za-z0-9_.:/=@%,+!-]+$")
@@ -110,7 +113,8 @@ def ipt_kind(chain: str) -> str | None:
     """Which kind a chain of ours (or a jump into it) belongs to; None: no kind claims it."""
     if chain == IPT_POSTROUTING:
         return "masquerade"
-    if chain in (IPT_SERVICES, IPT_NODEPORTS, IPT_SERVICES_MASQ) or chain.startswith((IPT_SVC, IPT_EXT, IPT_SEP)):
+    if chain in (IPT_SERVICES, IPT_NODEPORTS, IPT_SERVICES_MASQ, IPT_OUTSIDE) or \
+            chain.startswith((IPT_SVC, IPT_EXT, IPT_SVL, IPT_SEP)):
         return "services"
     return None
 
@@ -228,10 +232,10 @@ def ipt_masquerade(state: IptState) -> list:
 
 
 def ipt_services(state: IptState) -> tuple:
-    """(services, node addresses) read back from our chains, by their comments and jumps.
+    """(services, node addresses, cluster CIDRs) read back from our chains, by their comments and jumps.
 
     Only what we write is understood; anything else of ours is drift, seen in the lines."""
-    found, addresses = {}, []
+    found, addresses, external = {}, [], {}
     for rule in state.chains.get(IPT_SERVICES, []):
         options = ipt_options(rule)
         target = options.get("-j", "")
@@ -242,31 +246,48 @@ def ipt_services(state: IptState) -> tuple:
             name = svc.name_of(options.get("--comment"))
             if name and target.startswith(IPT_SVC) and name not in found and options["-p"] in svc.PROTOCOLS:
                 found[name] = (host(options["-d"]), int(options["--dport"]), options["-p"], target)
+            elif name and target.startswith((IPT_EXT, IPT_SVL)):
+                external.setdefault(name, set()).add(host(options["-d"]))
         except (KeyError, ValueError):
             continue
     node_ports = {}
     for rule in state.chains.get(IPT_NODEPORTS, []):
         options = ipt_options(rule)
         name = svc.name_of(options.get("--comment"))
-        if name and options.get("-j", "").startswith(IPT_EXT) and options.get("--dport", "").isdigit():
+        if name and options.get("-j", "").startswith((IPT_EXT, IPT_SVL)) and options.get("--dport", "").isdigit():
             node_ports.setdefault(name, (options.get("-p"), int(options["--dport"])))
     services = []
     for name, (cluster_ip, port, protocol, chain) in sorted(found.items()):
-        endpoints = set()
-        # Every rule we write ends in its target, a DNAT's in --to-destination ADDRESS:PORT: read just that.
-        for rule in state.chains.get(chain, []):
-            sep = rule[-1] if rule[-2:-1] == ("-j",) else ""
-            for sep_rule in state.chains.get(sep, []) if sep.startswith(IPT_SEP) else []:
-                if sep_rule[-3:-1] == ("DNAT", "--to-destination"):
-                    try:
-                        endpoints.add(endpoint_from(sep_rule[-1]))
-                    except ValueError:
-                        pass
         node_port = node_ports.get(name)
+        local = IPT_SVL + chain[len(IPT_SVC):]
         services.append(svc.Service(name, cluster_ip, port, protocol,
                                     node_port[1] if node_port and node_port[0] == protocol else None,
-                                    tuple(sorted(endpoints, key=svc.endpoint_key))))
-    return services, tuple(sorted(set(addresses), key=svc.ip_key))
+                                    _ipt_endpoints(state, chain), tuple(sorted(external.get(name, ()), key=svc.ip_key)),
+                                    _ipt_endpoints(state, local) if local in state.chains else None))
+    cidrs = []
+    for rule in state.chains.get(IPT_OUTSIDE, []):
+        options = ipt_options(rule)
+        if options.get("-j") == "RETURN" and "-s" in options:
+            try:
+                cidrs.append(ipaddress.ip_network(options["-s"]))
+            except ValueError:
+                pass
+    return services, tuple(sorted(set(addresses), key=svc.ip_key)), collapse(cidrs)
+
+
+def _ipt_endpoints(state: IptState, chain: str) -> tuple:
+    """The endpoints a service chain (SVC or SVL) picks from, sorted."""
+    endpoints = set()
+    # Every rule we write ends in its target, a DNAT's in --to-destination ADDRESS:PORT: read just that.
+    for rule in state.chains.get(chain, []):
+        sep = rule[-1] if rule[-2:-1] == ("-j",) else ""
+        for sep_rule in state.chains.get(sep, []) if sep.startswith(IPT_SEP) else []:
+            if sep_rule[-3:-1] == ("DNAT", "--to-destination"):
+                try:
+                    endpoints.add(endpoint_from(sep_rule[-1]))
+                except ValueError:
+                    pass
+    return tuple(sorted(endpoints, key=svc.endpoint_key))
 
 
 # --- drawing each kind --------------------------------------------------------
@@ -301,19 +322,27 @@ def _ipt_render_services(nat: NatSet, chains: dict, jumps: list) -> None:
         chain = IPT_SVC + svc.service_hash(service)
         dispatch.append(("-A", IPT_SERVICES, "-d", f"{service.cluster_ip}/32") + match
                         + ("--dport", str(service.port), "-j", chain))
-        rules, count = [], len(service.endpoints)
-        for index, endpoint in enumerate(service.endpoints):
-            sep = IPT_SEP + svc.endpoint_hash(service, endpoint)
-            chance = ("-m", "statistic", "--mode", "random", "--probability",
-                      ipt_probability(count - index)) if index < count - 1 else ()
-            rules.append(("-A", chain) + comment + chance + ("-j", sep))
-            chains[sep] = [("-A", sep, "-s", f"{endpoint.ip}/32") + comment + mark,
-                           ("-A", sep) + match + ("-j", "DNAT", "--to-destination", endpoint.text())]
-        chains[chain] = rules
-        if service.node_port:
-            ext = IPT_EXT + svc.service_hash(service)
-            nodeports.append(("-A", IPT_NODEPORTS) + match + ("--dport", str(service.node_port), "-j", ext))
-            chains[ext] = [("-A", ext) + comment + mark, ("-A", ext) + comment + ("-j", chain)]
+        outside = [("-A", chain) + comment + ("-j", IPT_OUTSIDE)] if nat.cluster_cidrs and service.endpoints else []
+        chains[chain] = outside + _ipt_pick(service, service.endpoints, chain, chains)
+        # Node ports and external addresses: Cluster marks for masquerade, then the service; Local goes to
+        # this node's endpoints, unmarked (the client's address is kept), and is not answered without one.
+        if service.local is None:
+            entry = IPT_EXT + svc.service_hash(service)
+            if service.node_port or service.external:
+                chains[entry] = [("-A", entry) + comment + mark, ("-A", entry) + comment + ("-j", chain)]
+        else:
+            entry = IPT_SVL + svc.service_hash(service) if service.local else None
+            if entry:
+                chains[entry] = _ipt_pick(service, service.local, entry, chains)
+        if entry and service.node_port:
+            nodeports.append(("-A", IPT_NODEPORTS) + match + ("--dport", str(service.node_port), "-j", entry))
+        if entry:
+            dispatch += [("-A", IPT_SERVICES, "-d", f"{external}/32") + match + ("--dport", str(service.port), "-j", entry)
+                         for external in service.external]
+    if nat.cluster_cidrs:
+        chains[IPT_OUTSIDE] = [("-A", IPT_OUTSIDE) + _ipt_addr("-s", cidr) + _ipt_comment(OUTSIDE_COMMENT)
+                               + ("-j", "RETURN") for cidr in nat.cluster_cidrs] + \
+            [("-A", IPT_OUTSIDE) + _ipt_comment(OUTSIDE_COMMENT) + mark]
     if nodeports and nat.node_addresses:
         dispatch += [("-A", IPT_SERVICES, "-d", f"{node}/32") + _ipt_comment(NODEPORTS_COMMENT)
                      + ("-j", IPT_NODEPORTS) for node in nat.node_addresses]
@@ -323,6 +352,22 @@ def _ipt_render_services(nat: NatSet, chains: dict, jumps: list) -> None:
                                  + _ipt_comment(SERVICES_MASQ_COMMENT) + ("-j", "MASQUERADE")]
     jumps += [_ipt_jump("PREROUTING", IPT_SERVICES), _ipt_jump("OUTPUT", IPT_SERVICES),
               _ipt_jump("POSTROUTING", IPT_SERVICES_MASQ)]
+
+
+def _ipt_pick(service: svc.Service, endpoints: tuple, chain: str, chains: dict) -> list:
+    """The rules of a chain choosing one of `endpoints` at random (statistic), each an endpoint chain (SEP),
+    which is drawn into `chains`: it marks hairpin traffic for masquerade and DNATs."""
+    comment = _ipt_comment(service.comment)
+    rules, count = [], len(endpoints)
+    for index, endpoint in enumerate(endpoints):
+        sep = IPT_SEP + svc.endpoint_hash(service, endpoint)
+        chance = ("-m", "statistic", "--mode", "random", "--probability",
+                  ipt_probability(count - index)) if index < count - 1 else ()
+        rules.append(("-A", chain) + comment + chance + ("-j", sep))
+        chains[sep] = [("-A", sep, "-s", f"{endpoint.ip}/32") + comment + ("-j", "MARK", "--set-xmark", IPT_MARK),
+                       ("-A", sep, "-p", service.protocol) + comment + ("-m", service.protocol)
+                       + ("-j", "DNAT", "--to-destination", endpoint.text())]
+    return rules
 
 
 def ipt_render(nat: NatSet) -> IptState:
@@ -415,8 +460,8 @@ class IptablesNat(Backend):
     @staticmethod
     def parse(text: str) -> Owned:
         state = parse_iptables_save(text)
-        services, addresses = ipt_services(state)
-        return Owned(NatSet(tuple(ipt_masquerade(state)), tuple(services), addresses), state)
+        services, addresses, cidrs = ipt_services(state)
+        return Owned(NatSet(tuple(ipt_masquerade(state)), tuple(services), addresses, cidrs), state)
 
     draw = staticmethod(ipt_render)
     merge = staticmethod(ipt_merge)

@@ -16,8 +16,8 @@ from typing import NamedTuple
 from . import _services as svc
 from ._command import failure
 from ._firewall import (NODEPORTS_COMMENT, SERVICES_COMMENT, SERVICES_MASQ_COMMENT, Backend, Masquerade, NatSet, Owned,
-                        address, chain_changes, chain_parts, host, masquerade_from, masquerade_source, merge_kinds,
-                        plural, source_order)
+                        address, chain_changes, chain_parts, collapse, host, masquerade_from, masquerade_source,
+                        merge_kinds, plural, source_order)
 from ._netlink import OWNER
 
 NFT_FAMILY = "ip"
@@ -28,7 +28,7 @@ NFT_MARK = f"0x{svc.MASQUERADE_MARK:08x}"
 NFT_SERVICE_IPS = "service-ips"
 NFT_SERVICE_NODEPORTS = "service-nodeports"
 NFT_SERVICES_CHAINS = ("services", "prerouting", "output", "services-masquerade")
-NFT_SERVICE_PREFIXES = ("service-", "external-", "endpoint-")
+NFT_SERVICE_PREFIXES = ("service-", "external-", "local-", "endpoint-")
 
 
 # --- nft -j expressions -------------------------------------------------------
@@ -269,31 +269,35 @@ def _nft_masquerade(comment: str | None, terms: list) -> Masquerade | None:
 
 
 def _nft_services(maps: dict, rules: dict) -> tuple:
-    """(services, node addresses) read back from our maps and chains ({chain: [terms of each rule]})."""
-    found = {}
+    """(services, node addresses, cluster CIDRs) read back from our maps and chains ({chain: [terms of each rule]})."""
+    found, external, cidrs = {}, {}, []
     ips = maps.get(NFT_SERVICE_IPS)
     for key, verdict in sorted(ips.elements.items()) if ips else []:
         parts, target = key.split(" . "), verdict.partition(" ")[2]
-        if len(parts) != 3 or not verdict.startswith("goto service-") or parts[1] not in svc.PROTOCOLS:
+        if len(parts) != 3 or not verdict.startswith(("goto service-", "goto external-", "goto local-")) \
+                or parts[1] not in svc.PROTOCOLS:
             continue
         try:
-            name = svc.service_name(target[len("service-"):], "chain")
-            cluster_ip, port = host(parts[0]), int(parts[2])
+            name = svc.service_name(target.partition("-")[2], "chain")
+            address, port = host(parts[0]), int(parts[2])
         except ValueError:
             continue
-        endpoints = set()
-        chosen = [chain for terms in rules.get(target, []) for t in terms if t.kind == "numgen" for chain in t.value]
-        for chain in chosen:
-            endpoints.update(t.value for terms in rules.get(chain, []) for t in terms if t.kind == "dnat")
-        found.setdefault(name, svc.Service(name, cluster_ip, port, parts[1], None,
-                                           tuple(sorted(endpoints, key=svc.endpoint_key))))
+        if not target.startswith("service-"):
+            external.setdefault(name, set()).add(address)
+            continue
+        for terms in rules.get(target, [])[:1]:
+            cidrs += [net for t in terms if t.kind == "ip saddr" and t.op == "!=" for net in nft_networks(t.value)]
+        local = f"local-{name}"
+        found.setdefault(name, svc.Service(name, address, port, parts[1], None, _nft_endpoints(rules, target),
+                                           local=_nft_endpoints(rules, local) if local in rules else None))
+    for name, addresses in external.items():
+        if name in found:
+            found[name] = found[name]._replace(external=tuple(sorted(addresses, key=svc.ip_key)))
     nodeports = maps.get(NFT_SERVICE_NODEPORTS)
     for key, verdict in sorted(nodeports.elements.items()) if nodeports else []:
         parts, target = key.split(" . "), verdict.partition(" ")[2]
-        name = target[len("external-"):] if verdict.startswith("goto external-") else None
-        if name in found and len(parts) == 2 and parts[0] == found[name].protocol and parts[1].isdigit() \
-                and [f"goto service-{name}"] == [t.text for terms in rules.get(target, []) for t in terms
-                                                 if t.kind == "goto"]:
+        name = target.partition("-")[2] if verdict.startswith(("goto external-", "goto local-")) else None
+        if name in found and len(parts) == 2 and parts[0] == found[name].protocol and parts[1].isdigit():
             found[name] = found[name]._replace(node_port=int(parts[1]))
     addresses = set()
     for terms in rules.get("services", []):
@@ -301,7 +305,15 @@ def _nft_services(maps: dict, rules: dict) -> tuple:
             for term in terms:
                 if term.kind == "ip daddr" and term.op == "==":
                     addresses.update(str(a) for net in nft_networks(term.value) for a in net)
-    return [found[name] for name in sorted(found)], tuple(sorted(addresses, key=svc.ip_key))
+    return [found[name] for name in sorted(found)], tuple(sorted(addresses, key=svc.ip_key)), collapse(cidrs)
+
+
+def _nft_endpoints(rules: dict, chain: str) -> tuple:
+    """The endpoints a service chain (service- or local-) picks from with numgen, sorted."""
+    endpoints = set()
+    for target in [target for terms in rules.get(chain, []) for t in terms if t.kind == "numgen" for target in t.value]:
+        endpoints.update(t.value for terms in rules.get(target, []) for t in terms if t.kind == "dnat")
+    return tuple(sorted(endpoints, key=svc.endpoint_key))
 
 
 def parse_nft_json(text: str) -> tuple:
@@ -343,8 +355,8 @@ def parse_nft_json(text: str) -> tuple:
         entry = _nft_masquerade(comment, terms)
         if entry:
             entries.append(entry)
-    services, addresses = _nft_services(maps, terms_of)
-    nat = NatSet(tuple(sorted(entries, key=source_order)), tuple(services), addresses)
+    services, addresses, cidrs = _nft_services(maps, terms_of)
+    nat = NatSet(tuple(sorted(entries, key=source_order)), tuple(services), addresses, cidrs)
     return NftState(exists, chains, unrecognised, maps), nat
 
 
@@ -359,21 +371,24 @@ def _nft_render_services(nat: NatSet, chains: dict, maps: dict) -> None:
     for service in sorted(nat.services, key=lambda s: s.name):
         chain = f"service-{service.name}"
         ips[f"{service.cluster_ip} . {service.protocol} . {service.port}"] = f"goto {chain}"
-        targets = []
-        for endpoint in service.endpoints:
-            target = f"endpoint-{service.name}-{endpoint.ip}-{endpoint.port}"
-            targets.append(target)
-            chains[target] = NftChain("", [
-                nft_rule_text([f"ip saddr {endpoint.ip}", mark], service.comment),
-                nft_rule_text([f"meta l4proto {service.protocol}", f"dnat to {endpoint.text()}"], service.comment)])
-        listed = ", ".join(f"{index} : goto {target}" for index, target in enumerate(targets))
-        chains[chain] = NftChain("", [nft_rule_text([f"numgen random mod {len(targets)} vmap {{ {listed} }}"],
-                                                    service.comment)] if targets else [])
-        if service.node_port:
-            external = f"external-{service.name}"
-            nodeports[f"{service.protocol} . {service.node_port}"] = f"goto {external}"
-            chains[external] = NftChain("", [nft_rule_text([mark], service.comment),
-                                             nft_rule_text([f"goto {chain}"], service.comment)])
+        outside = [nft_rule_text([f"ip saddr != {nft_addresses(nat.cluster_cidrs)}", mark], service.comment)] \
+            if nat.cluster_cidrs and service.endpoints else []
+        chains[chain] = NftChain("", outside + _nft_pick(service, service.endpoints, chains, mark))
+        # Node ports and external addresses: Cluster marks for masquerade, then the service; Local goes to
+        # this node's endpoints, unmarked (the client's address is kept), and is not answered without one.
+        if service.local is None:
+            entry = f"external-{service.name}"
+            if service.node_port or service.external:
+                chains[entry] = NftChain("", [nft_rule_text([mark], service.comment),
+                                              nft_rule_text([f"goto {chain}"], service.comment)])
+        else:
+            entry = f"local-{service.name}" if service.local else None
+            if entry:
+                chains[entry] = NftChain("", _nft_pick(service, service.local, chains, mark))
+        if entry and service.node_port:
+            nodeports[f"{service.protocol} . {service.node_port}"] = f"goto {entry}"
+        for external in service.external if entry else ():
+            ips[f"{external} . {service.protocol} . {service.port}"] = f"goto {entry}"
     dispatch = [nft_rule_text([f"ip daddr . meta l4proto . th dport vmap @{NFT_SERVICE_IPS}"], SERVICES_COMMENT)]
     maps[NFT_SERVICE_IPS] = NftMap("ipv4_addr . inet_proto . inet_service : verdict", ips)
     if nodeports and nat.node_addresses:
@@ -388,6 +403,20 @@ def _nft_render_services(nat: NatSet, chains: dict, maps: dict) -> None:
     chains["services-masquerade"] = NftChain(
         f"type nat hook postrouting priority {NFT_SRCNAT}; policy accept;",
         [nft_rule_text([f"meta mark & {NFT_MARK} == {NFT_MARK}", "masquerade"], SERVICES_MASQ_COMMENT)])
+
+
+def _nft_pick(service: svc.Service, endpoints: tuple, chains: dict, mark: str) -> list:
+    """The rule of a chain choosing one of `endpoints` at random (numgen), each an endpoint chain, which is
+    drawn into `chains`: it marks hairpin traffic for masquerade and DNATs."""
+    targets = []
+    for endpoint in endpoints:
+        target = f"endpoint-{service.name}-{endpoint.ip}-{endpoint.port}"
+        targets.append(target)
+        chains[target] = NftChain("", [
+            nft_rule_text([f"ip saddr {endpoint.ip}", mark], service.comment),
+            nft_rule_text([f"meta l4proto {service.protocol}", f"dnat to {endpoint.text()}"], service.comment)])
+    listed = ", ".join(f"{index} : goto {target}" for index, target in enumerate(targets))
+    return [nft_rule_text([f"numgen random mod {len(targets)} vmap {{ {listed} }}"], service.comment)] if targets else []
 
 
 def nft_render(nat: NatSet) -> NftState:

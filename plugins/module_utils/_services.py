@@ -18,6 +18,9 @@ from typing import NamedTuple
 from ._netlink import OWNER
 
 PROTOCOLS = ("tcp", "udp")
+# Kubernetes' externalTrafficPolicy: Cluster (any endpoint, client source masqueraded) or Local (this node's
+# endpoints only, client source kept), for node ports and external addresses.
+POLICIES = ("Cluster", "Local")
 # The packet mark asking postrouting to masquerade: set for node-port traffic (so replies come
 # back through the node that translated it) and for a pod reaching itself through its service
 # (hairpin). kube-proxy uses 0x4000; ours is another bit, so both can run on one node.
@@ -32,9 +35,13 @@ SERVICE_SPEC = dict(
     protocol=dict(type="str", default="tcp", choices=list(PROTOCOLS)),
     node_port=dict(type="int"),
     target_port=dict(type="int"),
+    external_ips=dict(type="list", elements="str", default=[]),
+    load_balancer_ip=dict(type="str"),
+    external_traffic_policy=dict(type="str", default="Cluster", choices=list(POLICIES)),
     endpoints=dict(type="list", elements="dict", default=[], options=dict(
         ip=dict(type="str", required=True),
         port=dict(type="int"),
+        local=dict(type="bool", default=False),
     )),
 )
 
@@ -58,6 +65,8 @@ class Service(NamedTuple):
     protocol: str = "tcp"
     node_port: int | None = None
     endpoints: tuple = ()  # Endpoints, sorted
+    external: tuple = ()   # its external IPs and load-balancer IP, sorted: reached on `port` as the cluster IP
+    local: tuple | None = None  # externalTrafficPolicy Local: this node's endpoints (sorted); None: Cluster
 
     @property
     def comment(self) -> str:
@@ -65,7 +74,10 @@ class Service(NamedTuple):
 
     def public(self) -> dict:
         return {"name": self.name, "cluster_ip": self.cluster_ip, "port": self.port, "protocol": self.protocol,
-                "node_port": self.node_port, "endpoints": [e.public() for e in self.endpoints]}
+                "node_port": self.node_port, "endpoints": [e.public() for e in self.endpoints],
+                "external_ips": list(self.external),
+                "external_traffic_policy": "Cluster" if self.local is None else "Local",
+                "local_endpoints": [e.public() for e in self.local or ()]}
 
 
 def ip_key(address: str) -> tuple:
@@ -149,7 +161,19 @@ def normalise_service(item: dict, field: str) -> Service:
         node_port = _port(node_port, f"{field}.node_port")
     target_port = item.get("target_port")
     target_port = port if target_port is None else _port(target_port, f"{field}.target_port")
-    endpoints, seen = [], {}
+    external = []
+    given = list(item.get("external_ips") or []) + ([item["load_balancer_ip"]] if item.get("load_balancer_ip") else [])
+    for index, value in enumerate(given):
+        where = f"{field}.external_ips[{index}]" if index < len(item.get("external_ips") or []) else \
+            f"{field}.load_balancer_ip"
+        ip = ipv4_address(value, where)
+        if ip == cluster_ip or ip in external:
+            raise ValueError(f"{where}: {ip} is listed twice for service {name}")
+        external.append(ip)
+    policy = item.get("external_traffic_policy") or "Cluster"
+    if policy not in POLICIES:
+        raise ValueError(f"{field}.external_traffic_policy: {policy!r} is not one of {', '.join(POLICIES)}")
+    endpoints, seen, local = [], {}, []
     for index, endpoint in enumerate(item.get("endpoints") or []):
         where = f"{field}.endpoints[{index}]"
         if not isinstance(endpoint, dict):
@@ -161,15 +185,20 @@ def normalise_service(item: dict, field: str) -> Service:
             raise ValueError(f"{where}: {entry.text()} is listed twice (also {field}.endpoints[{seen[entry]}])")
         seen[entry] = index
         endpoints.append(entry)
+        if endpoint.get("local"):
+            local.append(entry)
     endpoints.sort(key=endpoint_key)
-    return Service(name, cluster_ip, port, protocol, node_port, tuple(endpoints))
+    return Service(name, cluster_ip, port, protocol, node_port, tuple(endpoints), tuple(sorted(external, key=ip_key)),
+                   tuple(sorted(local, key=endpoint_key)) if policy == "Local" else None)
 
 
-# What must be unique among services: the name, the cluster IP and port, the node port.
+# What must be unique among services: the name, the cluster IP and port, the node port, each external address
+# (one service's: it is announced, and answered, for that service).
 _UNIQUE = {
-    "name": lambda s: s.name,
-    "cluster_ip": lambda s: (s.cluster_ip, s.protocol, s.port),
-    "node_port": lambda s: (s.protocol, s.node_port) if s.node_port else None,
+    "name": lambda s: [s.name],
+    "cluster_ip": lambda s: [(s.cluster_ip, s.protocol, s.port)],
+    "node_port": lambda s: [(s.protocol, s.node_port)] if s.node_port else [],
+    "external_ips": lambda s: list(s.external),
 }
 
 
@@ -179,19 +208,17 @@ def check_unique(services: list, field: str, listed: int) -> None:
     for attribute, key in _UNIQUE.items():
         seen = {}
         for index, service in enumerate(services):
-            value = key(service)
-            if value is None:
-                continue
-            if value in seen:
-                first = seen[value]
-                what = {"name": service.name, "cluster_ip": f"{service.cluster_ip}:{service.port}/{service.protocol}",
-                        "node_port": f"{service.node_port}/{service.protocol}"}[attribute]
-                if index < listed:
-                    raise ValueError(f"{field}[{index}].{attribute}: {what} is also used by {field}[{first}]")
-                if first < listed:
-                    raise ValueError(f"{field}[{first}].{attribute}: {what} is also used by service "
-                                     f"{service.name}, which handcni.podnet has already (list it too, or use prune)")
-            seen[value] = index
+            for value in key(service):
+                if value in seen:
+                    first = seen[value]
+                    what = {"name": service.name, "cluster_ip": f"{service.cluster_ip}:{service.port}/{service.protocol}",
+                            "node_port": f"{service.node_port}/{service.protocol}", "external_ips": value}[attribute]
+                    if index < listed:
+                        raise ValueError(f"{field}[{index}].{attribute}: {what} is also used by {field}[{first}]")
+                    if first < listed:
+                        raise ValueError(f"{field}[{first}].{attribute}: {what} is also used by service "
+                                         f"{service.name}, which handcni.podnet has already (list it too, or use prune)")
+                seen[value] = index
 
 
 def normalise_services(items, field: str = "services", state: str = "present") -> list:
@@ -267,6 +294,9 @@ def _flush_to_endpoint(service: Service, endpoint: Endpoint, why: str) -> list:
     flushes = [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", service.cluster_ip,
                       "--orig-port-dst", str(service.port), *reply],
                      f"UDP flows of service {service.name} to {why} endpoint {endpoint.text()}")]
+    flushes += [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", external, "--orig-port-dst", str(service.port),
+                       *reply], f"UDP flows to {external} of service {service.name} to {why} endpoint {endpoint.text()}")
+                for external in service.external]
     if service.node_port:
         flushes.append(Flush(["conntrack", "-D", "-p", "udp", "--orig-port-dst", str(service.node_port), *reply],
                              f"UDP flows to node port {service.node_port} of service {service.name} "
@@ -279,6 +309,9 @@ def _flush_unnatted(service: Service, addresses: tuple) -> list:
                       "--orig-port-dst", str(service.port)],
                      f"UDP flows to {service.cluster_ip}:{service.port} from before service {service.name} "
                      "had endpoints")]
+    flushes += [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", external, "--orig-port-dst", str(service.port)],
+                      f"UDP flows to {external}:{service.port} from before service {service.name} had endpoints")
+                for external in service.external]
     if service.node_port:
         flushes += [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", address,
                            "--orig-port-dst", str(service.node_port)],
@@ -286,6 +319,10 @@ def _flush_unnatted(service: Service, addresses: tuple) -> list:
                           "had endpoints")
                     for address in addresses]
     return flushes
+
+
+def _addresses(service: Service) -> tuple:
+    return service.cluster_ip, service.port, service.node_port, service.external
 
 
 def conntrack_flushes(before, after, addresses: tuple = ()) -> list:
@@ -301,15 +338,12 @@ def conntrack_flushes(before, after, addresses: tuple = ()) -> list:
     for name in sorted(set(old) | set(new)):
         was, now = old.get(name), new.get(name)
         if was is not None and was.endpoints:
-            same_address = now is not None and (now.cluster_ip, now.port, now.node_port) == \
-                (was.cluster_ip, was.port, was.node_port)
+            same_address = now is not None and _addresses(now) == _addresses(was)
             kept = set(now.endpoints) if same_address else set()
             for endpoint in was.endpoints:
                 if endpoint not in kept:
                     flushes += _flush_to_endpoint(was, endpoint, "removed" if now is None or endpoint not in
                                                   now.endpoints else "moved")
-        if now is not None and now.endpoints and (was is None or not was.endpoints or
-                                                  (was.cluster_ip, was.port, was.node_port) !=
-                                                  (now.cluster_ip, now.port, now.node_port)):
+        if now is not None and now.endpoints and (was is None or not was.endpoints or _addresses(was) != _addresses(now)):
             flushes += _flush_unnatted(now, addresses)
     return flushes

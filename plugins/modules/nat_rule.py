@@ -316,19 +316,22 @@ def targets_for(params: dict, kinds: tuple, names: list, have: dict) -> dict:
     state, chosen, prune = params["state"], params["backend"], params["prune"]
     listed = firewall.normalise_masquerades(params["masquerade"], "masquerade")
     wanted_services = services.normalise_services(params["services"], "services", state)
-    addresses = params["node_addresses"]
+    addresses, cidrs = params["node_addresses"], params["cluster_cidrs"]
     if addresses is not None:
         addresses = services.normalise_addresses(addresses, "node_addresses")
+    if cidrs is not None:
+        cidrs = firewall.normalise_cidrs(cidrs, "cluster_cidrs")
     if state == "absent":
         return {name: firewall.NatSet(
             firewall.wanted(listed, have[name].masquerade, "absent", False).masquerade,
             services.wanted(wanted_services, list(have[name].nat.services), "absent", False),
-            have[name].nat.node_addresses) for name in names}
+            have[name].nat.node_addresses, have[name].nat.cluster_cidrs) for name in names}
     found = firewall.merged(have[name].nat for name in names)
     target = firewall.NatSet(
         firewall.wanted(listed, list(found.masquerade), "present", prune).masquerade if "masquerade" in kinds else (),
         services.wanted(wanted_services, list(found.services), "present", prune) if "services" in kinds else (),
-        addresses if addresses is not None else found.node_addresses)
+        addresses if addresses is not None else found.node_addresses,
+        cidrs if cidrs is not None else found.cluster_cidrs)
     services.check_node_addresses(target.services, target.node_addresses)
     return {name: target if name == chosen else firewall.NatSet() for name in names}
 
@@ -340,6 +343,7 @@ def main():
             masquerade=dict(type="list", elements="dict", options=dict(firewall.MASQUERADE_SPEC)),
             services=dict(type="list", elements="dict", options=dict(services.SERVICE_SPEC)),
             node_addresses=dict(type="list", elements="str"),
+            cluster_cidrs=dict(type="list", elements="str"),
         ),
     )
     params = module.params

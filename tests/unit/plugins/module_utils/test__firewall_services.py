@@ -327,3 +327,90 @@ def test_merged_and_carried():
     assert fw.carried(fw.NatSet(), fw.NatSet(masq.masquerade, web, NODE), ("services",)) == masq
     assert fw.managed_kinds({"masquerade": [], "services": None}) == ("masquerade",)
     assert fw.managed_kinds({"masquerade": None, "services": None}) == fw.KINDS
+
+
+# --- external addresses, externalTrafficPolicy Local, traffic from outside the cluster (issue 20) --------------
+
+LB = {"name": "lb", "cluster_ip": "11.96.10.4", "port": 80, "node_port": 30080, "load_balancer_ip": "198.51.100.11",
+      "external_ips": ["198.51.100.12"], "external_traffic_policy": "Local",
+      "endpoints": [{"ip": "192.168.10.3", "local": True}, {"ip": "192.168.20.2"}]}
+WEB_EXT = dict(WEB, external_ips=["198.51.100.10"])
+CIDRS = ("192.168.10.0/24", "192.168.20.0/24")
+
+
+def outside_set(*items, cidrs=CIDRS) -> fw.NatSet:
+    return fw.NatSet((), services(*items), NODE, cidrs)
+
+
+def test_external_addresses_and_local_policy_in_the_model():
+    lb = services(LB)[0]
+    assert lb.external == ("198.51.100.11", "198.51.100.12")
+    assert lb.local == (svc.Endpoint("192.168.10.3", 80),)
+    assert services(WEB_EXT)[0].local is None
+    assert services(dict(LB, endpoints=[{"ip": "192.168.20.2"}]))[0].local == ()
+
+
+@pytest.mark.parametrize("items, message", [
+    ([dict(WEB_EXT), dict(ECHO, external_ips=["198.51.100.10"])], "services[1].external_ips: 198.51.100.10 is also"),
+    ([dict(WEB, external_ips=["11.96.10.3"])], "services[0].external_ips[0]: 11.96.10.3 is listed twice"),
+    ([dict(WEB, load_balancer_ip="198.51.100.1", external_ips=["198.51.100.1"])],
+     "services[0].load_balancer_ip: 198.51.100.1 is listed twice"),
+    ([dict(WEB, external_ips=["224.0.0.1"])], "services[0].external_ips[0]: '224.0.0.1' cannot be"),
+    ([dict(WEB, external_traffic_policy="local")], "services[0].external_traffic_policy: 'local' is not one of"),
+])
+def test_bad_external_addresses_are_refused(items, message):
+    with pytest.raises(ValueError) as err:
+        svc.normalise_services(items)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("backend", [IPT, NFT], ids=["iptables", "nftables"])
+def test_cluster_policy_marks_external_traffic_local_policy_goes_to_this_nodes_endpoints(backend):
+    lines = "\n".join(backend.render(outside_set(WEB_EXT, LB)).lines)
+    if backend is IPT:
+        ext, svl = ("HANDCNI-EXT-" + svc.service_hash(services(WEB_EXT)[0]),
+                    "HANDCNI-SVL-" + svc.service_hash(services(LB)[0]))
+        assert f"-d 198.51.100.10/32 -p tcp -m comment --comment \"handcni.podnet service web\" -m tcp --dport 8080 -j {ext}" in lines
+        assert f"-A {ext} -m comment --comment \"handcni.podnet service web\" -j MARK --set-xmark 0x2000/0x2000" in lines
+        for address in ("198.51.100.11", "198.51.100.12"):
+            assert f"-d {address}/32 -p tcp -m comment --comment \"handcni.podnet service lb\" -m tcp --dport 80 -j {svl}" in lines
+        assert f"--dport 30080 -j {svl}" in lines
+        # Local: one endpoint here, chosen without a mark (the client's address is kept)
+        assert [line for line in lines.splitlines() if line.startswith(f"-A {svl} ")] == [
+            f"-A {svl} -m comment --comment \"handcni.podnet service lb\" -j HANDCNI-SEP-"
+            + svc.endpoint_hash(services(LB)[0], svc.Endpoint("192.168.10.3", 80))]
+        assert "-A HANDCNI-OUTSIDE -s 192.168.10.0/24 -m comment --comment \"handcni.podnet from outside the cluster\" -j RETURN" in lines
+    else:
+        assert "add element ip handcni service-ips { 198.51.100.10 . tcp . 8080 : goto external-web }" in lines
+        assert "add element ip handcni service-ips { 198.51.100.11 . tcp . 80 : goto local-lb }" in lines
+        assert "add element ip handcni service-nodeports { tcp . 30080 : goto local-lb }" in lines
+        assert "add rule ip handcni local-lb numgen random mod 1 vmap { 0 : goto endpoint-lb-192.168.10.3-80 }" in lines
+        assert ("add rule ip handcni service-web ip saddr != { 192.168.10.0/24, 192.168.20.0/24 } meta mark set meta "
+                "mark | 0x00002000") in lines
+
+
+@pytest.mark.parametrize("backend", [IPT, NFT], ids=["iptables", "nftables"])
+def test_local_policy_without_an_endpoint_here_is_not_answered_on_node_ports_or_external_addresses(backend):
+    lines = "\n".join(backend.render(outside_set(dict(LB, endpoints=[{"ip": "192.168.20.2"}]))).lines)
+    assert "198.51.100.1" not in lines and "30080" not in lines and "SVL" not in lines and "local-lb" not in lines
+    assert "11.96.10.4" in lines
+
+
+def test_iptables_reads_external_addresses_local_endpoints_and_cluster_cidrs_back():
+    want = outside_set(WEB_EXT, LB)
+    rendered = IPT.render(want)
+    have = IPT.parse("*nat\n" + "\n".join(rendered.lines) + "\nCOMMIT\n")
+    assert have.nat == want
+    assert IPT.plan(have, want) is None
+
+
+def test_without_cluster_cidrs_nothing_is_marked_for_coming_from_outside():
+    lines = IPT.render(outside_set(WEB_EXT, cidrs=())).lines + NFT.render(outside_set(WEB_EXT, cidrs=())).lines
+    assert not [line for line in lines if "OUTSIDE" in line or "saddr !=" in line]
+
+
+def test_udp_flows_to_an_external_address_are_flushed_with_the_endpoint():
+    echo = services(dict(ECHO, external_ips=["198.51.100.7"]))[0]
+    flushes = svc.conntrack_flushes([echo], [echo._replace(endpoints=echo.endpoints[:1])])
+    assert any("--orig-dst 198.51.100.7" in flush.description and "192.168.30.3" in flush.description
+               for flush in flushes)

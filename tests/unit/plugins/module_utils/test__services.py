@@ -30,7 +30,8 @@ def test_normalise_defaults_and_sorts_endpoints():
     assert web.comment == "handcni.podnet service web"
     assert web.public() == {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "protocol": "tcp",
                             "node_port": 32080, "endpoints": [{"ip": "192.168.10.3", "port": 80},
-                                                              {"ip": "192.168.20.2", "port": 80}]}
+                                                              {"ip": "192.168.20.2", "port": 80}],
+                            "external_ips": [], "external_traffic_policy": "Cluster", "local_endpoints": []}
 
 
 def test_target_port_defaults_to_the_port_and_endpoints_may_have_their_own():
