@@ -36,11 +36,12 @@ def _services(services, field: str) -> list:
     return services
 
 
-def service_rules(services: list, hostvars: dict, field: str = FIELD) -> list:
-    """The services as nat_rule's `services` option: every endpoint as {ip, port}.
+def service_rules(services: list, hostvars: dict, node: str | None = None, field: str = FIELD) -> list:
+    """The services as nat_rule's `services` option on `node`: every endpoint as {ip, port, local}.
 
-    An endpoint is {ip, port?} as it is, or {node, pod, port?}: that pod's address. The port defaults
-    to the service's target_port (nat_rule's default: the service port)."""
+    An endpoint is {ip, port?} as it is, or {node, pod, port?}: that pod's address, local on its node (what
+    external_traffic_policy Local sends to). The port defaults to the service's target_port (nat_rule's
+    default: the service port)."""
     rules = []
     for index, service in enumerate(_services(services, field)):
         endpoints = []
@@ -56,9 +57,13 @@ def service_rules(services: list, hostvars: dict, field: str = FIELD) -> list:
                 ip = endpoint["ip"]
             else:
                 raise AnsibleFilterError(f"{where}: needs {{node, pod}} or {{ip}}, got {endpoint!r}")
-            endpoints.append({"ip": ip, "port": endpoint.get("port")})
-        rule = {key: service.get(key) for key in ("name", "cluster_ip", "port", "protocol", "node_port", "target_port")}
+            endpoints.append({"ip": ip, "port": endpoint.get("port"),
+                              "local": node is not None and endpoint.get("node") == node})
+        rule = {key: service.get(key) for key in ("name", "cluster_ip", "port", "protocol", "node_port", "target_port",
+                                                  "external_ips", "load_balancer_ip")}
         rule["protocol"] = rule["protocol"] or "tcp"
+        rule["external_ips"] = rule["external_ips"] or []
+        rule["external_traffic_policy"] = service.get("external_traffic_policy") or "Cluster"
         rule["endpoints"] = endpoints
         rules.append(rule)
     return rules

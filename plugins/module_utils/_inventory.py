@@ -35,6 +35,8 @@ _SERVICE = {
     "port": {"type": "int", "required": True, "range": PORT},
     "protocol": {"type": "str", "choices": ["tcp", "udp"], "default": "tcp"},
     "node_port": {"type": "int", "range": PORT}, "target_port": {"type": "int", "range": PORT},
+    "external_ips": {"type": "list", "elements": "str", "default": []}, "load_balancer_ip": {"type": "str"},
+    "external_traffic_policy": {"type": "str", "choices": list(services_model.POLICIES), "default": "Cluster"},
     "endpoints": {"type": "list", "elements": "dict", "options": _ENDPOINT, "default": []},
 }
 
@@ -55,6 +57,9 @@ FIELDS = {
                                         "address": {"type": "str", "required": True}}},
     "podnet_services": {"type": "list", "elements": "dict", "options": _SERVICE, "default": [],
                         "description": "services every worker translates"},
+    "podnet_service_cidr": {"type": "str", "description": "where cluster IPs lie (Kubernetes' "
+                                                          "--service-cluster-ip-range); bgp_advertise_services "
+                                                          "announces it"},
     "podnet_service_node_port_range": {"type": "str", "default": NODE_PORT_RANGE,
                                        "description": "where node ports may lie (Kubernetes' --service-node-port-range)"},
     "podnet_firewall_backend": {"type": "str", "choices": ["iptables", "nftables"], "default": "iptables",
@@ -403,6 +408,15 @@ def _services(values: dict, workers: list, cidrs: dict, nodes: dict, subnets: di
 def _service_list(hv: dict, host: str | None, values: dict, workers: list, cidrs: dict, nodes: dict, subnets: dict,
                   found: Problems) -> None:
     low, high = _node_port_range(hv, found)
+    service_cidr = None
+    if hv.get("podnet_service_cidr") is not None:
+        try:
+            service_cidr = ipaddress.ip_network(hv["podnet_service_cidr"])
+        except (TypeError, ValueError):
+            found.add(host, f"podnet_service_cidr: {hv['podnet_service_cidr']!r} is not a valid network")
+        for worker, cidr in cidrs.items() if service_cidr else ():
+            if service_cidr.overlaps(cidr):
+                found.add(host, f"podnet_service_cidr: {service_cidr} overlaps {worker}'s pod CIDR {cidr}")
     clusters = [ipaddress.ip_network(c) for c in {values[w].get("podnet_cluster_cidr") for w in workers} - {None}
                 if _is_network(c)]
     pods = {w: {p["name"] for p in values[w].get("podnet_pods") or []} for w in workers}
@@ -415,15 +429,21 @@ def _service_list(hv: dict, host: str | None, values: dict, workers: list, cidrs
             found.add(host, str(err))
             continue
         valid.append(model)
-        ip = ipaddress.ip_address(model.cluster_ip)
         ranges = [(f"{w}'s pod CIDR {c}", c) for w, c in cidrs.items()] + \
                  [(f"podnet_cluster_cidr {c}", c) for c in clusters] + \
                  [(f"the underlay subnet {i.network}", i.network) for i in subnets]
-        where = next((name for name, net in ranges if ip in net), None)
-        if ip in nodes:
-            found.add(host, f"{field}.cluster_ip: {ip} is the address of {nodes[ip]}")
-        elif where:
-            found.add(host, f"{field}.cluster_ip: {ip} is inside {where}")
+        external = list(service.get("external_ips") or [])
+        addresses = [("cluster_ip", model.cluster_ip)] + [(f"external_ips[{i}]", a) for i, a in enumerate(external)] \
+            + ([("load_balancer_ip", service["load_balancer_ip"])] if service.get("load_balancer_ip") else [])
+        for key, value in addresses:
+            ip = ipaddress.ip_address(value)
+            where = next((name for name, net in ranges if ip in net), None)
+            if ip in nodes:
+                found.add(host, f"{field}.{key}: {ip} is the address of {nodes[ip]}")
+            elif where:
+                found.add(host, f"{field}.{key}: {ip} is inside {where}")
+        if service_cidr and ipaddress.ip_address(model.cluster_ip) not in service_cidr:
+            found.add(host, f"{field}.cluster_ip: {model.cluster_ip} is outside podnet_service_cidr {service_cidr}")
         if model.node_port is not None and not low <= model.node_port <= high:
             found.add(host, f"{field}.node_port: {model.node_port} is outside the node-port range {low}-{high} "
                             "(podnet_service_node_port_range)")

@@ -122,6 +122,28 @@ options:
       target_port:
         description: The endpoints' port, where they do not give their own. Defaults to O(services[].port).
         type: int
+      external_ips:
+        description:
+          - More addresses the service answers on O(services[].port), as a Kubernetes Service's C(externalIPs),
+            such as addresses the bgp role announces to the leaf (C(bgp_advertise_services)). Traffic to them is
+            translated where it enters the node (C(PREROUTING)), so the node needs no such address.
+          - An address belongs to one service only, and is not its cluster IP.
+        type: list
+        elements: str
+        default: []
+      load_balancer_ip:
+        description: One more external address, as a C(LoadBalancer) Service's C(loadBalancerIP); treated as O(services[].external_ips).
+        type: str
+      external_traffic_policy:
+        description:
+          - How node-port and external-address traffic is sent, as a Kubernetes Service's C(externalTrafficPolicy).
+          - V(Cluster) sends it to any endpoint and masquerades it (the endpoint sees this node's address).
+          - V(Local) sends it only to this node's endpoints (O(services[].endpoints[].local)) and keeps the
+            client's address; a node without one does not answer the node port or the external addresses (so
+            only the nodes holding an endpoint should announce them). The cluster IP reaches every endpoint either way.
+        type: str
+        choices: [Cluster, Local]
+        default: Cluster
       endpoints:
         description:
           - Where the traffic goes, one endpoint chosen at random for each new connection (or UDP flow).
@@ -138,12 +160,24 @@ options:
           port:
             description: The endpoint's port. Defaults to O(services[].target_port).
             type: int
+          local:
+            description: The endpoint runs on this node (used by O(services[].external_traffic_policy=Local)).
+            type: bool
+            default: false
   node_addresses:
     description:
       - The node's own addresses, where node ports are reachable (kube-proxy's C(--nodeport-addresses)). Needed
         when a service has a node port.
       - Not given, the addresses of ours in place are kept. Given alone (without O(services)), they replace those
         addresses and the services of ours stay as they are.
+    type: list
+    elements: str
+  cluster_cidrs:
+    description:
+      - The cluster's pod networks. Traffic to a cluster IP from any other source (the node itself, or a host outside
+        the cluster when the service range is announced by BGP) is masqueraded, so that the reply comes back
+        through this node whichever node the endpoint is on; kube-proxy does the same with C(--cluster-cidr).
+      - Not given, those of ours in place are kept; empty, nothing is masqueraded for coming from outside.
     type: list
     elements: str
 notes:
@@ -208,6 +242,20 @@ EXAMPLES = r"""
     node_addresses: ["{{ podnet_node_ip }}"]
     prune: true
 
+- name: A load-balancer address announced by BGP, answered only by this node's endpoints, client address kept
+  handcni.podnet.nat_rule:
+    services:
+      - name: web-local
+        cluster_ip: 11.96.10.5
+        port: 80
+        load_balancer_ip: 198.51.100.11
+        external_traffic_policy: Local
+        endpoints:
+          - {ip: 192.168.10.3, local: true}
+          - ip: 192.168.30.3
+    node_addresses: [192.168.210.21]
+    cluster_cidrs: [192.168.0.0/19]
+
 - name: Remove one service; the others and the masquerade entries stay
   handcni.podnet.nat_rule:
     services:
@@ -254,12 +302,21 @@ services:
       protocol: tcp
       node_port: 32080
       endpoints: [{ip: 192.168.10.3, port: 80}, {ip: 192.168.20.2, port: 80}]
+      external_ips: [198.51.100.10]
+      external_traffic_policy: Cluster
+      local_endpoints: []
 node_addresses:
   description: Where the node ports of ours listen after the run (empty without services).
   returned: always
   type: list
   elements: str
   sample: [192.168.210.21]
+cluster_cidrs:
+  description: The cluster's pod networks of ours after the run (empty without services); see O(cluster_cidrs).
+  returned: always
+  type: list
+  elements: str
+  sample: [192.168.10.0/24, 192.168.20.0/24, 192.168.30.0/24]
 transactions:
   description: The exact command and input of each transaction in RV(actions), without the C(nsenter) prefix.
   returned: always

@@ -20,13 +20,21 @@ ECHO = {"name": "echo", "cluster_ip": "11.96.10.7", "port": 7, "protocol": "udp"
 
 
 def test_rules_resolve_pods_to_their_addresses():
-    assert f.service_rules([WEB, ECHO], HOSTVARS) == [
+    outside = {"external_ips": [], "load_balancer_ip": None, "external_traffic_policy": "Cluster"}
+    assert f.service_rules([WEB, ECHO], HOSTVARS, "worker1") == [
         {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "protocol": "tcp", "node_port": 32080,
-         "target_port": 80, "endpoints": [{"ip": "192.168.10.3", "port": None}, {"ip": "192.168.20.7", "port": None},
-                                          {"ip": "10.0.0.9", "port": 8080}]},
+         "target_port": 80, **outside,
+         "endpoints": [{"ip": "192.168.10.3", "port": None, "local": True},
+                       {"ip": "192.168.20.7", "port": None, "local": False},
+                       {"ip": "10.0.0.9", "port": 8080, "local": False}]},
         {"name": "echo", "cluster_ip": "11.96.10.7", "port": 7, "protocol": "udp", "node_port": None,
-         "target_port": None, "endpoints": [{"ip": "192.168.10.1", "port": 7007}]},
+         "target_port": None, **outside, "endpoints": [{"ip": "192.168.10.1", "port": 7007, "local": True}]},
     ]
+    local = dict(WEB, external_ips=["198.51.100.10"], load_balancer_ip="198.51.100.11", external_traffic_policy="Local")
+    rule = f.service_rules([local], HOSTVARS, "worker2")[0]
+    assert (rule["external_ips"], rule["load_balancer_ip"], rule["external_traffic_policy"]) == \
+        (["198.51.100.10"], "198.51.100.11", "Local")
+    assert [e["local"] for e in rule["endpoints"]] == [False, True, False]
     assert f.service_rules(None, HOSTVARS) == []
 
 

@@ -252,6 +252,20 @@ def test_services_in_the_cluster_cidr_are_refused():
                  "podnet_services[0].cluster_ip: 192.168.99.1 is inside podnet_cluster_cidr 192.168.0.0/16")
 
 
+def test_external_addresses_in_a_pod_range_or_twice_and_cluster_ips_outside_the_service_cidr_are_refused():
+    hostvars = inventory_with({"all.podnet_service_cidr": "11.96.0.0/16", "all.podnet_services": [
+        dict(services()[0], external_ips=["192.168.10.9"], load_balancer_ip="192.168.210.21"),
+        dict(services()[0], name="two", cluster_ip="11.97.0.1", node_port=None, external_ips=["198.51.100.1"]),
+        dict(services()[0], name="three", cluster_ip="11.96.0.3", node_port=None, external_ips=["198.51.100.1"])]})
+    found = podnet_problems(hostvars, GROUPS)
+    assert named(found, None, "podnet_services[0].external_ips[0]: 192.168.10.9 is inside worker1's pod CIDR 192.168.10.0/24")
+    assert named(found, None, "podnet_services[0].load_balancer_ip: 192.168.210.21 is the address of worker1")
+    assert named(found, None, "podnet_services[1].cluster_ip: 11.97.0.1 is outside podnet_service_cidr 11.96.0.0/16")
+    assert named(found, None, "podnet_services[2].external_ips: 198.51.100.1 is also used by podnet_services[1]")
+    found = podnet_problems(inventory_with({"all.podnet_service_cidr": "192.168.0.0/16"}), GROUPS)
+    assert named(found, None, "podnet_service_cidr: 192.168.0.0/16 overlaps worker1's pod CIDR 192.168.10.0/24")
+
+
 def test_split_cluster_cidrs_are_checked_like_given_ones():
     split = {"all.podnet_cluster_cidr": "10.0.0.0/23", "all.podnet_node_prefix": 24, "worker1.podnet_pod_cidr": DROP,
              "worker2.podnet_pod_cidr": DROP, "worker3.podnet_pod_cidr": DROP,
