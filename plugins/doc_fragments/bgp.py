@@ -22,6 +22,16 @@ options:
     type: list
     elements: str
     default: []
+  max_paths:
+    description:
+      - Equal-cost multipath (ECMP) - how many equally good routes to one prefix, learned from different
+        neighbours, are installed together in the kernel (1 to 64; V(1) installs the best one only). A leaf to
+        which several nodes announce the same service address sets it, so flows spread over those nodes.
+      - BIRD merges them on export to the kernel (C(merge paths on limit N)); FRR takes C(maximum-paths N)
+        (and C(maximum-paths ibgp N)) and relaxes the AS-path comparison (C(bgp bestpath as-path multipath-relax)),
+        so paths from nodes with their own AS count as equal.
+    type: int
+    default: 1
   neighbors:
     description: The BGP neighbours, one session each.
     type: list

@@ -9,6 +9,8 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils._services import announced
+
 AS_MODES = ("per_node", "single")
 
 
@@ -66,6 +68,8 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
     address there); it announces exactly its pod CIDR and learns only pod CIDRs inside the cluster
     range, never its own. The leaf peers with every worker on its subnets, learns from each exactly
     that worker's pod CIDR and announces to each the cluster's pod CIDRs but its own. With
+    settings["advertise_services"] each worker also announces the service addresses (`announced`), the leaf
+    accepts exactly those from it and installs them over every announcing node (ECMP). With
     as_mode=per_node every worker has its own AS (eBGP, as in the seed: worker2 65002, leaf 65000);
     with single, all share the leaf's AS and the leaf reflects the routes (iBGP, next hop the leaf).
     """
@@ -79,6 +83,13 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
     common = dict(_timers(settings), graceful_restart=graceful)
     bfd = settings.get("bfd") or None
     leaf_as = int(settings["leaf_as"])
+    services = announced(settings.get("services") or [], workers, settings.get("service_cidr") or None) \
+        if settings.get("advertise_services") else {worker: [] for worker in workers}
+    for worker, prefixes in services.items():
+        if limit and len(prefixes) + 1 > limit:
+            raise AnsibleFilterError(f"{worker}: bgp_prefix_limit: {limit} is less than the {len(prefixes) + 1} "
+                                     "prefixes it announces (its pod CIDR and the service addresses); the leaf "
+                                     "would reset its session")
     if host in workers:
         own_ip = ipaddress.ip_address(hostvars[host]["podnet_node_ip"])
         own = node_cidrs[host]
@@ -92,14 +103,15 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
                         source_address=str(own_ip), password=_password(host, hostvars, settings),
                         description=leaf, import_limit=limit,
                         import_prefixes=[{"prefix": own, "action": "deny"}] + rules,
-                        export_prefixes=[{"prefix": own}],
+                        export_prefixes=[{"prefix": prefix} for prefix in [own] + services[host]],
                         # a node keeps what a restarting leaf taught it, and BFD does not undo that
                         bfd=dict(bfd, graceful=graceful) if bfd else None))
                     break
         if not neighbors:
             raise AnsibleFilterError(f"{host}: podnet_node_ip {own_ip} is on none of the leaf's podnet_leaf_subnets; "
                                      "there is no leaf to peer with")
-        return {"router_id": str(own_ip), "local_as": local_as, "networks": [own], "neighbors": neighbors}
+        return {"router_id": str(own_ip), "local_as": local_as, "networks": [own] + services[host],
+                "neighbors": neighbors}
     if host in leaves:
         interfaces = _leaf_interfaces(hostvars, host)
         if not interfaces:
@@ -116,12 +128,14 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
             neighbors.append(dict(
                 common, name=peer_name(worker), address=str(ip), remote_as=_node_as(worker, hostvars, workers, settings),
                 source_address=str(iface.ip), password=_password(worker, hostvars, settings), description=worker,
-                import_limit=limit, import_prefixes=[{"prefix": cidr}],
+                import_limit=limit, import_prefixes=[{"prefix": prefix} for prefix in [cidr] + services[worker]],
                 export_prefixes=[{"prefix": cidr, "action": "deny"}] + rules,
                 route_reflector_client=single, next_hop_self=single,
                 # the leaf withdraws a node whose BFD fails at once: that is what BFD is for
                 bfd=dict(bfd, graceful=False) if bfd else None))
-        return {"router_id": router_id, "local_as": leaf_as, "networks": [], "neighbors": neighbors}
+        shared = any(services.values())  # one service address from several nodes: install them all (ECMP)
+        return {"router_id": router_id, "local_as": leaf_as, "networks": [], "neighbors": neighbors,
+                "max_paths": min(max(len(workers), 1), 64) if shared else 1}
     raise AnsibleFilterError(f"{host}: not in the workers or leaf group; it has no BGP role")
 
 

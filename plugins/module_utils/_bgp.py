@@ -55,6 +55,7 @@ SPEAKER_SPEC = dict(
     router_id=dict(type="str"),
     local_as=dict(type="int"),
     networks=dict(type="list", elements="str", default=[]),
+    max_paths=dict(type="int", default=1),
     neighbors=dict(type="list", elements="dict", default=[], options=NEIGHBOR_SPEC),
     wait_established=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=60),
@@ -121,6 +122,7 @@ class Speaker(NamedTuple):
     local_as: int
     networks: tuple = ()
     neighbors: tuple = ()
+    max_paths: int = 1  # ECMP: equal best paths installed per prefix (1: the best one only)
 
     def ibgp(self, neighbor: Neighbor) -> bool:
         return neighbor.remote_as == self.local_as
@@ -289,7 +291,8 @@ def speaker(params: dict) -> Speaker:
         if item.route_reflector_client and item.remote_as != local_as:
             raise ValueError(f"neighbors[{index}].route_reflector_client: {item.name} is an eBGP neighbour "
                              f"(AS {item.remote_as}, local AS {local_as}); only iBGP neighbours can be clients")
-    return Speaker(router_id, local_as, networks, neighbors)
+    max_paths = in_range(params.get("max_paths"), "max_paths", 1, 64)
+    return Speaker(router_id, local_as, networks, neighbors, 1 if max_paths is None else max_paths)
 
 
 # --- the daemon's state, as the modules return it ---------------------------------

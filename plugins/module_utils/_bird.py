@@ -108,6 +108,7 @@ def render(speaker: Speaker, direct_interfaces: tuple = (), kernel_export: bool 
         "        import none;",
         "        export where source = RTS_BGP;" if kernel_export else "        export none;",
         "    };",
+    ] + ([f"    merge paths on limit {speaker.max_paths};"] if speaker.max_paths > 1 else []) + [
         "}",
     ]
     if speaker.bfd:

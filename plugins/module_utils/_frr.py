@@ -61,6 +61,8 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
         lines.append(" bgp graceful-restart")
     if speaker.networks:
         lines.append(" no bgp network import-check")  # announce the networks whatever the RIB holds
+    if speaker.max_paths > 1:
+        lines.append(" bgp bestpath as-path multipath-relax")  # paths from different ASes are equal too
     for item in speaker.neighbors:
         peer = f" neighbor {item.address}"
         lines.append(f"{peer} remote-as {item.remote_as}")
@@ -88,6 +90,8 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
             lines.append(f"{peer} bfd {item.bfd.multiplier} {item.bfd.interval} {item.bfd.interval}")
     lines += [" !", " address-family ipv4 unicast"]
     lines += [f"  network {network}" for network in speaker.networks]
+    if speaker.max_paths > 1:
+        lines += [f"  maximum-paths {speaker.max_paths}", f"  maximum-paths ibgp {speaker.max_paths}"]
     for item in speaker.neighbors:
         peer = f"  neighbor {item.address}"
         lines.append(f"{peer} activate")

@@ -83,7 +83,7 @@ RANGES = {
     "cross_node_vxlan_vni": (1, 2 ** 24 - 1), "cross_node_vxlan_port": PORT, "cross_node_route_protocol": (5, 255),
     "bgp_leaf_as": AS_NUMBER, "bgp_node_as_base": (0, 2 ** 32 - 2), "bgp_prefix_limit": (0, 2 ** 32 - 1),
     "bgp_hold_time": (3, 65535), "bgp_keepalive_time": (1, 21845), "bgp_connect_retry_time": (1, 65535),
-    "bgp_bfd_interval": (10, 60000), "bgp_bfd_multiplier": (2, 255),
+    "bgp_bfd_interval": (10, 60000), "bgp_bfd_multiplier": (2, 255), "bgp_leaf_multipath_hash_policy": (0, 3),
     "bgp_wait_timeout": (1, 3600),
 }
 POD_ROUTE_PROTOCOL = 201  # pod_network's host routes

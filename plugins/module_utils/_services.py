@@ -347,3 +347,22 @@ def conntrack_flushes(before, after, addresses: tuple = ()) -> list:
         if now is not None and now.endpoints and (was is None or not was.endpoints or _addresses(was) != _addresses(now)):
             flushes += _flush_unnatted(now, addresses)
     return flushes
+
+
+# --- announcement by BGP ------------------------------------------------------------
+
+def announced(services: list, workers: list, service_cidr: str | None = None) -> dict:
+    """{worker: [prefix, ...]} each worker announces for the inventory's services (bgp_advertise_services),
+    as Calico and MetalLB do: the service CIDR from every worker; each external IP and load-balancer IP as a
+    /32 from every worker, or with external_traffic_policy Local only from the workers holding an endpoint
+    ({node, pod} endpoints name their node), so traffic never enters a node that would not answer it."""
+    prefixes = {worker: [service_cidr] if service_cidr else [] for worker in workers}
+    for service in services or []:
+        addresses = list(service.get("external_ips") or []) + \
+            ([service["load_balancer_ip"]] if service.get("load_balancer_ip") else [])
+        holders = {e.get("node") for e in service.get("endpoints") or [] if isinstance(e, dict)}
+        local = (service.get("external_traffic_policy") or "Cluster") == "Local"
+        for worker in workers:
+            if not local or worker in holders:
+                prefixes[worker] += [f"{address}/32" for address in addresses if f"{address}/32" not in prefixes[worker]]
+    return prefixes

@@ -128,3 +128,44 @@ def test_bfd_is_graceful_on_the_nodes_side_only():
     assert {n["bfd"]["graceful"] for n in leaf["neighbors"]} == {False}
     assert speaker("worker2", bfd=timers, graceful_restart=False)["neighbors"][0]["bfd"]["graceful"] is False
     assert speaker("worker2")["neighbors"][0]["bfd"] is None
+
+
+# --- service advertisement (issue 20) -----------------------------------------------------------------
+
+SERVICES = [
+    {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "external_ips": ["198.51.100.10"],
+     "endpoints": [{"node": "worker1", "pod": "netns3"}, {"node": "worker2", "pod": "netns2"}]},
+    {"name": "lb", "cluster_ip": "11.96.10.5", "port": 80, "load_balancer_ip": "198.51.100.11",
+     "external_traffic_policy": "Local",
+     "endpoints": [{"node": "worker1", "pod": "netns3"}, {"node": "worker3", "pod": "netns3"}]},
+]
+ADVERTISE = {"advertise_services": True, "services": SERVICES, "service_cidr": "11.96.0.0/16"}
+
+
+def test_every_node_announces_the_service_cidr_and_cluster_addresses_local_ones_only_with_an_endpoint():
+    assert speaker("worker1", **ADVERTISE)["networks"] == ["192.168.10.0/24", "11.96.0.0/16", "198.51.100.10/32",
+                                                           "198.51.100.11/32"]
+    worker2 = speaker("worker2", **ADVERTISE)
+    assert worker2["networks"] == ["192.168.20.0/24", "11.96.0.0/16", "198.51.100.10/32"]
+    assert worker2["neighbors"][0]["export_prefixes"] == [{"prefix": p} for p in worker2["networks"]]
+    # what a node learns is unchanged: pod CIDRs only
+    assert worker2["neighbors"][0]["import_prefixes"] == speaker("worker2")["neighbors"][0]["import_prefixes"]
+
+
+def test_the_leaf_accepts_exactly_what_each_node_announces_and_installs_every_path():
+    leaf = speaker("leaf03", **ADVERTISE)
+    by_name = {n["name"]: n for n in leaf["neighbors"]}
+    assert by_name["worker2"]["import_prefixes"] == [{"prefix": p} for p in ("192.168.20.0/24", "11.96.0.0/16",
+                                                                              "198.51.100.10/32")]
+    assert by_name["worker3"]["export_prefixes"] == speaker("leaf03")["neighbors"][2]["export_prefixes"]
+    assert leaf["max_paths"] == 3 and speaker("leaf03")["max_paths"] == 1
+    assert bgp.speaker(leaf).max_paths == 3
+
+
+def test_off_nothing_but_pod_cidrs_is_announced():
+    assert speaker("worker1", **dict(ADVERTISE, advertise_services=False))["networks"] == ["192.168.10.0/24"]
+
+
+def test_more_announcements_than_the_leaf_accepts_are_refused():
+    with pytest.raises(AnsibleFilterError, match=r"^worker1: bgp_prefix_limit: 3 is less than the 4 prefixes"):
+        speaker("worker2", **dict(ADVERTISE, prefix_limit=3))

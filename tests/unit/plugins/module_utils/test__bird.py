@@ -202,3 +202,9 @@ def test_parse_show_protocols_short_time_formats():
 
 def test_parse_nothing():
     assert bird.parse_protocols("") == [] and bird.sessions([]) == {}
+
+
+def test_max_paths_merges_equal_routes_into_one_ecmp_route():
+    text = bird.render(bgp.speaker({"router_id": "192.168.210.254", "local_as": 65000, "max_paths": 3}))
+    assert "    merge paths on limit 3;\n}" in text
+    assert "merge paths" not in bird.render(bgp.speaker({"router_id": "192.168.210.254", "local_as": 65000}))

@@ -157,3 +157,11 @@ def test_neighbor_errors_of_sessions_that_are_down():
                        "192.168.230.23": {"bgpState": "Active", "lastResetDueTo": "BGP Notification received"}})
     assert frr.neighbor_errors(text) == {"192.168.230.23": "BGP Notification received"}
     assert frr.neighbor_errors("garbage") == {}
+
+
+def test_max_paths_is_ecmp_for_ebgp_and_ibgp_with_the_as_path_relaxed():
+    text = frr.render(bgp.speaker({"router_id": "192.168.210.254", "local_as": 65000, "max_paths": 3}), "leaf03")
+    assert " bgp bestpath as-path multipath-relax\n" in text
+    assert "  maximum-paths 3\n  maximum-paths ibgp 3\n" in text
+    assert "maximum-paths" not in frr.render(bgp.speaker({"router_id": "192.168.210.254", "local_as": 65000}),
+                                             "leaf03")
