@@ -8,6 +8,8 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils._services import announced
+
 ICMP_IP_HEADER = 28  # IPv4 header + ICMP header: payload = MTU - 28
 
 
@@ -79,12 +81,14 @@ def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int) -
             for pod in pods]
 
 
-# A UDP client for the service probes: one datagram to argv[1]:argv[2], print the answer (fixed text).
+# A UDP client for the service probes: one datagram to argv[1]:argv[2] from each of argv[4] (default 1) new
+# sockets (a new flow each), print each answer (fixed text).
 UDP_CLIENT = ("import socket, sys\n"
-              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-              "s.settimeout(float(sys.argv[3]))\n"
-              "s.sendto(b'probe', (sys.argv[1], int(sys.argv[2])))\n"
-              "print(s.recv(512).decode().strip())\n")
+              "for _ in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):\n"
+              "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+              "    s.settimeout(float(sys.argv[3]))\n"
+              "    s.sendto(b'probe', (sys.argv[1], int(sys.argv[2])))\n"
+              "    print(s.recv(512).decode().strip())\n")
 HAIRPIN_TRIES = 20  # random balancing: a pod meets itself among 2 endpoints with 1 - 2**-20
 
 
@@ -96,7 +100,7 @@ def _identities(service: dict) -> list:
 def _request(service: dict, target: str, port, prefix: list, tries: int = 1) -> list:
     """argv asking the service at target:port once (or `tries` times), run after `prefix`."""
     if (service.get("protocol") or "tcp") == "udp":
-        return prefix + ["python3", "-c", UDP_CLIENT, target, str(port), "3"]
+        return prefix + ["python3", "-c", UDP_CLIENT, target, str(port), "3"] + ([str(tries)] if tries > 1 else [])
     return prefix + ["curl", "-sS", "--max-time", "3"] + [f"http://{target}:{port}/"] * tries
 
 
@@ -146,12 +150,62 @@ def nodeport_probes(services: list, source: str, nodes: dict) -> list:
     return probes
 
 
+SPREAD_TRIES = 16  # new connections to a service address from outside: by ECMP and at random, 2 nodes miss with 2**-15
+
+
+def bgp_service_probes(services: list, source: str, service_cidr: str | None = None) -> list:
+    """From a host outside the cluster to every service address the nodes announce by BGP (bgp_advertise_services):
+    each external IP and load-balancer IP, and the cluster IP when the service CIDR is announced, asked
+    SPREAD_TRIES times (a new connection each time). Every answer comes from an endpoint, and from more than one
+    node when the endpoints are on several (ECMP at the leaf, then the node's choice)."""
+    probes = []
+    for service in services or []:
+        addresses = list(service.get("external_ips") or []) + \
+            ([service["load_balancer_ip"]] if service.get("load_balancer_ip") else []) + \
+            ([service["cluster_ip"]] if service_cidr else [])
+        identities = _identities(service)
+        nodes = {identity.split("/")[0] for identity in identities}
+        expect = {"expect_one_of": identities, "expect_nodes": min(len(nodes), 2)} if identities else {}
+        for address in addresses:
+            probes.append(_answered("bgp_service", source, service, f"{address}:{service['port']}",
+                                    _request(service, address, service["port"], [], SPREAD_TRIES), **expect))
+    return probes
+
+
+def ecmp_probes(services: list, leaf: str, workers: dict, service_cidr: str | None = None) -> list:
+    """On the leaf: its route to every announced service prefix has one next hop per announcing node
+    ({worker: address})."""
+    prefixes: dict = {}
+    for worker, announced_here in announced(services, list(workers), service_cidr).items():
+        for prefix in announced_here:
+            prefixes.setdefault(prefix, []).append(workers[worker])
+    return [{"kind": "ecmp", "from": leaf, "to": prefix, "argv": ["ip", "-4", "route", "show", "exact", prefix],
+             "expect_nexthops": sorted(hops)} for prefix, hops in prefixes.items()]
+
+
+def _nexthops(output: list) -> list:
+    """The gateways of one route as `ip route show` prints it: `via X` on its line, or one `nexthop via X`
+    line each (ECMP)."""
+    hops = []
+    for line in output:
+        words = line.split()
+        if "via" in words[:-1]:
+            hops.append(words[words.index("via") + 1])
+    return sorted(hops)
+
+
 def _expected(probe: dict, output: list) -> tuple:
     """(ok, detail on success) of a probe's expectation on its output lines."""
     if "expect" in probe:
         return output == [probe["expect"]], f"seen as {output[0] if output else ''} (node address)"
+    if "expect_nexthops" in probe:
+        hops = _nexthops(output)
+        return hops == probe["expect_nexthops"], f"next hops {', '.join(hops) or 'none'}"
     if "expect_one_of" in probe:
         ok = bool(output) and all(line in probe["expect_one_of"] for line in output)
+        nodes = {line.split("/")[0] for line in output}
+        if len(nodes) < probe.get("expect_nodes", 0):
+            return False, f"answered by {len(nodes)} node(s), expected {probe['expect_nodes']}"
         return ok, "answered by " + ", ".join(sorted(set(output)))
     if "expect_line" in probe:
         return probe["expect_line"] in output, f"reached itself ({len(output)} answers)"
@@ -171,8 +225,8 @@ def probe_cells(results: list) -> list:
         rtt = RTT.search(output[-1]) if output else None
         detail = probe.get("detail") or (f"rtt {rtt.group(1)} ms" if rtt else "")
         if not ok:
-            detail = " ".join(filter(None, [probe.get("detail"), (result.get("stderr") or "").strip(),
-                                            output[-1] if output else "no reply"]))
+            detail = " ".join(filter(None, [probe.get("detail"), shown if result.get("rc") == 0 else None,
+                                            (result.get("stderr") or "").strip(), output[-1] if output else "no reply"]))
         cells.append({"kind": probe["kind"], "from": probe["from"], "to": probe["to"], "ok": ok, "detail": detail})
     return cells
 
@@ -198,6 +252,8 @@ class FilterModule:
             "egress_probes": egress_probes,
             "service_probes": service_probes,
             "nodeport_probes": nodeport_probes,
+            "bgp_service_probes": bgp_service_probes,
+            "ecmp_probes": ecmp_probes,
             "cross_node_probes": cross_node_probes,
             "probe_cells": probe_cells,
             "verify_table": verify_table,

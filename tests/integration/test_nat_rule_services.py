@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import NODE, NODE_IP, ROOT, Lab, changed, diffs_agree, module, raw, same_plan
+from conftest import LEAF_IP, NODE, NODE_IP, ROOT, Lab, changed, diffs_agree, module, raw, same_plan
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root to build namespaces")
 
@@ -365,3 +365,45 @@ def test_concurrent_runs_do_not_corrupt_the_rules(clean):
     rules = Kernel(after["after"]).iptables
     assert len(rules) == len(set(rules)), [rule for rule in rules if rules.count(rule) > 1]
     assert not changed(after["again"])
+
+
+# --- external addresses and externalTrafficPolicy (issue 20) ------------------------------------
+
+WHOAMI = ROOT / "playbooks/files/whoami.py"
+WHO = {"port": 8081, "endpoints": [{"ip": "192.168.10.1", "local": True}]}
+OUTSIDE_ARGS = {"services": [
+    dict(WHO, name="who-cluster", cluster_ip="11.96.10.8", external_ips=["198.51.100.20"]),
+    dict(WHO, name="who-local", cluster_ip="11.96.10.9", load_balancer_ip="198.51.100.21", external_traffic_policy="Local"),
+    dict(WHO, name="who-elsewhere", cluster_ip="11.96.10.10", external_ips=["198.51.100.22"],
+         external_traffic_policy="Local", endpoints=[{"ip": "192.168.10.1"}]),
+], "node_addresses": [NODE_IP], "cluster_cidrs": ["192.168.10.0/24"], "prune": True}
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_external_addresses_keep_the_client_address_only_with_local_policy(clean, backend):
+    """From the leaf (outside the cluster, routing the addresses to the node as BGP would): an external IP of a
+    Cluster service is masqueraded, a Local one keeps the leaf's address, a Local one without an endpoint on
+    this node gets no answer; the leaf reaching a cluster IP is masqueraded, a pod is not. whoami answers with
+    the source it sees."""
+    lab = clean
+    for prefix in ("198.51.100.20/30", "11.96.10.8/30"):
+        lab.sh("ip", "route", "replace", prefix, "via", NODE_IP, node="leaf03")
+    pidfile = lab.workdir / f"who-{backend}.pid"
+    lab.sh("ip", "netns", "exec", "netns1", "python3", str(WHOAMI), "--port", "8081", "--pidfile", str(pidfile))
+    try:
+        args = dict(OUTSIDE_ARGS, backend=backend)
+        r = lab.play(nat("services", args), nat("again", args))
+        assert changed(r["services"]) and not changed(r["again"])  # the real tools' output reads back as written
+
+        def seen(target: str, node: str = "leaf03", pod: str | None = None) -> str:
+            argv = (["ip", "netns", "exec", pod] if pod else []) + ["curl", "-sS", "--max-time", "3", f"http://{target}:8081/"]
+            result = lab.sh(*argv, node=node, check=False)
+            return result.stdout.strip() if result.returncode == 0 else "no answer"
+
+        assert seen("198.51.100.20") == "192.168.10.254"  # Cluster: masqueraded to the node's bridge address
+        assert seen("198.51.100.21") == LEAF_IP            # Local: the client's own address
+        assert seen("198.51.100.22") == "no answer"        # Local, no endpoint here: not translated
+        assert seen("11.96.10.8") == "192.168.10.254"      # a cluster IP from outside the cluster CIDRs
+        assert seen("11.96.10.8", NODE, "netns3") == "192.168.10.3"  # ... and from a pod: not masqueraded
+    finally:
+        lab.sh("sh", "-c", f'kill "$(cat {pidfile})"', check=False)

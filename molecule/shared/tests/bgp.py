@@ -6,6 +6,8 @@ import time
 
 from lab import HOSTVARS, LEAF, POD_CIDRS, WORKERS, playbook, run_in
 
+from ansible_collections.handcni.podnet.plugins.module_utils._services import announced
+
 LEAF_VARS = HOSTVARS[LEAF]
 DAEMON = LEAF_VARS.get("bgp_leaf_daemon", "frr")
 AS_MODE = LEAF_VARS.get("bgp_as_mode", "per_node")
@@ -14,6 +16,9 @@ LEAF_PROTO = "bgp" if DAEMON == "frr" else "bird"  # how the leaf's kernel marks
 CIDRS = POD_CIDRS
 NODE_IP = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
 PIDFILE = "/run/bird/bird.pid"
+# {worker: service prefixes it announces} with bgp_advertise_services, else {}
+ANNOUNCED = announced(LEAF_VARS.get("podnet_services") or [], WORKERS, LEAF_VARS.get("podnet_service_cidr")) \
+    if LEAF_VARS.get("bgp_advertise_services") else {}
 
 
 def until(read, done, timeout: float = 90.0, interval: float = 1.0):

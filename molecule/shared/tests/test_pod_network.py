@@ -1,7 +1,7 @@
 """Same-node pod networking, proven by traffic, in whatever mode the scenario converged."""
 import json
 
-from lab import ROOT, playbook
+from lab import HOSTVARS, LEAF, ROOT, playbook
 
 
 def test_pods_on_one_node_ping_each_other(node):
@@ -56,3 +56,5 @@ def test_verify_playbook_matrix_is_green():
     assert cells and all(cell["ok"] for cell in cells)
     assert {cell["kind"] for cell in cells} >= {"same_node", "mtu", "egress", "cross_node",
                                                 "clusterip", "hairpin", "nodeport", "udp"}
+    if HOSTVARS[LEAF].get("bgp_advertise_services") and HOSTVARS[LEAF].get("cross_node_method") == "bgp":
+        assert {cell["kind"] for cell in cells} >= {"bgp_service", "ecmp"}
