@@ -108,6 +108,13 @@ def _answered(kind: str, source: str, service: dict, target: str, argv: list, **
     return {"kind": kind, "from": source, "to": f"{service['name']} {target}", "argv": argv, **expect}
 
 
+def _answers_node_port(service: dict, node: str) -> bool:
+    """Whether a node answers the service's node port: always, but with external_traffic_policy Local only
+    where one of its endpoints runs."""
+    return (service.get("external_traffic_policy") or "Cluster") != "Local" or \
+        any(e.get("node") == node for e in service.get("endpoints") or [] if isinstance(e, dict))
+
+
 def service_probes(services: list, node: str, node_ip: str, pods: list) -> list:
     """Probes of every service from one worker (seed 004 labs 4 and 5): the cluster IP from a pod that is
     not one of its endpoints and from the node (kinds clusterip, udp), the node port on the node's own
@@ -125,7 +132,7 @@ def service_probes(services: list, node: str, node_ip: str, pods: list) -> list:
                 service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", client]), **expect))
         probes.append(_answered(kind, node, service, cluster,
                                 _request(service, service["cluster_ip"], service["port"], []), **expect))
-        if service.get("node_port"):
+        if service.get("node_port") and _answers_node_port(service, node):
             probes.append(_answered("nodeport", node, service, f"{node_ip}:{service['node_port']}",
                                     _request(service, node_ip, service["node_port"], []), **expect))
         if kind == "clusterip":
@@ -144,6 +151,8 @@ def nodeport_probes(services: list, source: str, nodes: dict) -> list:
             continue
         identities = _identities(service)
         for worker, address in sorted(nodes.items()):
+            if not _answers_node_port(service, worker):
+                continue
             probes.append(_answered("nodeport", source, service, f"{worker} {address}:{service['node_port']}",
                                     _request(service, address, service["node_port"], []),
                                     **({"expect_one_of": identities} if identities else {})))

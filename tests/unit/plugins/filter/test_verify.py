@@ -78,3 +78,45 @@ def test_probes_use_the_addresses_the_pods_hold():
                  lambda: v.cross_node_probes(PODS, "worker1", {"worker2": [{"name": "web"}]}, 1400)):
         with pytest.raises(AnsibleFilterError, match=r"^worker\d: \{'name': 'web'\} is not a pod with its address"):
             call()
+
+
+# --- services announced by BGP (issue 20) ------------------------------------------------------------
+
+ANNOUNCED_WEB = {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "node_port": 32080,
+                 "external_ips": ["198.51.100.10"], "external_traffic_policy": "Local",
+                 "endpoints": [{"node": "worker1", "pod": "netns3"}, {"node": "worker3", "pod": "netns3"}]}
+
+
+def test_bgp_service_probes_ask_every_announced_address_many_times_and_want_several_nodes():
+    probes = v.bgp_service_probes([ANNOUNCED_WEB], "outside", "11.96.0.0/16")
+    assert [p["to"] for p in probes] == ["web 198.51.100.10:8080", "web 11.96.10.3:8080"]
+    assert probes[0]["argv"].count("http://198.51.100.10:8080/") == v.SPREAD_TRIES
+    assert probes[0]["expect_nodes"] == 2
+    assert [p["to"] for p in v.bgp_service_probes([ANNOUNCED_WEB], "outside")] == ["web 198.51.100.10:8080"]
+
+
+def test_one_node_answering_is_not_enough_when_the_endpoints_are_on_two():
+    probe = v.bgp_service_probes([ANNOUNCED_WEB], "outside")[0]
+    cells = v.probe_cells([{"item": probe, "rc": 0, "stdout": "worker1/netns3\n" * 16}])
+    assert not cells[0]["ok"] and "answered by 1 node(s), expected 2" in cells[0]["detail"]
+    cells = v.probe_cells([{"item": probe, "rc": 0, "stdout": "worker1/netns3\nworker3/netns3\n"}])
+    assert cells[0]["ok"]
+
+
+def test_ecmp_probes_want_one_next_hop_per_announcing_node():
+    nodes = {"worker1": "192.168.210.21", "worker2": "192.168.210.22", "worker3": "192.168.230.23"}
+    probes = {p["to"]: p for p in v.ecmp_probes([ANNOUNCED_WEB], "leaf03", nodes, "11.96.0.0/16")}
+    assert probes["198.51.100.10/32"]["expect_nexthops"] == ["192.168.210.21", "192.168.230.23"]
+    assert probes["11.96.0.0/16"]["expect_nexthops"] == sorted(nodes.values())
+    multipath = ("198.51.100.10 proto bgp metric 20 \n\tnexthop via 192.168.210.21 dev vlan210 weight 1 \n"
+                 "\tnexthop via 192.168.230.23 dev vlan230 weight 1 \n")
+    cells = v.probe_cells([{"item": probes["198.51.100.10/32"], "rc": 0, "stdout": multipath}])
+    assert cells[0]["ok"] and cells[0]["detail"] == "next hops 192.168.210.21, 192.168.230.23"
+    single = "198.51.100.10 nhid 7 via 192.168.210.21 dev vlan210 proto bgp metric 20 \n"
+    assert not v.probe_cells([{"item": probes["198.51.100.10/32"], "rc": 0, "stdout": single}])[0]["ok"]
+
+
+def test_a_local_node_port_is_probed_only_where_an_endpoint_runs():
+    nodes = {"worker1": "192.168.210.21", "worker2": "192.168.210.22", "worker3": "192.168.230.23"}
+    assert [p["to"].split()[1] for p in v.nodeport_probes([ANNOUNCED_WEB], "outside", nodes)] == ["worker1", "worker3"]
+    assert not [p for p in v.service_probes([ANNOUNCED_WEB], "worker2", "192.168.210.22", []) if p["kind"] == "nodeport"]
