@@ -32,9 +32,15 @@ def until(read, done, timeout: float = 90.0, interval: float = 1.0):
 
 
 def routes(node: str, proto: str) -> dict:
-    """{destination: gateway} of the node's main table for routes of one protocol."""
+    """{destination: gateway} of the node's main table for routes of one protocol (a host route as X/32; an
+    ECMP route's gateway None)."""
     out = run_in(node, "ip", "-j", "route", "show", "proto", proto).stdout
-    return {r["dst"]: r.get("gateway") for r in json.loads(out or "[]")}
+    return {str(ipaddress.ip_network(r["dst"])): r.get("gateway") for r in json.loads(out or "[]")}
+
+
+def pod_routes(node: str, proto: str) -> dict:
+    """routes() to the pod CIDRs only (the leaf also holds the service prefixes when they are announced)."""
+    return {dst: hop for dst, hop in routes(node, proto).items() if dst in CIDRS.values()}
 
 
 def bird_sessions(node: str) -> dict:
