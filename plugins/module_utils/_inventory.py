@@ -233,6 +233,7 @@ def problems(hostvars: dict, groups: dict, options: dict) -> list:
     if workers:
         _services(values, workers, cidrs, nodes, subnets, found)
     _router_ids(values, workers + leaves, found)
+    _announcements(values, workers, options, found)
     return found.lines()
 
 
@@ -477,6 +478,20 @@ def _is_network(value) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def _announcements(values: dict, workers: list, options: dict, found: Problems) -> None:
+    """With the services announced by BGP, what each worker announces fits in the leaf's prefix limit."""
+    for host in workers:
+        hv = values[host]
+        if hv.get("cross_node_method") != "bgp" or not hv.get("bgp_advertise_services"):
+            continue
+        limit = hv.get("bgp_prefix_limit", options.get("bgp_prefix_limit", {}).get("default", 0))
+        count = 1 + len(services_model.announced(hv.get("podnet_services") or [], workers,
+                                                 hv.get("podnet_service_cidr"))[host])
+        if limit and count > limit:
+            found.add(host, f"bgp_prefix_limit: {limit} is less than the {count} prefixes it announces (its pod CIDR "
+                            "and the service addresses); the leaf would reset its session")
 
 
 def _router_ids(values: dict, speakers: list, found: Problems) -> None:

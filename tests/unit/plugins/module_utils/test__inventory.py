@@ -266,6 +266,14 @@ def test_external_addresses_in_a_pod_range_or_twice_and_cluster_ips_outside_the_
     assert named(found, None, "podnet_service_cidr: 192.168.0.0/16 overlaps worker1's pod CIDR 192.168.10.0/24")
 
 
+def test_announcing_more_than_the_leaf_accepts_is_refused():
+    announced = {"all.cross_node_method": "bgp", "all.bgp_advertise_services": True, "all.bgp_prefix_limit": 2,
+                 "all.podnet_services": services(external_ips=["198.51.100.1", "198.51.100.2"])}
+    assert named(podnet_problems(inventory_with(announced), GROUPS), "worker1",
+                 "bgp_prefix_limit: 2 is less than the 3 prefixes it announces")
+    assert podnet_problems(inventory_with(dict(announced, **{"all.bgp_prefix_limit": 3})), GROUPS) == []
+
+
 def test_split_cluster_cidrs_are_checked_like_given_ones():
     split = {"all.podnet_cluster_cidr": "10.0.0.0/23", "all.podnet_node_prefix": 24, "worker1.podnet_pod_cidr": DROP,
              "worker2.podnet_pod_cidr": DROP, "worker3.podnet_pod_cidr": DROP,
