@@ -138,7 +138,7 @@ bench-dataplane: setup
 	$(BIN)/python bench/dataplane.py
 
 bench-bfd: setup
-	# How long the leaf routes to a node whose cable is cut: the hold time against BFD (100 ms x 3)
+	# How long the leaf routes to a node whose cable is cut, and a service it announced fails: hold time against BFD
 	$(BIN)/python bench/bfd.py
 
 bench-restore: setup
