@@ -155,15 +155,17 @@ def test_every_node_announces_the_service_cidr_and_cluster_addresses_local_ones_
 def test_the_leaf_accepts_exactly_what_each_node_announces_and_installs_every_path():
     leaf = speaker("leaf03", **ADVERTISE)
     by_name = {n["name"]: n for n in leaf["neighbors"]}
-    assert by_name["worker2"]["import_prefixes"] == [{"prefix": p} for p in ("192.168.20.0/24", "11.96.0.0/16",
-                                                                              "198.51.100.10/32")]
+    worker2 = ("192.168.20.0/24", "11.96.0.0/16", "198.51.100.10/32")
+    assert by_name["worker2"]["import_prefixes"] == [{"prefix": p} for p in worker2]
     assert by_name["worker3"]["export_prefixes"] == speaker("leaf03")["neighbors"][2]["export_prefixes"]
     assert leaf["max_paths"] == 3 and speaker("leaf03")["max_paths"] == 1
     assert bgp.speaker(leaf).max_paths == 3
 
 
 def test_off_nothing_but_pod_cidrs_is_announced():
-    assert speaker("worker1", **dict(ADVERTISE, advertise_services=False))["networks"] == ["192.168.10.0/24"]
+    off = dict(ADVERTISE)
+    off["advertise_services"] = False
+    assert speaker("worker1", **off)["networks"] == ["192.168.10.0/24"]
 
 
 def test_more_announcements_than_the_leaf_accepts_are_refused():
