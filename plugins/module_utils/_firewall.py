@@ -83,6 +83,19 @@ class NatSet(NamedTuple):
                 "cluster_cidrs": list(self.cluster_cidrs) if self.services else []}
 
 
+def natset_from_json(data: list) -> NatSet:
+    """A NatSet from its JSON form (json.dumps of a NatSet: its named tuples as lists)."""
+    masquerade, services, addresses, cidrs = data
+
+    def endpoints(items):
+        return tuple(svc.Endpoint(ip, port) for ip, port in items)
+    return NatSet(tuple(Masquerade(source, tuple(exclude), oif) for source, exclude, oif in masquerade),
+                  tuple(svc.Service(name, cluster_ip, port, protocol, node_port, endpoints(chosen), tuple(external),
+                                    None if local is None else endpoints(local))
+                        for name, cluster_ip, port, protocol, node_port, chosen, external, local in services),
+                  tuple(addresses), tuple(cidrs))
+
+
 def managed_kinds(params: dict) -> tuple:
     """The kinds a run manages: those whose option is given (node addresses go with the services); none
     given means all (e.g. remove everything)."""
@@ -274,6 +287,10 @@ class Backend:
 
     def available(self) -> bool:
         return self.runner.available(*self.tools)
+
+    def counted(self) -> bool:
+        """Whether the kernel's nf_tables generation counts this backend's changes (_netlink.ruleset_mark)."""
+        return True
 
     def read(self) -> Owned:
         """What is ours now, read with the backend's tools."""

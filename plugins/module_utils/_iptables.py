@@ -435,6 +435,10 @@ class IptablesNat(Backend):
     def read(self) -> Owned:
         return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
 
+    def counted(self) -> bool:
+        """iptables-nft's changes are nf_tables transactions; iptables-legacy's are not."""
+        return "nf_tables" in self.runner.check(["iptables", "-V"])
+
     def mixed(self) -> str | None:
         """Why this node must not get our rules: others' rules in the other iptables variant, which the
         node's `iptables` does not see (projectcalico/calico#2322); None when there are none. Only a variant

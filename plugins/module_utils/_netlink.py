@@ -172,6 +172,28 @@ def inside(name: str | None):
         yield
 
 
+def ruleset_mark(name: str | None) -> list | None:
+    """[boot id, namespace inode, nf_tables generation] of namespace `name`: the kernel counts every nf_tables
+    transaction of the namespace (nft, iptables-nft, anyone's), so while the mark is the same, not one rule
+    there has changed (a reboot or a namespace made again changes the first two). None where it cannot be read.
+    Rules of iptables-legacy are not counted."""
+    try:
+        from pyroute2.netlink import NLM_F_REQUEST
+        from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETGEN, NFTSocket, nft_gen_msg
+        with inside(name):
+            sock = NFTSocket()
+        try:
+            reply = list(sock.request_get(nft_gen_msg(), NFT_MSG_GETGEN, msg_flags=NLM_F_REQUEST))
+        finally:
+            sock.close()
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip()
+        inode = os.stat(netns_path(name) if name else "/proc/self/ns/net").st_ino
+        return [boot, inode, int(reply[0].get_attr("NFTA_GEN_ID"))]
+    except (ImportError, IndexError, TypeError, ValueError, NetnsMissing) + kernel_errors():
+        return None
+
+
 def inside_session(ipr):
     """Run the body with this thread in the network namespace of netlink session `ipr`."""
     return _entered(fcntl.ioctl(ipr.fileno(), SIOCGSKNS))

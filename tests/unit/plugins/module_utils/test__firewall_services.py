@@ -3,7 +3,8 @@
 
 fixtures/iptables_services.txt is the real `iptables-save -t nat` of worker1 in the lab after site.yml
 (iptables 1.8.9, nf_tables); fixtures/nft_services.json the real `nft -j list table ip handcni` (nftables
-1.0.6) of the two services below, made by this code in a throwaway network namespace.
+1.0.6) of the two services below, made by this code in a throwaway network namespace (nft_services_vmap.json:
+the same as written before session 10).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _services as
 FIXTURES = Path(__file__).parent / "fixtures"
 IPTABLES_SAVE = (FIXTURES / "iptables_services.txt").read_text()
 NFT_JSON = (FIXTURES / "nft_services.json").read_text()
+# the same services as written before session 10: one anonymous `numgen random mod N vmap { }` per service
+NFT_VMAP_JSON = (FIXTURES / "nft_services_vmap.json").read_text()
 
 WEB = {"name": "web", "cluster_ip": "11.96.10.3", "port": 8080, "node_port": 32080, "target_port": 80,
        "endpoints": [{"ip": "192.168.10.3"}, {"ip": "192.168.20.2"}]}
@@ -186,6 +189,13 @@ def test_nft_json_reads_back_as_the_model_and_renders_the_same():
     assert NFT.plan(have, nft_set(NFT_WEB, NFT_ECHO)) is None
 
 
+def test_nft_tables_of_the_vmap_layout_read_back_and_are_rewritten_per_service():
+    have = NFT.parse(NFT_VMAP_JSON)
+    assert have.nat == nft_set(NFT_WEB, NFT_ECHO)
+    tx = NFT.plan(have, nft_set(NFT_WEB, NFT_ECHO))
+    assert tx.description == "nft -f: table ip handcni: write chain service-echo (1 rule), write chain service-web (2 rules)"
+
+
 def test_nft_render_is_kube_proxys_nftables_layout():
     lines = NFT.render(nft_set(NFT_WEB)).lines
     for line in [
@@ -197,8 +207,9 @@ def test_nft_render_is_kube_proxys_nftables_layout():
         'add rule ip handcni services ip daddr . meta l4proto . th dport vmap @service-ips comment "handcni.podnet services"',
         'add rule ip handcni services ip daddr 192.168.210.21 meta l4proto . th dport vmap @service-nodeports '
         'comment "handcni.podnet nodeports"',
-        "add rule ip handcni service-web numgen random mod 2 vmap { 0 : goto endpoint-web-192.168.10.3-80, "
-        '1 : goto endpoint-web-192.168.20.2-80 } comment "handcni.podnet service web"',
+        'add rule ip handcni service-web numgen random mod 2 0 goto endpoint-web-192.168.10.3-80 '
+        'comment "handcni.podnet service web"',
+        'add rule ip handcni service-web goto endpoint-web-192.168.20.2-80 comment "handcni.podnet service web"',
         'add rule ip handcni endpoint-web-192.168.20.2-80 ip saddr 192.168.20.2 meta mark set meta mark | 0x00002000 '
         'comment "handcni.podnet service web"',
         'add rule ip handcni endpoint-web-192.168.20.2-80 meta l4proto tcp dnat to 192.168.20.2:80 '
@@ -218,7 +229,7 @@ def test_nft_create_makes_chains_before_what_refers_to_them():
     assert all(line.startswith(("add table", "delete table", "add chain")) for line in script[:first_map])
     assert script.count("add element ip handcni service-ips { 11.96.10.3 . tcp . 8080 : goto service-web, "
                         "11.96.10.7 . udp . 7 : goto service-echo }") == 1
-    assert tx.description == "nft -f: create table ip handcni (10 chains; 15 rules; 2 maps with 3 elements)"
+    assert tx.description == "nft -f: create table ip handcni (10 chains; 16 rules; 2 maps with 3 elements)"
 
 
 def test_nft_removing_an_endpoint_touches_exactly_its_objects():
@@ -226,8 +237,7 @@ def test_nft_removing_an_endpoint_touches_exactly_its_objects():
     tx = NFT.plan(have, nft_set(dict(NFT_WEB, endpoints=[{"ip": "192.168.10.3"}]), NFT_ECHO))
     assert tx.script.splitlines() == [
         "flush chain ip handcni service-web",
-        "add rule ip handcni service-web numgen random mod 1 vmap { 0 : goto endpoint-web-192.168.10.3-80 } "
-        'comment "handcni.podnet service web"',
+        'add rule ip handcni service-web goto endpoint-web-192.168.10.3-80 comment "handcni.podnet service web"',
         "flush chain ip handcni endpoint-web-192.168.20.2-80",
         "delete chain ip handcni endpoint-web-192.168.20.2-80",
     ]
@@ -266,7 +276,7 @@ def test_nft_services_only_run_keeps_the_masquerade_chain():
     lambda d: d["nftables"][2]["map"]["elem"].pop(),                                           # element deleted
     lambda d: d["nftables"][2]["map"]["elem"][0][1].__setitem__("goto", {"target": "service-web"}),
     lambda d: d["nftables"].pop(),                                                             # rule deleted
-    lambda d: d["nftables"][-5]["rule"]["expr"][0]["vmap"]["key"]["numgen"].__setitem__("mod", 3),
+    lambda d: d["nftables"][-5]["rule"]["expr"][0]["match"]["left"]["numgen"].__setitem__("mod", 3),
     lambda d: d["nftables"][-2]["rule"]["expr"][0]["match"].__setitem__("right", "192.168.210.99"),
     lambda d: d["nftables"][9]["chain"].__setitem__("prio", 0),                                # prerouting
 ])
@@ -287,7 +297,7 @@ def test_nft_unreadable_object_in_our_table_means_a_whole_replace():
 
 def test_nft_unreadable_rule_is_rewritten_not_kept():
     data = json.loads(NFT_JSON)
-    data["nftables"][-5]["rule"]["expr"].append({"log": {"prefix": "x"}})
+    data["nftables"][-6]["rule"]["expr"].append({"log": {"prefix": "x"}})                      # service-echo's
     have = NFT.parse(json.dumps(data))
     assert [s.endpoints for s in have.nat.services if s.name == "echo"] == [()]
     tx = NFT.plan(have, nft_set(NFT_WEB, NFT_ECHO))
@@ -303,6 +313,8 @@ def test_nft_unreadable_rule_is_rewritten_not_kept():
     {"dnat": {"family": "ip6", "addr": "::1", "port": 80}},
     {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 5}},
     {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "sctp"}},
+    {"match": {"op": "!=", "left": {"numgen": {"mode": "random", "mod": 2, "offset": 0}}, "right": 0}},
+    {"match": {"op": "==", "left": {"numgen": {"mode": "inc", "mod": 2, "offset": 0}}, "right": 0}},
 ])
 def test_nft_what_we_do_not_write_is_unrecognised(value):
     with pytest.raises(nft._Unrecognised):
@@ -384,7 +396,7 @@ def test_cluster_policy_marks_external_traffic_local_policy_goes_to_this_nodes_e
         assert "add element ip handcni service-ips { 198.51.100.10 . tcp . 8080 : goto external-web }" in lines
         assert "add element ip handcni service-ips { 198.51.100.11 . tcp . 80 : goto local-lb }" in lines
         assert "add element ip handcni service-nodeports { tcp . 30080 : goto local-lb }" in lines
-        assert "add rule ip handcni local-lb numgen random mod 1 vmap { 0 : goto endpoint-lb-192.168.10.3-80 }" in lines
+        assert 'add rule ip handcni local-lb goto endpoint-lb-192.168.10.3-80 comment "handcni.podnet service lb"' in lines
         assert ("add rule ip handcni service-web ip saddr != { 192.168.10.0/24, 192.168.20.0/24 } meta mark set meta "
                 "mark | 0x00002000") in lines
 
@@ -414,3 +426,18 @@ def test_udp_flows_to_an_external_address_are_flushed_with_the_endpoint():
     flushes = svc.conntrack_flushes([echo], [echo._replace(endpoints=echo.endpoints[:1])])
     assert any("--orig-dst 198.51.100.7" in flush.description and "192.168.30.3" in flush.description
                for flush in flushes)
+
+
+def test_a_natset_comes_back_from_its_json_whole():
+    nat = fw.NatSet(tuple(fw.normalise_masquerades([MASQ])), services(WEB_EXT, LB, ECHO), NODE, CIDRS)
+    assert fw.natset_from_json(json.loads(json.dumps(list(nat)))) == nat
+    assert fw.natset_from_json(json.loads(json.dumps(list(fw.NatSet())))) == fw.NatSet()
+
+
+def test_nft_endpoints_are_chosen_by_a_cascade_one_in_n_each():
+    three = dict(WEB, endpoints=[{"ip": "192.168.10.3"}, {"ip": "192.168.20.2"}, {"ip": "192.168.30.3"}])
+    rules = [line for line in NFT.render(nft_set(three)).lines if line.startswith("add rule ip handcni service-web ")]
+    assert [rule.split(" comment ")[0].removeprefix("add rule ip handcni service-web ") for rule in rules] == [
+        "numgen random mod 3 0 goto endpoint-web-192.168.10.3-80",
+        "numgen random mod 2 0 goto endpoint-web-192.168.20.2-80",
+        "goto endpoint-web-192.168.30.3-80"]
