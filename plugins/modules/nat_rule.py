@@ -37,7 +37,7 @@ description:
     changed or deleted by hand is put back, and a change to one service touches only that service's rules.
   - Reading is skipped while the kernel's nf_tables generation (which every C(nft) and iptables-nft transaction
     of the namespace, anyone's, moves on) is the one the last run recorded in C(/var/lib/handcni) together with
-    what each backend held: a run with the same arguments then changes nothing at once, and a changed run plans
+    what each backend held. A run with the same arguments then changes nothing at once, and a changed run plans
     from that record. Any other change to the ruleset, a reboot, or iptables-legacy means a full read, as before.
   - Each run manages the kinds it is given, O(masquerade) and/or O(services); what is ours of the other kind
     stays as it is. With neither given, both are managed (so O(state=absent) alone removes everything of ours).
