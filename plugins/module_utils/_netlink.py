@@ -176,7 +176,8 @@ def ruleset_mark(name: str | None) -> list | None:
     """[boot id, namespace inode, nf_tables generation] of namespace `name`: the kernel counts every nf_tables
     transaction of the namespace (nft, iptables-nft, anyone's), so while the mark is the same, not one rule
     there has changed (a reboot or a namespace made again changes the first two). None where it cannot be read.
-    Rules of iptables-legacy are not counted."""
+    Rules of iptables-legacy are not counted (nat_rule asks only where every backend is nf_tables, which is then
+    in use, so asking loads nothing new)."""
     try:
         from pyroute2.netlink import NLM_F_REQUEST
         from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETGEN, NFTSocket, nft_gen_msg
