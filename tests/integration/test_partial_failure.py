@@ -56,14 +56,19 @@ class FullLab:
     def killed_when(self, condition: str, playbook: str, *extra: str) -> None:
         """Start the play and SIGKILL it, controller and module alike (their process groups), the moment the
         shell test `condition` holds on worker1; fail if the play ended first. The test is retried in a
-        loop of shell builtins inside worker1, so the kill lands within microseconds of the point."""
+        loop of shell builtins inside worker1, so the kill lands within microseconds of the point. The watcher
+        is looping before the play starts (on a loaded machine `bin/lab exec` may take longer than the play
+        takes to pass the point), and reads the play's PID from a file when the point is reached."""
+        pidfile = self.tmp / f"play-{uuid.uuid4().hex[:8]}.pid"
+        # Ansible's workers run each in a session of their own, with the module they start: kill those too.
+        watch = (f"echo ready; until {condition}; do :; done; until [ -s {pidfile} ]; do :; done; "
+                 f'play=$(cat {pidfile}); /bin/kill -s KILL -- -$play $(pgrep -P $play | sed "s/^/-/")')
+        watcher = subprocess.Popen([str(ROOT / "bin/lab"), "exec", "worker1", "--", "sh", "-c", watch],
+                                   env=self.env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        assert watcher.stdout.readline().strip() == "ready"
         play = subprocess.Popen(self.argv(playbook, *extra), env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        # Ansible's workers run each in a session of their own, with the module they start: kill those too.
-        watch = (f"until {condition}; do :; done; "
-                 f"/bin/kill -s KILL -- -{play.pid} $(pgrep -P {play.pid} | sed 's/^/-/')")
-        watcher = subprocess.Popen([str(ROOT / "bin/lab"), "exec", "worker1", "--", "sh", "-c", watch],
-                                   env=self.env, stdout=subprocess.DEVNULL, start_new_session=True)
+        pidfile.write_text(f"{play.pid}\n")
         try:
             play.wait(timeout=120)
         finally:
