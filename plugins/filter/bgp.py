@@ -9,7 +9,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.handcni.podnet.plugins.module_utils._services import announced
+from ansible_collections.handcni.podnet.plugins.module_utils._services import announced, prefix_limit_problem
 
 AS_MODES = ("per_node", "single")
 
@@ -86,10 +86,9 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
     services = announced(settings.get("services") or [], workers, settings.get("service_cidr") or None) \
         if settings.get("advertise_services") else {worker: [] for worker in workers}
     for worker, prefixes in services.items():
-        if limit and len(prefixes) + 1 > limit:
-            raise AnsibleFilterError(f"{worker}: bgp_prefix_limit: {limit} is less than the {len(prefixes) + 1} "
-                                     "prefixes it announces (its pod CIDR and the service addresses); the leaf "
-                                     "would reset its session")
+        problem = prefix_limit_problem(len(prefixes) + 1, limit)
+        if problem:
+            raise AnsibleFilterError(f"{worker}: {problem}")
     if host in workers:
         own_ip = ipaddress.ip_address(hostvars[host]["podnet_node_ip"])
         own = node_cidrs[host]

@@ -8,7 +8,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.handcni.podnet.plugins.module_utils._services import announced
+from ansible_collections.handcni.podnet.plugins.module_utils._services import announced, answers_outside, external_addresses
 
 ICMP_IP_HEADER = 28  # IPv4 header + ICMP header: payload = MTU - 28
 
@@ -108,13 +108,6 @@ def _answered(kind: str, source: str, service: dict, target: str, argv: list, **
     return {"kind": kind, "from": source, "to": f"{service['name']} {target}", "argv": argv, **expect}
 
 
-def _answers_node_port(service: dict, node: str) -> bool:
-    """Whether a node answers the service's node port: always, but with external_traffic_policy Local only
-    where one of its endpoints runs."""
-    return (service.get("external_traffic_policy") or "Cluster") != "Local" or \
-        any(e.get("node") == node for e in service.get("endpoints") or [] if isinstance(e, dict))
-
-
 def service_probes(services: list, node: str, node_ip: str, pods: list) -> list:
     """Probes of every service from one worker (seed 004 labs 4 and 5): the cluster IP from a pod that is
     not one of its endpoints and from the node (kinds clusterip, udp), the node port on the node's own
@@ -132,7 +125,7 @@ def service_probes(services: list, node: str, node_ip: str, pods: list) -> list:
                 service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", client]), **expect))
         probes.append(_answered(kind, node, service, cluster,
                                 _request(service, service["cluster_ip"], service["port"], []), **expect))
-        if service.get("node_port") and _answers_node_port(service, node):
+        if service.get("node_port") and answers_outside(service, node):
             probes.append(_answered("nodeport", node, service, f"{node_ip}:{service['node_port']}",
                                     _request(service, node_ip, service["node_port"], []), **expect))
         if kind == "clusterip":
@@ -151,7 +144,7 @@ def nodeport_probes(services: list, source: str, nodes: dict) -> list:
             continue
         identities = _identities(service)
         for worker, address in sorted(nodes.items()):
-            if not _answers_node_port(service, worker):
+            if not answers_outside(service, worker):
                 continue
             probes.append(_answered("nodeport", source, service, f"{worker} {address}:{service['node_port']}",
                                     _request(service, address, service["node_port"], []),
@@ -169,8 +162,7 @@ def bgp_service_probes(services: list, source: str, service_cidr: str | None = N
     node when the endpoints are on several (ECMP at the leaf, then the node's choice)."""
     probes = []
     for service in services or []:
-        addresses = list(service.get("external_ips") or []) + \
-            ([service["load_balancer_ip"]] if service.get("load_balancer_ip") else []) + \
+        addresses = [address for _key, address in external_addresses(service)] + \
             ([service["cluster_ip"]] if service_cidr else [])
         identities = _identities(service)
         nodes = {identity.split("/")[0] for identity in identities}

@@ -433,10 +433,7 @@ def _service_list(hv: dict, host: str | None, values: dict, workers: list, cidrs
         ranges = [(f"{w}'s pod CIDR {c}", c) for w, c in cidrs.items()] + \
                  [(f"podnet_cluster_cidr {c}", c) for c in clusters] + \
                  [(f"the underlay subnet {i.network}", i.network) for i in subnets]
-        external = list(service.get("external_ips") or [])
-        addresses = [("cluster_ip", model.cluster_ip)] + [(f"external_ips[{i}]", a) for i, a in enumerate(external)] \
-            + ([("load_balancer_ip", service["load_balancer_ip"])] if service.get("load_balancer_ip") else [])
-        for key, value in addresses:
+        for key, value in [("cluster_ip", model.cluster_ip)] + services_model.external_addresses(service):
             ip = ipaddress.ip_address(value)
             where = next((name for name, net in ranges if ip in net), None)
             if ip in nodes:
@@ -489,9 +486,9 @@ def _announcements(values: dict, workers: list, options: dict, found: Problems) 
         limit = hv.get("bgp_prefix_limit", options.get("bgp_prefix_limit", {}).get("default", 0))
         count = 1 + len(services_model.announced(hv.get("podnet_services") or [], workers,
                                                  hv.get("podnet_service_cidr"))[host])
-        if limit and count > limit:
-            found.add(host, f"bgp_prefix_limit: {limit} is less than the {count} prefixes it announces (its pod CIDR "
-                            "and the service addresses); the leaf would reset its session")
+        problem = services_model.prefix_limit_problem(count, limit)
+        if problem:
+            found.add(host, problem)
 
 
 def _router_ids(values: dict, speakers: list, found: Problems) -> None:

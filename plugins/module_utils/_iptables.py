@@ -431,19 +431,26 @@ class IptablesNat(Backend):
     name = "iptables"
     tools = ("iptables-save", "iptables-restore")
     write_argv = ["iptables-restore", "--noflush", "--wait=10"]
+    _nf_tables: bool | None = None  # what `iptables -V` said, once asked
 
     def read(self) -> Owned:
         return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
 
+    def nf_tables(self) -> bool:
+        """Whether the node's `iptables` is iptables-nft (else iptables-legacy); asked once per run."""
+        if self._nf_tables is None:
+            self._nf_tables = "nf_tables" in self.runner.check(["iptables", "-V"])
+        return self._nf_tables
+
     def counted(self) -> bool:
         """iptables-nft's changes are nf_tables transactions; iptables-legacy's are not."""
-        return "nf_tables" in self.runner.check(["iptables", "-V"])
+        return self.nf_tables()
 
     def mixed(self) -> str | None:
         """Why this node must not get our rules: others' rules in the other iptables variant, which the
         node's `iptables` does not see (projectcalico/calico#2322); None when there are none. Only a variant
         the kernel has loaded is read (nothing is loaded to look)."""
-        nft = "nf_tables" in self.runner.check(["iptables", "-V"])
+        nft = self.nf_tables()
         if nft:
             rc, names, _err = self.runner.run(["cat", "/proc/net/ip_tables_names"])
             other = "iptables-legacy-save" if rc == 0 and names.strip() else None
@@ -500,6 +507,6 @@ class IptablesNat(Backend):
 
     def _nft_nat_table(self) -> bool | None:
         """Whether nftables holds `table ip nat` (None: no nft, or iptables-legacy: nothing to track)."""
-        if not self.runner.available("nft") or "nf_tables" not in self.runner.check(["iptables", "-V"]):
+        if not self.runner.available("nft") or not self.nf_tables():
             return None
         return self.runner.run(["nft", "list", "table", "ip", IPT_TABLE])[0] == 0

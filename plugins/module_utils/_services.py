@@ -145,6 +145,28 @@ def service_name(value, field: str) -> str:
     return value
 
 
+def external_addresses(item: dict) -> list:
+    """A service's external addresses as given, each with its field: [("external_ips[0]", ip), ...,
+    ("load_balancer_ip", ip)]."""
+    return [(f"external_ips[{index}]", value) for index, value in enumerate(item.get("external_ips") or [])] + \
+        ([("load_balancer_ip", item["load_balancer_ip"])] if item.get("load_balancer_ip") else [])
+
+
+def answers_outside(service: dict, node: str) -> bool:
+    """Whether a node answers the service's node port and external addresses: always, but with
+    external_traffic_policy Local only where one of its endpoints runs ({node, pod} endpoints name their node)."""
+    return (service.get("external_traffic_policy") or "Cluster") != "Local" or \
+        any(isinstance(e, dict) and e.get("node") == node for e in service.get("endpoints") or [])
+
+
+def prefix_limit_problem(count: int, limit: int) -> str | None:
+    """Why a node announcing `count` prefixes cannot: the leaf accepts at most `limit` (0: no limit)."""
+    if limit and count > limit:
+        return (f"bgp_prefix_limit: {limit} is less than the {count} prefixes it announces (its pod CIDR and the "
+                "service addresses); the leaf would reset its session")
+    return None
+
+
 def normalise_service(item: dict, field: str) -> Service:
     name = service_name(item.get("name"), f"{field}.name")
     if item.get("cluster_ip") is None:
@@ -162,10 +184,8 @@ def normalise_service(item: dict, field: str) -> Service:
     target_port = item.get("target_port")
     target_port = port if target_port is None else _port(target_port, f"{field}.target_port")
     external = []
-    given = list(item.get("external_ips") or []) + ([item["load_balancer_ip"]] if item.get("load_balancer_ip") else [])
-    for index, value in enumerate(given):
-        where = f"{field}.external_ips[{index}]" if index < len(item.get("external_ips") or []) else \
-            f"{field}.load_balancer_ip"
+    for key, value in external_addresses(item):
+        where = f"{field}.{key}"
         ip = ipv4_address(value, where)
         if ip == cluster_ip or ip in external:
             raise ValueError(f"{where}: {ip} is listed twice for service {name}")
@@ -358,11 +378,8 @@ def announced(services: list, workers: list, service_cidr: str | None = None) ->
     ({node, pod} endpoints name their node), so traffic never enters a node that would not answer it."""
     prefixes = {worker: [service_cidr] if service_cidr else [] for worker in workers}
     for service in services or []:
-        addresses = list(service.get("external_ips") or []) + \
-            ([service["load_balancer_ip"]] if service.get("load_balancer_ip") else [])
-        holders = {e.get("node") for e in service.get("endpoints") or [] if isinstance(e, dict)}
-        local = (service.get("external_traffic_policy") or "Cluster") == "Local"
+        hosts = [f"{address}/32" for _key, address in external_addresses(service)]
         for worker in workers:
-            if not local or worker in holders:
-                prefixes[worker] += [f"{address}/32" for address in addresses if f"{address}/32" not in prefixes[worker]]
+            if answers_outside(service, worker):
+                prefixes[worker] += [prefix for prefix in hosts if prefix not in prefixes[worker]]
     return prefixes

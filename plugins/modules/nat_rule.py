@@ -402,14 +402,14 @@ def last_run(path: str, mark: list | None) -> dict | None:
     return record if record.get("mark") == mark else None
 
 
-def keep_record(path: str, mark: list | None, transactions: int, params: dict, held: dict, result: dict,
+def keep_record(path: str, mark: list | None, transactions: int, params: dict, args: str, held: dict, result: dict,
                 canary: dict, netns: str | None) -> None:
     """After a run: record what each backend holds ({name: NatSet}) when the ruleset changed by exactly our
     transactions since `mark` was read (no one else's change slipped in between, unseen) and `held` says all of
     it; else drop the record, so that the next run reads everything."""
     now = ruleset_mark(netns) if mark and held is not None else None
     if now is not None and params["state"] == "present" and now == mark[:2] + [mark[2] + transactions]:
-        save_json(path, {"mark": now, "digest": digest(params), "held": held, "result": result, "canary": canary})
+        save_json(path, {"mark": now, "digest": args, "held": held, "result": result, "canary": canary})
         return
     # removing: the records of every kind of the namespace go (teardown leaves none); else this one
     for stale in glob.glob(applied_path(netns, ("*",))) if params["state"] == "absent" else [path]:
@@ -470,8 +470,9 @@ def main():
         names = [name for name in [chosen] + [n for n in backends if n != chosen] if backends[name].available()]
         record = applied_path(params["netns"], kinds)
         mark = ruleset_mark(params["netns"]) if all(backends[name].counted() for name in names) else None
+        args = digest(params)
         last = None if module._diff else last_run(record, mark)
-        if last is not None and state == "present" and last["digest"] == digest(params):
+        if last is not None and state == "present" and last["digest"] == args:
             module.canary = last["canary"]  # the same run again, on the same rules: nothing to do
             module.finish(transactions=[], **last["result"])
         if last is not None and set(last["held"]) == set(names):
@@ -482,7 +483,8 @@ def main():
         plans = [backends[name].plan(have[name], targets[name], kinds) for name in names]
         transactions = [tx for tx in plans if tx is not None]
         before = firewall.merged(have[name].nat for name in names)
-        after = firewall.merged(firewall.carried(targets[name], have[name].nat, kinds) for name in names)
+        held = {name: firewall.carried(targets[name], have[name].nat, kinds) for name in names}
+        after = firewall.merged(held[name] for name in names)
         flushes = services.conntrack_flushes(before.services, after.services,
                                              after.node_addresses or before.node_addresses)
         if flushes and not runner.available("conntrack"):
@@ -499,11 +501,10 @@ def main():
             probe = backends[chosen].probe(backends[chosen].render(targets[chosen], kinds).detail)
             module.canary["commands"] = [probe] if probe else []
         if not module.check_mode:
-            held = {name: firewall.carried(targets[name], have[name].nat, kinds) for name in names}
             exact = all(backends[name].draw(held[name]).same((tx.want if tx else have[name]).detail)
                         for name, tx in zip(names, plans))
             # list(): an empty NatSet is false, and json writes a false list as [] whatever it holds
-            keep_record(record, mark, len(transactions), params,
+            keep_record(record, mark, len(transactions), params, args,
                         {name: list(nat) for name, nat in held.items()} if exact else None, after.public(),
                         module.canary, params["netns"])
     module.finish(transactions=[tx.public() for tx in transactions], **after.public())
