@@ -20,6 +20,13 @@ def _ping(netns: str, target: str, size: int | None = None) -> list:
     return argv + [target]
 
 
+def _flow(protocol: str, sources: list, targets: list) -> dict:
+    """What a probe sends, for the policy judge (filter policy_judged): from one of `sources` (addresses) to
+    each of `targets` ({ip, port?, identity?, sources?}: an endpoint may see another source, e.g. a node that
+    masqueraded)."""
+    return {"protocol": protocol, "sources": sources, "targets": targets}
+
+
 def _addressed(pods: list, node: str) -> list:
     """The pods as the node holds them: each with the address it was given or allocated (the ipam module's
     `pods`), never the inventory's list, where an allocated pod has no `ip`."""
@@ -40,14 +47,15 @@ def same_node_probes(pods: list, node: str, node_ip: str, mtu: int) -> list:
             if dst["name"] == src["name"]:
                 continue
             probes.append({"kind": "same_node", "from": f"{node}/{src['name']}",
-                           "to": f"{node}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"])})
+                           "to": f"{node}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"]),
+                           "flow": _flow("icmp", [src["ip"]], [{"ip": dst["ip"]}])})
         probes.append({"kind": "same_node", "from": f"{node}/{src['name']}", "to": f"{node} {node_ip}",
-                       "argv": _ping(src["name"], node_ip)})
+                       "argv": _ping(src["name"], node_ip), "flow": _flow("icmp", [src["ip"]], [{"ip": node_ip}])})
     if len(pods) > 1:
         src, dst = pods[0], pods[1]
         probes.append({"kind": "mtu", "from": f"{node}/{src['name']}", "to": f"{node}/{dst['name']} {dst['ip']}",
                        "argv": _ping(src["name"], dst["ip"], int(mtu) - ICMP_IP_HEADER),
-                       "detail": f"DF ping at pod MTU {mtu}"})
+                       "detail": f"DF ping at pod MTU {mtu}", "flow": _flow("icmp", [src["ip"]], [{"ip": dst["ip"]}])})
     return probes
 
 
@@ -63,12 +71,14 @@ def cross_node_probes(pods: list, node: str, others: dict, mtu: int) -> list:
         for src in pods:
             for dst in peers:
                 probes.append({"kind": "cross_node", "from": f"{node}/{src['name']}",
-                               "to": f"{worker}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"])})
+                               "to": f"{worker}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"]),
+                               "flow": _flow("icmp", [src["ip"]], [{"ip": dst["ip"]}])})
         if pods and peers:
             probes.append({"kind": "mtu", "from": f"{node}/{pods[0]['name']}",
                            "to": f"{worker}/{peers[0]['name']} {peers[0]['ip']}",
                            "argv": _ping(pods[0]["name"], peers[0]["ip"], int(mtu) - ICMP_IP_HEADER),
-                           "detail": f"DF ping at pod MTU {mtu} across nodes"})
+                           "detail": f"DF ping at pod MTU {mtu} across nodes",
+                           "flow": _flow("icmp", [pods[0]["ip"]], [{"ip": peers[0]["ip"]}])})
     return probes
 
 
@@ -77,8 +87,9 @@ def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int) -
     return [{"kind": "egress", "from": f"{node}/{pod['name']}", "to": f"outside {target}:{port}",
              "argv": ["ip", "netns", "exec", pod["name"], "curl", "-sS", "--max-time", "3",
                       f"http://{target}:{port}/"],
-             "expect": node_ip, "detail": f"source seen outside must be the node's {node_ip}"}
-            for pod in pods]
+             "expect": node_ip, "detail": f"source seen outside must be the node's {node_ip}",
+             "flow": _flow("tcp", [pod["ip"]], [{"ip": target, "port": int(port)}])}
+            for pod in _addressed(pods, node)]
 
 
 # A UDP client for the service probes: one datagram to argv[1]:argv[2] from each of argv[4] (default 1) new
@@ -97,6 +108,45 @@ def _identities(service: dict) -> list:
     return [f"{e['node']}/{e['pod']}" for e in service.get("endpoints") or [] if e.get("node") and e.get("pod")]
 
 
+def _endpoints(service: dict, everyone: dict | None) -> list | None:
+    """A service's endpoints as flow targets {ip, port, identity?, node?}; `everyone` is {worker: [{name, ip}]}
+    (None: no flows)."""
+    if everyone is None:
+        return None
+    addresses = {(worker, pod["name"]): pod["ip"] for worker, pods in everyone.items() for pod in pods or []}
+    default = service.get("target_port") or service["port"]
+    targets = []
+    for endpoint in service.get("endpoints") or []:
+        port = int(endpoint.get("port") or default)
+        if endpoint.get("node") and (endpoint["node"], endpoint.get("pod")) in addresses:
+            targets.append({"ip": addresses[endpoint["node"], endpoint["pod"]], "port": port, "node": endpoint["node"],
+                            "identity": f"{endpoint['node']}/{endpoint['pod']}"})
+        elif endpoint.get("ip"):
+            targets.append({"ip": endpoint["ip"], "port": port})
+    return targets
+
+
+def _service_flow(service: dict, sources: list, targets: list | None) -> dict:
+    return {"flow": _flow(service.get("protocol") or "tcp", sources, targets)} if targets is not None else {}
+
+
+def _from_outside(service: dict, targets: list | None, source_ip: str | None, nodes: dict, via: list) -> list | None:
+    """Targets of traffic from outside entering by one of the `via` workers: an endpoint on the node it entered
+    sees the client, one on another node sees the node that masqueraded it (externalTrafficPolicy Cluster);
+    Local keeps the client and only this node's endpoints."""
+    if targets is None or source_ip is None:
+        return None
+    local = (service.get("external_traffic_policy") or "Cluster") == "Local"
+    out = []
+    for target in targets:
+        if local and target.get("node") not in via:
+            continue
+        sources = [source_ip] if local else \
+            [source_ip] * (target.get("node") in via) + [nodes[w] for w in via if w != target.get("node")]
+        out.append(dict(target, sources=sources))
+    return out
+
+
 def _request(service: dict, target: str, port, prefix: list, tries: int = 1) -> list:
     """argv asking the service at target:port once (or `tries` times), run after `prefix`."""
     if (service.get("protocol") or "tcp") == "udp":
@@ -108,13 +158,16 @@ def _answered(kind: str, source: str, service: dict, target: str, argv: list, **
     return {"kind": kind, "from": source, "to": f"{service['name']} {target}", "argv": argv, **expect}
 
 
-def service_probes(services: list, node: str, node_ip: str, pods: list) -> list:
+def service_probes(services: list, node: str, node_ip: str, pods: list, everyone: dict | None = None) -> list:
     """Probes of every service from one worker (seed 004 labs 4 and 5): the cluster IP from a pod that is
     not one of its endpoints and from the node (kinds clusterip, udp), the node port on the node's own
-    address (nodeport), and every endpoint pod of this node reaching itself through its service (hairpin)."""
+    address (nodeport), and every endpoint pod of this node reaching itself through its service (hairpin).
+    `everyone` ({worker: pods}) gives each probe its flow for the policy judge."""
     probes = []
+    addresses = {pod["name"]: pod["ip"] for pod in pods or []}
     for service in services or []:
         identities = _identities(service)
+        targets = _endpoints(service, everyone)
         expect = {"expect_one_of": identities} if identities else {}
         kind = "udp" if (service.get("protocol") or "tcp") == "udp" else "clusterip"
         cluster = f"{service['cluster_ip']}:{service['port']}"
@@ -122,40 +175,50 @@ def service_probes(services: list, node: str, node_ip: str, pods: list) -> list:
         client = next((pod["name"] for pod in pods or [] if pod["name"] not in mine), None)
         if client:
             probes.append(_answered(kind, f"{node}/{client}", service, cluster, _request(
-                service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", client]), **expect))
+                service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", client]), **expect,
+                **_service_flow(service, [addresses[client]], targets)))
         probes.append(_answered(kind, node, service, cluster,
-                                _request(service, service["cluster_ip"], service["port"], []), **expect))
+                                _request(service, service["cluster_ip"], service["port"], []), **expect,
+                                **_service_flow(service, [node_ip], targets)))
         if service.get("node_port") and answers_outside(service, node):
+            local = _from_outside(service, targets, node_ip, {node: node_ip}, [node])
             probes.append(_answered("nodeport", node, service, f"{node_ip}:{service['node_port']}",
-                                    _request(service, node_ip, service["node_port"], []), **expect))
+                                    _request(service, node_ip, service["node_port"], []), **expect,
+                                    **_service_flow(service, [node_ip], local)))
         if kind == "clusterip":
             for pod in mine:
                 probes.append(_answered("hairpin", f"{node}/{pod}", service, cluster, _request(
                     service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", pod], HAIRPIN_TRIES),
-                    expect_line=f"{node}/{pod}"))
+                    expect_line=f"{node}/{pod}", **_service_flow(service, [addresses[pod]], targets)))
     return probes
 
 
-def nodeport_probes(services: list, source: str, nodes: dict) -> list:
-    """From a host outside the cluster to every service's node port on every worker ({worker: address})."""
+def nodeport_probes(services: list, source: str, nodes: dict, everyone: dict | None = None,
+                    source_ip: str | None = None) -> list:
+    """From a host outside the cluster (address `source_ip`) to every service's node port on every worker
+    ({worker: address})."""
     probes = []
     for service in services or []:
         if not service.get("node_port"):
             continue
         identities = _identities(service)
+        targets = _endpoints(service, everyone)
         for worker, address in sorted(nodes.items()):
             if not answers_outside(service, worker):
                 continue
             probes.append(_answered("nodeport", source, service, f"{worker} {address}:{service['node_port']}",
                                     _request(service, address, service["node_port"], []),
-                                    **({"expect_one_of": identities} if identities else {})))
+                                    **({"expect_one_of": identities} if identities else {}),
+                                    **_service_flow(service, [source_ip],
+                                                    _from_outside(service, targets, source_ip, nodes, [worker]))))
     return probes
 
 
 SPREAD_TRIES = 16  # new connections to a service address from outside: by ECMP and at random, 2 nodes miss with 2**-15
 
 
-def bgp_service_probes(services: list, source: str, service_cidr: str | None = None) -> list:
+def bgp_service_probes(services: list, source: str, service_cidr: str | None = None, everyone: dict | None = None,
+                       source_ip: str | None = None, nodes: dict | None = None) -> list:
     """From a host outside the cluster to every service address the nodes announce by BGP (bgp_advertise_services):
     each external IP and load-balancer IP, and the cluster IP when the service CIDR is announced, asked
     SPREAD_TRIES times (a new connection each time). Every answer comes from an endpoint, and from more than one
@@ -165,11 +228,14 @@ def bgp_service_probes(services: list, source: str, service_cidr: str | None = N
         addresses = [address for _key, address in external_addresses(service)] + \
             ([service["cluster_ip"]] if service_cidr else [])
         identities = _identities(service)
-        nodes = {identity.split("/")[0] for identity in identities}
-        expect = {"expect_one_of": identities, "expect_nodes": min(len(nodes), 2)} if identities else {}
+        answering = {identity.split("/")[0] for identity in identities}
+        expect = {"expect_one_of": identities, "expect_nodes": min(len(answering), 2)} if identities else {}
+        # entering by any worker (ECMP at the leaf)
+        flow = _service_flow(service, [source_ip], _from_outside(service, _endpoints(service, everyone), source_ip,
+                                                                 nodes or {}, sorted(nodes or {})))
         for address in addresses:
             probes.append(_answered("bgp_service", source, service, f"{address}:{service['port']}",
-                                    _request(service, address, service["port"], [], SPREAD_TRIES), **expect))
+                                    _request(service, address, service["port"], [], SPREAD_TRIES), **expect, **flow))
     return probes
 
 
@@ -219,6 +285,12 @@ def probe_cells(results: list) -> list:
     for result in results:
         probe = result["item"]
         output = (result.get("stdout") or "").strip().splitlines()
+        if probe.get("deny"):  # a connection the policies deny: no answer at all
+            ok = result.get("rc") != 0 and not output
+            reason = probe.get("detail") or "denied by policy"
+            cells.append({"kind": probe["kind"], "from": probe["from"], "to": probe["to"], "ok": ok,
+                          "detail": f"no answer ({reason})" if ok else f"{reason}, but answered: {' '.join(output[-1:])}"})
+            continue
         expected, shown = _expected(probe, output)
         ok = result.get("rc") == 0 and expected
         if shown and ok:

@@ -18,6 +18,7 @@ import ipaddress
 from ansible.module_utils.common.validation import check_type_dict, check_type_list
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from . import _policy as policy_model
 from . import _services as services_model
 from . import _topology as topology
 from . import _validate as validate
@@ -28,7 +29,8 @@ PORT = (1, 65535)
 MTU = (validate.MTU_MIN, validate.MTU_MAX)
 AS_NUMBER = (1, 2 ** 32 - 1)
 
-_POD = {"name": {"type": "str", "required": True}, "ip": {"type": "str"}, "veth": {"type": "str"}}
+_POD = {"name": {"type": "str", "required": True}, "ip": {"type": "str"}, "veth": {"type": "str"},
+        "namespace": {"type": "str", "default": policy_model.DEFAULT_NAMESPACE}, "labels": {"type": "dict", "default": {}}}
 _ENDPOINT = {"node": {"type": "str"}, "pod": {"type": "str"}, "ip": {"type": "str"}, "port": {"type": "int", "range": PORT}}
 _SERVICE = {
     "name": {"type": "str", "required": True}, "cluster_ip": {"type": "str", "required": True},
@@ -63,7 +65,12 @@ FIELDS = {
     "podnet_service_node_port_range": {"type": "str", "default": NODE_PORT_RANGE,
                                        "description": "where node ports may lie (Kubernetes' --service-node-port-range)"},
     "podnet_firewall_backend": {"type": "str", "choices": ["iptables", "nftables"], "default": "iptables",
-                                "description": "egress and services backend"},
+                                "description": "egress, services and network policy backend"},
+    "podnet_network_policies": {"type": "list", "elements": "dict", "default": [],
+                                "description": "Kubernetes NetworkPolicy objects (metadata, spec) every worker "
+                                               "enforces for its pods"},
+    "podnet_namespaces": {"type": "dict", "default": {}, "description": "labels of the pods' namespaces, "
+                                                                       "{NAME: {labels: {...}}}, for namespaceSelector"},
     "podnet_sysctls": {"type": "dict", "default": {},
                        "description": "more net.* sysctls every worker sets, now and at every boot"},
     "podnet_restore": {"type": "bool", "description": "the node-side restore of what the roles make (default: on "
@@ -232,9 +239,34 @@ def problems(hostvars: dict, groups: dict, options: dict) -> list:
             found.add(host, f"cross_node_route_protocol: {POD_ROUTE_PROTOCOL} is pod_network's own")
     if workers:
         _services(values, workers, cidrs, nodes, subnets, found)
+        _policies(values, workers, found)
     _router_ids(values, workers + leaves, found)
     _announcements(values, workers, options, found)
     return found.lines()
+
+
+def _policies(values: dict, workers: list, found: Problems) -> None:
+    """The network policies, the namespaces' labels and every pod's labels in Kubernetes' terms."""
+    pods = []
+    for host in workers:
+        for index, pod in enumerate(values[host].get("podnet_pods") or []):
+            try:
+                labels = policy_model.labels_of(pod.get("labels"), f"podnet_pods[{index}].labels")
+                pods.append(policy_model.Pod(host, pod["name"], pod.get("namespace") or policy_model.DEFAULT_NAMESPACE,
+                                             labels, ""))
+            except ValueError as err:
+                found.add(host, str(err))
+    holders: dict = {}  # usually one list for all, from group_vars: its problems then name no host
+    for host in workers:
+        holders.setdefault(repr([values[host].get(key) for key in ("podnet_network_policies", "podnet_namespaces")]),
+                           []).append(host)
+    for hosts in holders.values():
+        try:
+            policy_model.normalise_policies(values[hosts[0]].get("podnet_network_policies"))
+            policy_model.namespace_labels(values[hosts[0]].get("podnet_namespaces"), pods)
+        except ValueError as err:
+            for host in hosts if len(holders) > 1 else [None]:
+                found.add(host, str(err))
 
 
 def _leaf_subnets(values: dict, leaves: list, found: Problems) -> dict:

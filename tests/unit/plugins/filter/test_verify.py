@@ -59,7 +59,7 @@ def test_hairpin_cell_needs_the_pod_itself_among_the_answers():
 
 
 def test_egress_cells_are_as_before():
-    probe = v.egress_probes([{"name": "netns1"}], "worker1", "192.168.210.21", "203.0.113.10", 8080)[0]
+    probe = v.egress_probes([{"name": "netns1", "ip": "192.168.10.1"}], "worker1", "192.168.210.21", "203.0.113.10", 8080)[0]
     assert cell(probe, 0, "192.168.210.21\n")["detail"] == "seen as 192.168.210.21 (node address)"
     assert not cell(probe, 0, "192.168.10.1\n")["ok"]
 
