@@ -23,7 +23,8 @@ from . import _services as services_model
 from . import _topology as topology
 from . import _validate as validate
 
-PREFIXES = ("podnet_", "pod_network_", "egress_", "services_", "cni_config_", "cross_node_", "bgp_", "node_prep_", "verify_")
+PREFIXES = ("podnet_", "pod_network_", "egress_", "services_", "network_policy_", "cni_config_", "cross_node_", "bgp_",
+            "node_prep_", "verify_")
 NODE_PORT_RANGE = "30000-32767"  # Kubernetes' --service-node-port-range default
 PORT = (1, 65535)
 MTU = (validate.MTU_MIN, validate.MTU_MAX)

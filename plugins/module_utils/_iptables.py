@@ -24,7 +24,7 @@ from ._firewall import (NODEPORTS_COMMENT, OUTSIDE_COMMENT, SERVICES_MASQ_COMMEN
 from ._netlink import OWNER
 
 IPT_TABLE = "nat"
-IPT_MADE_DIR = "/run/handcni"  # iptables-nat-made.NETNS: a mark per netns whose `table ip nat` we made
+IPT_MADE_DIR = "/run/handcni"  # iptables-TABLE-made.NETNS: a mark per netns whose `table ip TABLE` we made
 IPT_PREFIX = "HANDCNI-"
 IPT_POSTROUTING = "HANDCNI-POSTROUTING"
 IPT_SERVICES = "HANDCNI-SERVICES"            # PREROUTING and OUTPUT: cluster IPs, then node ports
@@ -427,14 +427,14 @@ def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE) -> tuple:
     return "\n".join(lines) + "\n", f"iptables-restore --noflush: table {table}: " + ", ".join(parts)
 
 
-class IptablesNat(Backend):
+class Iptables(Backend):
+    """What every iptables backend shares, whatever its table: the tools, the variant (nft or legacy), the
+    check for others' rules in the other variant, and the nftables table iptables-nft makes for `table`."""
     name = "iptables"
     tools = ("iptables-save", "iptables-restore")
     write_argv = ["iptables-restore", "--noflush", "--wait=10"]
+    table = IPT_TABLE
     _nf_tables: bool | None = None  # what `iptables -V` said, once asked
-
-    def read(self) -> Owned:
-        return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
 
     def nf_tables(self) -> bool:
         """Whether the node's `iptables` is iptables-nft (else iptables-legacy); asked once per run."""
@@ -468,6 +468,39 @@ class IptablesNat(Backend):
                 f"(projectcalico/calico#2322); point the node's iptables at one of them (update-alternatives "
                 f"--set iptables /usr/sbin/iptables-{theirs}) or choose the nftables backend")
 
+    # With iptables-nft, our first write makes nftables' `table ip TABLE`, which stays when our last rule
+    # goes. A mark in /run (gone at reboot with the table) says we made it, so we remove it again, empty.
+    def apply(self, transaction: Transaction) -> None:
+        had_ours, wants_ours = transaction.have.detail.holds_ours(), transaction.want.detail.holds_ours()
+        mark = os.path.join(IPT_MADE_DIR, f"iptables-{self.table}-made.{self.runner.netns or '_host'}")
+        made = not had_ours and wants_ours and self._nft_table() is False
+        super().apply(transaction)
+        if made:
+            os.makedirs(IPT_MADE_DIR, mode=0o700, exist_ok=True)
+            open(mark, "w").close()
+        elif not wants_ours and os.path.exists(mark):
+            state = self.runner.check(["iptables-save", "-t", self.table])
+            empty = not [line for line in state.splitlines() if line.startswith(("-", ":")) and
+                         not re.fullmatch(r":(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT \[\d+:\d+\]", line)]
+            # nobody else's rule, chain or policy in it; without nft (removed since) it stays, as iptables-nft
+            # leaves it on a node that never had nft
+            if empty and self.runner.available("nft"):
+                self.runner.check(["nft", "delete", "table", "ip", self.table])
+            os.unlink(mark)
+            if not os.listdir(IPT_MADE_DIR):
+                os.rmdir(IPT_MADE_DIR)
+
+    def _nft_table(self) -> bool | None:
+        """Whether nftables holds `table ip TABLE` (None: no nft, or iptables-legacy: nothing to track)."""
+        if not self.runner.available("nft") or not self.nf_tables():
+            return None
+        return self.runner.run(["nft", "list", "table", "ip", self.table])[0] == 0
+
+
+class IptablesNat(Iptables):
+    def read(self) -> Owned:
+        return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
+
     @staticmethod
     def parse(text: str) -> Owned:
         state = parse_iptables_save(text)
@@ -482,31 +515,3 @@ class IptablesNat(Backend):
     def probe(state: IptState) -> list | None:
         """`iptables -C` of one jump of ours from a built-in chain: gone when the table is flushed."""
         return ["iptables", "-w", "-t", IPT_TABLE, "-C"] + list(sorted(state.jumps)[0][1:]) if state.jumps else None
-
-    # With iptables-nft, our first write makes nftables' `table ip nat`, which stays when our last rule
-    # goes. A mark in /run (gone at reboot with the table) says we made it, so we remove it again, empty.
-    def apply(self, transaction: Transaction) -> None:
-        had_ours, wants_ours = transaction.have.detail.holds_ours(), transaction.want.detail.holds_ours()
-        mark = os.path.join(IPT_MADE_DIR, f"iptables-nat-made.{self.runner.netns or '_host'}")
-        made = not had_ours and wants_ours and self._nft_nat_table() is False
-        super().apply(transaction)
-        if made:
-            os.makedirs(IPT_MADE_DIR, mode=0o700, exist_ok=True)
-            open(mark, "w").close()
-        elif not wants_ours and os.path.exists(mark):
-            state = self.runner.check(["iptables-save", "-t", IPT_TABLE])
-            empty = not [line for line in state.splitlines() if line.startswith(("-", ":")) and
-                         not re.fullmatch(r":(PREROUTING|INPUT|OUTPUT|POSTROUTING) ACCEPT \[\d+:\d+\]", line)]
-            # nobody else's rule, chain or policy in it; without nft (removed since) it stays, as iptables-nft
-            # leaves it on a node that never had nft
-            if empty and self.runner.available("nft"):
-                self.runner.check(["nft", "delete", "table", "ip", IPT_TABLE])
-            os.unlink(mark)
-            if not os.listdir(IPT_MADE_DIR):
-                os.rmdir(IPT_MADE_DIR)
-
-    def _nft_nat_table(self) -> bool | None:
-        """Whether nftables holds `table ip nat` (None: no nft, or iptables-legacy: nothing to track)."""
-        if not self.runner.available("nft") or not self.nf_tables():
-            return None
-        return self.runner.run(["nft", "list", "table", "ip", IPT_TABLE])[0] == 0

@@ -184,6 +184,16 @@ CASES = [
     ("all.cross_node_method", "vxlan", None, None),  # fine alone; with a small MTU below
     ("worker1.podnet_node_mtu", 80, "worker1", None),
     ("worker2.pod_network_mtu", 9001, "worker2", "pod_network_mtu: 9001 does not fit the underlay MTU 9000"),
+    # network policies: Kubernetes' shape, named by field
+    ("all.podnet_network_policies", [{"metadata": {"name": "p"}, "spec": {"podSelector": {},
+                                      "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/40"}}]}]}}], None,
+     "podnet_network_policies[0].spec.ingress[0].from[0].ipBlock.cidr: '10.0.0.0/40' is not an IPv4 network"),
+    ("all.podnet_network_policies", [{"metadata": {"name": "p"}, "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": "http"}]}]}}],
+     None, "podnet_network_policies[0].spec.ingress[0].ports[0].port: 'http' is a named port, which is not supported"),
+    ("all.podnet_network_policies", [{"metadata": {"name": "p"}, "spec": {"podSelectr": {}}}], None,
+     "podnet_network_policies[0].spec.podSelectr: unknown key"),
+    ("worker1.podnet_pods", [{"name": "a", "labels": {"app": 5}}], "worker1", "podnet_pods[0].labels.app: label values are strings"),
+    ("all.podnet_namespaces", {"batch": {"label": {}}}, None, "podnet_namespaces.batch.label: unknown key"),
     # services: types, ranges, overlap, duplicates, dangling references
     ("all.podnet_services", services(cluster_ip="192.168.10.50"), None,
      "podnet_services[0].cluster_ip: 192.168.10.50 is inside worker1's pod CIDR 192.168.10.0/24"),
