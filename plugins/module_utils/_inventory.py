@@ -70,8 +70,8 @@ FIELDS = {
     "podnet_network_policies": {"type": "list", "elements": "dict", "default": [],
                                 "description": "Kubernetes NetworkPolicy objects (metadata, spec) every worker "
                                                "enforces for its pods"},
-    "podnet_namespaces": {"type": "dict", "default": {}, "description": "labels of the pods' namespaces, "
-                                                                       "{NAME: {labels: {...}}}, for namespaceSelector"},
+    "podnet_namespaces": {"type": "dict", "default": {},
+                          "description": "labels of the pods' namespaces, {NAME: {labels: {...}}}, for namespaceSelector"},
     "podnet_sysctls": {"type": "dict", "default": {},
                        "description": "more net.* sysctls every worker sets, now and at every boot"},
     "podnet_restore": {"type": "bool", "description": "the node-side restore of what the roles make (default: on "

@@ -5,12 +5,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.handcni.podnet.plugins.filter import policy as f
 from ansible_collections.handcni.podnet.plugins.filter import verify as v
 
+CLIENT = {"name": "client", "labels": {"app": "client"}}
 HOSTVARS = {
-    "w1": {"podnet_node_ip": "192.168.1.1", "podnet_pods": [{"name": "client", "labels": {"app": "client"}},
-                                                             {"name": "web", "ip": "10.0.1.3", "labels": {"app": "web"}}],
+    "w1": {"podnet_node_ip": "192.168.1.1", "podnet_pods": [CLIENT, {"name": "web", "ip": "10.0.1.3", "labels": {"app": "web"}}],
            "pod_network_assigned": [{"name": "client", "ip": "10.0.1.2"}, {"name": "web", "ip": "10.0.1.3"}]},
-    "w2": {"podnet_node_ip": "192.168.1.2", "podnet_pods": [{"name": "web", "ip": "10.0.2.3", "labels": {"app": "web"}},
-                                                             {"name": "other", "ip": "10.0.2.4", "namespace": "x"}]},
+    "w2": {"podnet_node_ip": "192.168.1.2",
+           "podnet_pods": [{"name": "web", "ip": "10.0.2.3", "labels": {"app": "web"}}, {"name": "other", "ip": "10.0.2.4", "namespace": "x"}]},
 }
 WORKERS = ["w1", "w2"]
 NODES = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
