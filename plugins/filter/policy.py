@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.filter import verify
 from ansible_collections.handcni.podnet.plugins.module_utils import _policy as model
 
 PROBE_PORT = 80  # every lab pod's server listens here too: a port no policy has to name
@@ -81,7 +82,7 @@ def policy_servers(pods: list, node: str, ports: list) -> list:
 
 DENY_TIMEOUT = 2  # seconds without an answer: denied
 ASKED_MANY = ("hairpin", "bgp_service")  # probes that ask their service many times already
-MIXED_TRIES = 12  # asking a service whose endpoints the policies allow in part: one allowed of two missed with 2**-12
+MIXED_TRIES = 12  # asking a service whose endpoints the policies allow in part (1 s a try): one of two missed with 2**-12
 
 
 def _connect(pod: str, ip: str, port: int) -> list:
@@ -105,7 +106,7 @@ def policy_probes(policies, hostvars: dict, workers: list, node: str, ports: lis
                 ok = model.allowed(policies, pods, labels, src.ip, dst.ip, "tcp", int(port), nodes)
                 probe = {"kind": "policy", "from": f"{node}/{src.name}", "to": f"{dst.node}/{dst.name} {dst.ip}:{port}",
                          "argv": _connect(src.name, dst.ip, port)}
-                probes.append(dict(probe, expect_line=f"{dst.node}/{dst.name}") if ok else dict(probe, deny=True))
+                probes.append(dict(probe, expect_one_of=[f"{dst.node}/{dst.name}"]) if ok else dict(probe, deny=True))
     return probes
 
 
@@ -151,7 +152,7 @@ def policy_judged(probes: list, policies, hostvars: dict, workers: list, namespa
                                          "allow only some of its endpoints, which this probe cannot tell apart")
             tries = 1 if probe["kind"] in ASKED_MANY else MIXED_TRIES
             loop = f'for try in $(seq {tries}); do "$@"; done; true'
-            out.append(dict(tolerant, argv=["sh", "-c", loop, "sh"] + probe["argv"],
+            out.append(dict(tolerant, argv=["sh", "-c", loop, "sh"] + verify.quick(probe["argv"]),
                             detail="only the endpoints the policies allow answer"))
     return out
 
