@@ -323,19 +323,19 @@ def _nft_endpoints(rules: dict, chain: str) -> tuple:
     return tuple(sorted(endpoints, key=svc.endpoint_key))
 
 
-def parse_nft_json(text: str) -> tuple:
-    """(NftState, NatSet) of our table from `nft -j list table ip handcni` output."""
+def nft_objects(text: str, family: str = NFT_FAMILY, table: str = NFT_TABLE) -> tuple:
+    """One table of ours from `nft -j list table` output: (exists, {chain: NftChain without its rules yet},
+    {map: NftMap}, texts of objects we do not make, the rules' nft -j bodies in order)."""
     try:
         items = json.loads(text)["nftables"]
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"nft -j printed something that is not its JSON: {text[:200]!r}") from None
-    chains, maps, unrecognised, entries, exists = {}, {}, [], [], False
-    rules, terms_of = [], {}
+    chains, maps, unrecognised, rules, exists = {}, {}, [], [], False
     for item in items:
         kind, body = next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else (None, None)
         if kind == "metainfo":
             continue
-        if kind == "table" and body.get("family") == NFT_FAMILY and body.get("name") == NFT_TABLE:
+        if kind == "table" and body.get("family") == family and body.get("name") == table:
             exists = True
         elif kind == "chain":
             chains[body["name"]] = NftChain(nft_header(body), [])
@@ -348,6 +348,13 @@ def parse_nft_json(text: str) -> tuple:
                 unrecognised.append(f"# unrecognised {json.dumps(item, sort_keys=True)}")
         else:
             unrecognised.append(f"# unrecognised {json.dumps(item, sort_keys=True)}")
+    return exists, chains, maps, unrecognised, rules
+
+
+def parse_nft_json(text: str) -> tuple:
+    """(NftState, NatSet) of our table from `nft -j list table ip handcni` output."""
+    exists, chains, maps, unrecognised, rules = nft_objects(text)
+    entries, terms_of = [], {}
     for rule in rules:
         chain = chains.setdefault(rule["chain"], NftChain("", []))
         comment = rule.get("comment")

@@ -32,7 +32,7 @@ from ._command import failure
 from ._firewall import Backend, Owned
 from ._iptables import IptState, Iptables, _ipt_comment, _ipt_jump, ipt_script, parse_iptables_save
 from ._netlink import OWNER
-from ._nftables import NftChain, NftMap, _nft_map, _Unrecognised, nft_addresses, nft_header, nft_rule_text, nft_term
+from ._nftables import NftChain, NftMap, _Unrecognised, nft_addresses, nft_objects, nft_rule_text, nft_term
 
 PROTOCOLS = ("sctp", "tcp", "udp")
 DIRECTIONS = ("ingress", "egress")
@@ -334,28 +334,7 @@ def nft_policy_term(expr) -> str:
 
 def parse_nft_policy(text: str) -> PolicyNft:
     """Our table from `nft -j list table inet handcni-policy` output, in the text nft_render writes."""
-    try:
-        items = json.loads(text)["nftables"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"nft -j printed something that is not its JSON: {text[:200]!r}") from None
-    exists, chains, maps, unrecognised, rules = False, {}, {}, [], []
-    for item in items:
-        kind, body = next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else (None, None)
-        if kind == "metainfo":
-            continue
-        if kind == "table" and body.get("family") == NFT_FAMILY and body.get("name") == NFT_TABLE:
-            exists = True
-        elif kind == "chain":
-            chains[body["name"]] = NftChain(nft_header(body), [])
-        elif kind == "rule":
-            rules.append(body)
-        elif kind == "map":
-            try:
-                maps[body["name"]] = _nft_map(body)
-            except (_Unrecognised, KeyError, TypeError, ValueError):
-                unrecognised.append(f"# unrecognised {json.dumps(item, sort_keys=True)}")
-        else:
-            unrecognised.append(f"# unrecognised {json.dumps(item, sort_keys=True)}")
+    exists, chains, maps, unrecognised, rules = nft_objects(text, NFT_FAMILY, NFT_TABLE)
     for rule in rules:
         chain = chains.setdefault(rule["chain"], NftChain("", []))
         try:
