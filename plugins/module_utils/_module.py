@@ -26,6 +26,16 @@ COMMON_OPTIONS = dict(
 )
 
 
+LONG_LIST = 20  # a list argument longer than this is logged and echoed back as its length
+
+
+def brief(params: dict) -> dict:
+    """The arguments as a run logs them and echoes them back (`invocation`): a long list by its length, since
+    10,000 services would otherwise write megabytes to the node's journal and to the result on every run."""
+    return {key: f"[{len(value)} items]" if isinstance(value, list) and len(value) > LONG_LIST else value
+            for key, value in params.items()}
+
+
 class Action(NamedTuple):
     description: str
     run: Callable[[], object]
@@ -53,6 +63,17 @@ class PodnetModule(AnsibleModule):
                 validate.name(self.params["restore"], "restore")
             if not self.check_mode:  # no restore re-runs a record while this run changes the node
                 self._held.enter_context(restore.locked())
+
+    def _log_invocation(self):
+        params, self.params = self.params, brief(self.params)
+        try:
+            super()._log_invocation()
+        finally:
+            self.params = params
+
+    def _return_formatted(self, kwargs):
+        kwargs.setdefault("invocation", {"module_args": brief(self.params)})
+        super()._return_formatted(kwargs)
 
     @property
     def where(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import NamedTuple
 
 from . import _services as svc
@@ -65,8 +66,11 @@ def nft_addresses(networks) -> str:
     return texts[0] if len(texts) == 1 else "{ " + ", ".join(texts) + " }"
 
 
+_PLAIN = re.compile(r'^[ -!#-\[\]-~]*$')  # printable ASCII without '"' and '\\': quoted as it is
+
+
 def nft_string(value: str) -> str:
-    return json.dumps(value)
+    return f'"{value}"' if _PLAIN.match(value) else json.dumps(value)
 
 
 def _nft_op(op: str) -> str:

@@ -15,6 +15,8 @@ import ipaddress
 import re
 from typing import NamedTuple
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ._netlink import OWNER
 
 PROTOCOLS = ("tcp", "udp")
@@ -114,6 +116,8 @@ def endpoint_hash(service: Service, endpoint: Endpoint) -> str:
 # --- validation -----------------------------------------------------------------------
 
 def _port(value, field: str) -> int:
+    if isinstance(value, str) and value.isdigit():  # as Ansible's argument check converts it
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ValueError(f"{field}: {value!r} is not a port number (1-65535)")
     return value
@@ -167,7 +171,16 @@ def prefix_limit_problem(count: int, limit: int) -> str | None:
     return None
 
 
+def _known(item: dict, spec: dict, field: str) -> None:
+    """No key but the spec's: the module checks its services itself (Ansible's check of 10,000 of them costs more
+    than the rest of an unchanged run)."""
+    unknown = sorted(set(item) - set(spec), key=str)
+    if unknown:
+        raise ValueError(f"{field}.{unknown[0]}: unknown key (known: {', '.join(spec)})")
+
+
 def normalise_service(item: dict, field: str) -> Service:
+    _known(item, SERVICE_SPEC, field)
     name = service_name(item.get("name"), f"{field}.name")
     if item.get("cluster_ip") is None:
         raise ValueError(f"{field}.cluster_ip: required for service {name}")
@@ -183,6 +196,8 @@ def normalise_service(item: dict, field: str) -> Service:
         node_port = _port(node_port, f"{field}.node_port")
     target_port = item.get("target_port")
     target_port = port if target_port is None else _port(target_port, f"{field}.target_port")
+    if not isinstance(item.get("external_ips") or [], list):
+        raise ValueError(f"{field}.external_ips: {item['external_ips']!r} is not a list of addresses")
     external = []
     for key, value in external_addresses(item):
         where = f"{field}.{key}"
@@ -198,6 +213,7 @@ def normalise_service(item: dict, field: str) -> Service:
         where = f"{field}.endpoints[{index}]"
         if not isinstance(endpoint, dict):
             raise ValueError(f"{where}: {endpoint!r} is not a dict with ip and port")
+        _known(endpoint, SERVICE_SPEC["endpoints"]["options"], where)
         ip = ipv4_address(endpoint.get("ip"), f"{where}.ip")
         eport = target_port if endpoint.get("port") is None else _port(endpoint.get("port"), f"{where}.port")
         entry = Endpoint(ip, eport)
@@ -205,7 +221,11 @@ def normalise_service(item: dict, field: str) -> Service:
             raise ValueError(f"{where}: {entry.text()} is listed twice (also {field}.endpoints[{seen[entry]}])")
         seen[entry] = index
         endpoints.append(entry)
-        if endpoint.get("local"):
+        try:
+            is_local = boolean(endpoint.get("local") or False, strict=True)
+        except TypeError:
+            raise ValueError(f"{where}.local: {endpoint['local']!r} is not true or false") from None
+        if is_local:
             local.append(entry)
     endpoints.sort(key=endpoint_key)
     return Service(name, cluster_ip, port, protocol, node_port, tuple(endpoints), tuple(sorted(external, key=ip_key)),

@@ -296,8 +296,11 @@ masquerade:
   elements: dict
   sample: [{source: 192.168.10.0/24, exclude: [192.168.0.0/19], out_interface_not: br0}]
 services:
-  description: The services of ours after the run (in check mode, after a real run), normalised, sorted by name.
-  returned: always
+  description:
+    - The services of ours after the run (in check mode, after a real run), normalised, sorted by name.
+    - A run that changes nothing leaves them out (the caller gave them; at 10,000 services returning them
+      again costs more than the rest of the run), see RV(service_count).
+  returned: when the run changes something (or would, in check mode), or in diff mode
   type: list
   elements: dict
   sample:
@@ -310,6 +313,11 @@ services:
       external_ips: [198.51.100.10]
       external_traffic_policy: Cluster
       local_endpoints: []
+service_count:
+  description: How many services of ours there are after the run.
+  returned: always
+  type: int
+  sample: 2
 node_addresses:
   description: Where the node ports of ours listen after the run (empty without services).
   returned: always
@@ -447,7 +455,8 @@ def main():
         argument_spec=dict(
             backend=dict(type="str", default="iptables", choices=list(BACKENDS)),
             masquerade=dict(type="list", elements="dict", options=dict(firewall.MASQUERADE_SPEC)),
-            services=dict(type="list", elements="dict", options=dict(services.SERVICE_SPEC)),
+            # checked by normalise_services, which Ansible's check of 10,000 services would cost more than a run
+            services=dict(type="list", elements="dict"),
             node_addresses=dict(type="list", elements="str"),
             cluster_cidrs=dict(type="list", elements="str"),
         ),
@@ -505,9 +514,18 @@ def main():
                         for name, tx in zip(names, plans))
             # list(): an empty NatSet is false, and json writes a false list as [] whatever it holds
             keep_record(record, mark, len(transactions), params, args,
-                        {name: list(nat) for name, nat in held.items()} if exact else None, after.public(),
+                        {name: list(nat) for name, nat in held.items()} if exact else None, unchanged(after),
                         module.canary, params["netns"])
-    module.finish(transactions=[tx.public() for tx in transactions], **after.public())
+    result = dict(after.public(), service_count=len(after.services)) if module.actions or module._diff else unchanged(after)
+    module.finish(transactions=[tx.public() for tx in transactions], **result)
+
+
+def unchanged(after: firewall.NatSet) -> dict:
+    """What a run that changes nothing returns: all but the services, which it was given (at 10,000 services,
+    returning them again would cost more than the rest of the run), and their count."""
+    result = after.public()
+    del result["services"]
+    return dict(result, service_count=len(after.services))
 
 
 def flush_flows(runner: command.Runner, flush: services.Flush) -> None:

@@ -157,6 +157,9 @@ BAD = {
               "services[1].cluster_ip: 11.96.10.3:8080/tcp is also used by services[0]"),
     "no node address": ([WEB, ECHO], [], "node_addresses: service echo has node_port 30007"),
     "missing port": ([{"name": "x", "cluster_ip": "11.96.0.1"}], [NODE_IP], "services[0].port: required for service x"),
+    "unknown key": ([dict(WEB, nodeport=30080)], [NODE_IP], "services[0].nodeport: unknown key"),
+    "not a bool": ([dict(WEB, endpoints=[{"ip": "192.168.10.1", "local": "perhaps"}])], [NODE_IP],
+                   "services[0].endpoints[0].local: 'perhaps' is not true or false"),
 }
 
 

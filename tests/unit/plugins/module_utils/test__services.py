@@ -72,9 +72,22 @@ def test_endpoints_sort_numerically():
      "services[1].cluster_ip: 11.96.10.3:8080/tcp is also used by services[0]"),
     ([WEB, dict(ECHO, node_port=32080, protocol="tcp")], "services[1].node_port: 32080/tcp is also used by services[0]"),
     (["web"], "services[0]: 'web' is not a dict"),
+    # what Ansible's argument check did before the module checked its services itself
+    ([dict(WEB, nodeport=30080)], "services[0].nodeport: unknown key (known: name, cluster_ip"),
+    ([dict(WEB, endpoints=[{"ip": "10.0.0.1", "weight": 2}])], "services[0].endpoints[0].weight: unknown key"),
+    ([dict(WEB, endpoints=[{"ip": "10.0.0.1", "local": "perhaps"}])],
+     "services[0].endpoints[0].local: 'perhaps' is not true or false"),
+    ([dict(WEB, external_ips="198.51.100.1")], "services[0].external_ips: '198.51.100.1' is not a list"),
+    ([dict(WEB, port="http")], "services[0].port: 'http' is not a port number"),
 ])
 def test_normalise_rejects_naming_the_field(items, prefix):
     rejects(items, prefix)
+
+
+def test_numbers_and_booleans_as_ansible_converts_them():
+    service = svc.normalise_services([dict(WEB, port="8080", external_traffic_policy="Local",
+                                           endpoints=[{"ip": "10.0.0.1", "port": "80", "local": "yes"}])])[0]
+    assert service.port == 8080 and service.local == (svc.Endpoint("10.0.0.1", 80),)
 
 
 def test_same_port_numbers_in_other_protocols_are_fine():
