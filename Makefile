@@ -130,7 +130,7 @@ bench-pods: setup
 	$(BIN)/python bench/pods.py
 
 bench-services: setup
-	# 1,000 services x 2 endpoints on a throwaway lab node, both backends
+	# 1,000 services x 2 endpoints on a throwaway lab node, both backends; then 10,000 (one round)
 	$(BIN)/python bench/services.py
 
 bench-dataplane: setup

@@ -1,10 +1,12 @@
-"""Benchmark: 1,000 services x 2 endpoints on one lab node, with both firewall backends.
+"""Benchmark: 1,000 and 10,000 services x 2 endpoints on one lab node, with both firewall backends.
 
-  .venv/bin/python bench/services.py [--services 1000] [--rounds 5] [--json build/bench-services.json]
+  .venv/bin/python bench/services.py [--services 1000] [--rounds 5] [--large 10000] [--json build/bench-services.json]
 
-Not a test: it measures and reports, and checks the two floors of issue 4 (kube-proxy's iptables-restore
+Not a test: it measures and reports, and checks the floors. Issue 4 at 1,000 (kube-proxy's iptables-restore
 of 1,000 services took about 700 ms, kubernetes#36006): applying them all takes under 700 ms, and applying
-them again unchanged changes nothing.
+them again unchanged changes nothing. Issue 25 at 10,000 (one round; --large 0 leaves it out): a run that
+changes nothing and one that changes one endpoint take at most 500 ms each, the module's apply at most 1.5
+times its own transaction replayed alone, and at most 12 times its apply at 1,000.
 
 A throwaway lab (leaf03 and worker1, its own HANDCNI_LAB_STATE) is brought up and always taken down.
 Inside worker1 the nat_rule module runs as Ansible runs it on a node (the module file as a Python process
@@ -37,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = ROOT / ".collections"
 MODULE = "ansible_collections.handcni.podnet.plugins.modules.nat_rule"
 FLOOR_MS = 700
+LARGE_FLOORS = {"unchanged": 500, "one endpoint": 500}  # ms, at 10,000 services (issue 25)
+TOOL_RATIO, GROWTH = 1.5, 12  # apply / its transaction alone; apply at 10,000 / at 1,000
 INVENTORY = """\
 all:
   children:
@@ -184,10 +188,32 @@ def report(figures: dict, info: dict, count: int) -> tuple:
     return "\n".join(lines), all(good for _, good in verdicts)
 
 
+def report_large(large: dict, small: dict, count: int, base: int) -> tuple:
+    """Issue 25's floors at `count` services (one round), against the run at `base`."""
+    lines = ["", f"{count} services x 2 endpoints, one round, in ms", f"{'':24}{'iptables':>20}{'nftables':>20}"]
+    for row in large["iptables"]["ms"]:
+        lines.append(f"{row:24}" + "".join(f"{min(large[b]['ms'][row]):>20.0f}" for b in ("iptables", "nftables")))
+    verdicts = []
+    for backend, data in large.items():
+        ms = {row: min(values) for row, values in data["ms"].items()}
+        for row, floor in LARGE_FLOORS.items():
+            verdicts.append((f"{backend}: {row} at {count}, {ms[row]:.0f} ms <= {floor} ms", ms[row] <= floor))
+        ratio = ms["apply"] / ms["apply, transaction"]
+        verdicts.append((f"{backend}: apply at {count} / its transaction alone, {ms['apply']:.0f} / "
+                         f"{ms['apply, transaction']:.0f} ms = {ratio:.2f} <= {TOOL_RATIO}", ratio <= TOOL_RATIO))
+        growth = ms["apply"] / statistics.median(small[backend]["ms"]["apply"])
+        verdicts.append((f"{backend}: apply at {count} / at {base} = {growth:.1f} <= {GROWTH}", growth <= GROWTH))
+        verdicts.append((f"{backend}: unchanged at {count} changes nothing", not any(data["unchanged_changed"])))
+    lines.append("")
+    lines += [("ok    " if good else "FAIL  ") + text for text, good in verdicts]
+    return "\n".join(lines), all(good for _, good in verdicts)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--large", type=int, default=10000, help="services of the one-round run at scale (0: none)")
     parser.add_argument("--json", default=str(ROOT / "build/bench-services.json"))
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,18 +231,27 @@ def main() -> int:
         try:
             subprocess.run(lab + ["up", "-i", str(inventory)], env=env, check=True, capture_output=True)
             info = machine()
-            done = subprocess.run(lab + ["exec", "worker1", "--", sys.executable, str(Path(__file__).resolve()),
-                                         "--inside", "--services", str(args.services), "--rounds", str(args.rounds)],
-                                  env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"bench failed: {done.stderr[-2000:]}")
-            figures = json.loads(done.stdout)
+            runs = [(args.services, args.rounds)] + ([(args.large, 1)] if args.large else [])
+            results = []
+            for count, rounds in runs:
+                done = subprocess.run(lab + ["exec", "worker1", "--", sys.executable, str(Path(__file__).resolve()),
+                                             "--inside", "--services", str(count), "--rounds", str(rounds)],
+                                      env=env, capture_output=True, text=True)
+                if done.returncode != 0:
+                    sys.exit(f"bench failed: {done.stderr[-2000:]}")
+                results.append(json.loads(done.stdout))
         finally:
             subprocess.run(lab + ["down"], env=env, check=False, capture_output=True)
+    figures = results[0]
     text, good = report(figures, info, args.services)
+    if args.large:
+        more, large_good = report_large(results[1], figures, args.large, args.services)
+        text, good = text + "\n" + more, good and large_good
     print(text)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"machine": info, "services": args.services, "figures": figures}, indent=1))
+    Path(args.json).write_text(json.dumps({"machine": info, "services": args.services, "figures": figures,
+                                           "large": {"services": args.large, "figures": results[1]} if args.large else None},
+                                          indent=1))
     return 0 if good else 1
 
 

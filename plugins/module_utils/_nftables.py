@@ -562,19 +562,25 @@ def nft_script(have: NftState, want: NftState) -> tuple:
     return "\n".join(lines) + "\n", f"nft -f: table {prefix}: " + ", ".join(parts)
 
 
-class NftablesNat(Backend):
+class Nftables(Backend):
+    """What the nftables backends share: one table of ours (`family`, `table`), read with `nft -j`, written
+    with `nft -f -`."""
     name = "nftables"
     tools = ("nft",)
     write_argv = ["nft", "-f", "-"]
+    family, table = NFT_FAMILY, NFT_TABLE
 
     def read(self) -> Owned:
-        argv = ["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE]
+        argv = ["nft", "-j", "list", "table", self.family, self.table]
         rc, out, err = self.runner.run(argv)
         if rc != 0 and "No such file or directory" in (err or ""):
             return self.parse(None)  # the table does not exist: nothing of ours
         if rc != 0:
             raise failure(argv, rc, out, err)
         return self.parse(out)
+
+
+class NftablesNat(Nftables):
 
     @staticmethod
     def parse(text: str | None) -> Owned:

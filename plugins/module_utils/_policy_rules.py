@@ -28,11 +28,10 @@ from typing import NamedTuple
 
 from . import _firewall as firewall
 from . import _validate as validate
-from ._command import failure
-from ._firewall import Backend, Owned
+from ._firewall import Owned
 from ._iptables import IptState, Iptables, _ipt_comment, _ipt_jump, ipt_script, parse_iptables_save
 from ._netlink import OWNER
-from ._nftables import NftChain, NftMap, _Unrecognised, nft_addresses, nft_objects, nft_rule_text, nft_term
+from ._nftables import NftChain, NftMap, Nftables, _Unrecognised, nft_addresses, nft_objects, nft_rule_text, nft_term
 
 PROTOCOLS = ("sctp", "tcp", "udp")
 DIRECTIONS = ("ingress", "egress")
@@ -370,19 +369,8 @@ def nft_script(have: PolicyNft, want: PolicyNft) -> tuple:
                                      f"{firewall.plural(range(rules), 'rule')})")
 
 
-class NftablesPolicy(Backend):
-    name = "nftables"
-    tools = ("nft",)
-    write_argv = ["nft", "-f", "-"]
-
-    def read(self) -> Owned:
-        argv = ["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE]
-        rc, out, err = self.runner.run(argv)
-        if rc != 0 and "No such file or directory" in (err or ""):
-            return self.parse(None)  # the table does not exist: nothing of ours
-        if rc != 0:
-            raise failure(argv, rc, out, err)
-        return self.parse(out)
+class NftablesPolicy(Nftables):
+    family, table = NFT_FAMILY, NFT_TABLE
 
     @staticmethod
     def parse(text: str | None) -> Owned:
