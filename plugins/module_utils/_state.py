@@ -56,9 +56,11 @@ def write_text(path: str, text: str, mode: int = 0o600, uid: int = -1, gid: int 
         raise
 
 
-def save_json(path: str, data: dict) -> None:
-    """Replace the file atomically, readable by root only."""
-    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+def save_json(path: str, data: dict, compact: bool = False) -> None:
+    """Replace the file atomically, readable by root only; `compact`: on one line (a large record, such as
+    10,000 services, is written several times faster without indentation)."""
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True) if compact else json.dumps(data, indent=1, sort_keys=True)
+    write_text(path, text + "\n")
 
 
 @contextmanager

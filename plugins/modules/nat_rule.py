@@ -417,7 +417,7 @@ def keep_record(path: str, mark: list | None, transactions: int, params: dict, a
     it; else drop the record, so that the next run reads everything."""
     now = ruleset_mark(netns) if mark and held is not None else None
     if now is not None and params["state"] == "present" and now == mark[:2] + [mark[2] + transactions]:
-        save_json(path, {"mark": now, "digest": args, "held": held, "result": result, "canary": canary})
+        save_json(path, {"mark": now, "digest": args, "held": held, "result": result, "canary": canary}, compact=True)
         return
     # removing: the records of every kind of the namespace go (teardown leaves none); else this one
     for stale in glob.glob(applied_path(netns, ("*",))) if params["state"] == "absent" else [path]:
