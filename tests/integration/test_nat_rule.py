@@ -1,6 +1,7 @@
 """handcni.podnet.nat_rule through Ansible on a throwaway lab: leaf03 and worker1, pod netns1 on worker1."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -288,3 +289,32 @@ def source_seen_by_leaf(lab: Lab) -> str:
         if listener.poll() is None:
             listener.kill()
         listener.wait()
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_the_record_skips_reading_only_while_no_rule_changed(clean, backend):
+    """Without diff mode a run that left the rules as it wanted them records the namespace's nf_tables generation;
+    the same run again answers from the record (no change), someone else's nft transaction moves the generation
+    (read again, recorded again, still no change), and a rule of ours deleted by hand is put back."""
+    args = {"backend": backend, "masquerade": [SEED], "prune": True}
+    record = "cat /var/lib/handcni/nat_rule._host.masquerade.applied.json"
+    quiet = lambda name: dict(nat(name, args), diff=False)  # noqa: E731
+    r = clean.play(
+        quiet("created"), raw("record after created", record),
+        quiet("again"), raw("record after again", record),
+        raw("someone else's transaction", "nft add table ip elsewhere"),
+        quiet("after theirs"), raw("record after theirs", record),
+        raw("delete ours by hand", DELETE_BY_HAND[backend]),
+        quiet("repaired"), kernel("after repair"),
+        nat("absent", dict(backend=backend, state="absent")), raw("records left", "ls /var/lib/handcni"),
+        raw("theirs away", "nft delete table ip elsewhere"),
+    )
+    marks = {step: json.loads(r[step]["stdout"].splitlines()[0])["mark"]
+             for step in ("record after created", "record after again", "record after theirs")}
+    assert changed(r["created"]) and not changed(r["again"]) and not changed(r["after theirs"])
+    assert marks["record after again"] == marks["record after created"]      # nothing changed: nothing moved
+    assert marks["record after theirs"][2] == marks["record after created"][2] + 1  # theirs counted, read again
+    assert changed(r["repaired"])
+    for line in MADE[backend]:
+        assert line in (Kernel(r["after repair"]).iptables if backend == "iptables" else Kernel(r["after repair"]).nft)
+    assert "applied.json" not in r["records left"]["stdout"]
