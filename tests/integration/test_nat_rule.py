@@ -298,7 +298,10 @@ def test_the_record_skips_reading_only_while_no_rule_changed(clean, backend):
     (read again, recorded again, still no change), and a rule of ours deleted by hand is put back."""
     args = {"backend": backend, "masquerade": [SEED], "prune": True}
     record = "cat /var/lib/handcni/nat_rule._host.masquerade.applied.json"
-    quiet = lambda name: dict(nat(name, args), diff=False)  # noqa: E731
+
+    def quiet(name: str) -> dict:
+        return dict(nat(name, args), diff=False)
+
     r = clean.play(
         quiet("created"), raw("record after created", record),
         quiet("again"), raw("record after again", record),
