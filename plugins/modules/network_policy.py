@@ -161,7 +161,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: netns3 takes HTTP from netns1 only and reaches nothing but DNS; netns1 takes no connection at all
+- name: netns3 takes HTTP from netns1 only and reaches nothing but the DNS pods; netns1 takes no connection at all
   handcni.podnet.network_policy:
     pods:
       - name: default/netns3
@@ -170,7 +170,8 @@ EXAMPLES = r"""
           - peers: [192.168.10.1/32]
             ports: [{protocol: tcp, port: 80}]
         egress:
-          - peers: [10.96.0.10/32]
+          # the DNS service's endpoints, not its cluster IP: egress is judged after the service's DNAT
+          - peers: [192.168.20.53/32, 192.168.30.53/32]
             ports: [{protocol: udp, port: 53}, {protocol: tcp, port: 53}]
       - name: default/netns1
         ip: 192.168.10.1
