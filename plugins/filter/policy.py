@@ -30,22 +30,24 @@ def _pods(hostvars: dict, workers: list, addressed: dict | None = None) -> list:
             if not ip:
                 raise AnsibleFilterError(f"{node}: {field}: pod {pod['name']} has no address yet (give its ip, or run "
                                          "the pod_network role first)")
-            try:
-                labels = model.labels_of(pod.get("labels"), f"{field}.labels")
-            except ValueError as err:
-                raise AnsibleFilterError(f"{node}: {err}") from None
+            labels = _checked(model.labels_of, pod.get("labels"), f"{node}: {field}.labels")
             pods.append(model.Pod(node, pod["name"], str(pod.get("namespace") or model.DEFAULT_NAMESPACE), labels,
                                   str(ip)))
     return pods
 
 
+def _checked(check, *args):
+    """A check of the model, its ValueError as the one line of an AnsibleFilterError naming the field."""
+    try:
+        return check(*args)
+    except ValueError as err:
+        raise AnsibleFilterError(str(err)) from None
+
+
 def _view(policies, hostvars: dict, workers: list, namespaces, addressed: dict | None = None) -> tuple:
     """(policies, pods, namespace labels) from the inventory; AnsibleFilterError names the field."""
     pods = _pods(hostvars, workers, addressed)
-    try:
-        return model.normalise_policies(policies), pods, model.namespace_labels(namespaces, pods)
-    except ValueError as err:
-        raise AnsibleFilterError(str(err)) from None
+    return _checked(model.normalise_policies, policies), pods, _checked(model.namespace_labels, namespaces, pods)
 
 
 def network_policy_rules(policies, hostvars: dict, workers: list, node: str, namespaces=None) -> list:
@@ -65,7 +67,7 @@ def policy_sysctls(policies, mode: str = "bridge") -> dict:
 def policy_ports(policies) -> list:
     """The TCP ports verify.yml probes every pod on: those the policies name (a range by its ends), and 80."""
     ports = {PROBE_PORT}
-    for policy in model.normalise_policies(policies) if policies else []:
+    for policy in _checked(model.normalise_policies, policies) if policies else []:
         for rules in (policy.ingress or ()) + (policy.egress or ()):
             for port in rules.ports or ():
                 if port.protocol == "tcp" and port.port:

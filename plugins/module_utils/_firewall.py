@@ -76,9 +76,11 @@ class NatSet(NamedTuple):
     def __bool__(self) -> bool:
         return bool(self.masquerade or self.services)
 
-    def public(self) -> dict:
+    def public(self, with_services: bool = True) -> dict:
+        """As a module returns it; without the services themselves (their count) unless `with_services`."""
         return {"masquerade": [e.public() for e in self.masquerade],
-                "services": [s.public() for s in self.services],
+                **({"services": [s.public() for s in self.services]} if with_services else {}),
+                "service_count": len(self.services),
                 "node_addresses": list(self.node_addresses) if self.services else [],
                 "cluster_cidrs": list(self.cluster_cidrs) if self.services else []}
 
@@ -292,6 +294,10 @@ class Backend:
         """Whether the kernel's nf_tables generation counts this backend's changes (_netlink.ruleset_mark)."""
         return True
 
+    def mixed(self) -> str | None:
+        """Why this node must not get our rules in this backend (None: it may)."""
+        return None
+
     def read(self) -> Owned:
         """What is ours now, read with the backend's tools."""
         raise NotImplementedError
@@ -323,6 +329,20 @@ class Backend:
 
     def apply(self, transaction: Transaction) -> None:
         self.runner.check(transaction.argv, transaction.script)
+
+
+def backends_in_order(classes: dict, runner: Runner, chosen: str, writes: bool) -> tuple:
+    """A firewall module's backends ({name: Backend}) and the names of those whose tools are installed, the chosen
+    one first (it is written before the other one is emptied). `writes`: the run puts rules of ours in the chosen
+    one, which must then be able to take them (ValueError before any change: its tools missing, or its `mixed`)."""
+    backends = {name: cls(runner) for name, cls in classes.items()}
+    if writes and not backends[chosen].available():
+        raise ValueError(f"backend: {chosen} needs {' and '.join(backends[chosen].tools)} on the node; "
+                         "install it or choose the other backend")
+    mixed = backends[chosen].mixed() if writes else None
+    if mixed:
+        raise ValueError(mixed)
+    return backends, [name for name in [chosen] + [n for n in backends if n != chosen] if backends[name].available()]
 
 
 def merge_kinds(drawn, have, kinds: tuple, kind_of) -> list:

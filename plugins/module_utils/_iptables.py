@@ -436,6 +436,9 @@ class Iptables(Backend):
     table = IPT_TABLE
     _nf_tables: bool | None = None  # what `iptables -V` said, once asked
 
+    def read(self) -> Owned:
+        return self.parse(self.runner.check(["iptables-save", "-t", self.table]))
+
     def nf_tables(self) -> bool:
         """Whether the node's `iptables` is iptables-nft (else iptables-legacy); asked once per run."""
         if self._nf_tables is None:
@@ -498,9 +501,6 @@ class Iptables(Backend):
 
 
 class IptablesNat(Iptables):
-    def read(self) -> Owned:
-        return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
-
     @staticmethod
     def parse(text: str) -> Owned:
         state = parse_iptables_save(text)

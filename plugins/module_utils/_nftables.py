@@ -224,19 +224,21 @@ class NftState(NamedTuple):
             (other.exists, other.chains, other.maps, other.unrecognised)
 
     def lines(self) -> list:
-        if not self.exists:
-            return []
-        prefix = f"{NFT_FAMILY} {NFT_TABLE}"
-        out = [f"add table {prefix}"]
-        for name in sorted(self.maps):
-            vmap = self.maps[name]
-            out.append(f"add map {prefix} {name} {{ type {vmap.type}; }}")
-            out += [f"add element {prefix} {name} {{ {key} : {vmap.elements[key]} }}" for key in sorted(vmap.elements)]
-        for name in sorted(self.chains):
-            chain = self.chains[name]
-            out.append(f"add chain {prefix} {name}" + (f" {{ {chain.header} }}" if chain.header else ""))
-            out += [f"add rule {prefix} {name} {rule}" for rule in chain.rules]
-        return out + self.unrecognised
+        return nft_table_lines(f"{NFT_FAMILY} {NFT_TABLE}", self) if self.exists else []
+
+
+def nft_table_lines(prefix: str, state) -> list:
+    """A table of ours (`state`: its maps, chains and what we do not make) as canonical `nft add` statements."""
+    out = [f"add table {prefix}"]
+    for name in sorted(state.maps):
+        vmap = state.maps[name]
+        out.append(f"add map {prefix} {name} {{ type {vmap.type}; }}")
+        out += [f"add element {prefix} {name} {{ {key} : {vmap.elements[key]} }}" for key in sorted(vmap.elements)]
+    for name in sorted(state.chains):
+        chain = state.chains[name]
+        out.append(f"add chain {prefix} {name}" + (f" {{ {chain.header} }}" if chain.header else ""))
+        out += [f"add rule {prefix} {name} {rule}" for rule in chain.rules]
+    return out + state.unrecognised
 
 
 def nft_header(chain: dict) -> str:

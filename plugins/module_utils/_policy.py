@@ -23,8 +23,11 @@ Bad input raises ValueError naming the field.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import NamedTuple
+
+from . import _validate as validate
 
 FIELD = "podnet_network_policies"
 DEFAULT_NAMESPACE = "default"
@@ -100,23 +103,8 @@ class Pod(NamedTuple):
 
 # --- reading the inventory ----------------------------------------------------
 
-def _mapping(value, field: str, keys: tuple) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{field}: must be a mapping, got {value!r}")
-    unknown = sorted(set(value) - set(keys), key=str)
-    if unknown:
-        raise ValueError(f"{field}.{unknown[0]}: unknown key (known: {', '.join(keys)})")
-    return value
-
-
-def _list(value, field: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"{field}: must be a list, got {value!r}")
-    return value
+_mapping = functools.partial(validate.mapping, optional=True)  # a Kubernetes object leaves out what is empty
+_list = validate.items
 
 
 def _text(value, field: str) -> str:

@@ -31,7 +31,8 @@ from . import _validate as validate
 from ._firewall import Owned
 from ._iptables import IptState, Iptables, _ipt_comment, _ipt_jump, ipt_script, parse_iptables_save
 from ._netlink import OWNER
-from ._nftables import NftChain, NftMap, Nftables, _Unrecognised, nft_addresses, nft_objects, nft_rule_text, nft_term
+from ._nftables import (NftChain, NftMap, Nftables, _Unrecognised, nft_addresses, nft_objects, nft_rule_text,
+                        nft_table_lines, nft_term)
 
 PROTOCOLS = ("sctp", "tcp", "udp")
 DIRECTIONS = ("ingress", "egress")
@@ -109,21 +110,6 @@ class PodRules(NamedTuple):
                 **{d: None if getattr(self, d) is None else [r.public() for r in getattr(self, d)] for d in DIRECTIONS}}
 
 
-def _mapping(value, field: str, keys: tuple) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError(f"{field}: must be a mapping with {', '.join(keys)}, got {value!r}")
-    unknown = sorted(set(value) - set(keys), key=str)
-    if unknown:
-        raise ValueError(f"{field}.{unknown[0]}: unknown key (known: {', '.join(keys)})")
-    return value
-
-
-def _list(value, field: str) -> list:
-    if not isinstance(value, list):
-        raise ValueError(f"{field}: must be a list or null, got {value!r}")
-    return value
-
-
 def merge_ranges(ranges) -> tuple:
     """Port ranges sorted, overlapping and adjacent ones merged."""
     merged = []
@@ -139,9 +125,9 @@ def _ports(items, field: str) -> tuple | None:
     if items is None:
         return None
     found = {}  # protocol -> [(first, last)], or None for every port
-    for index, item in enumerate(_list(items, field)):
+    for index, item in enumerate(validate.items(items, field)):
         where = f"{field}[{index}]"
-        body = _mapping(item, where, tuple(PORT_SPEC))
+        body = validate.mapping(item, where, tuple(PORT_SPEC))
         protocol = body.get("protocol")
         protocol = "tcp" if protocol is None else protocol.lower() if isinstance(protocol, str) else protocol
         if protocol not in PROTOCOLS:
@@ -165,7 +151,7 @@ def _ports(items, field: str) -> tuple | None:
 def _peers(items, field: str) -> tuple | None:
     if items is None:
         return None
-    peers = firewall.normalise_cidrs(_list(items, field), field)
+    peers = firewall.normalise_cidrs(validate.items(items, field), field)
     return None if peers == ("0.0.0.0/0",) else peers  # every IPv4 address: no match needed
 
 
@@ -179,9 +165,9 @@ def _rules(items, field: str) -> tuple | None:
     if items is None:
         return None
     rules = set()
-    for index, item in enumerate(_list(items, field)):
+    for index, item in enumerate(validate.items(items, field)):
         where = f"{field}[{index}]"
-        body = _mapping(item, where, tuple(RULE_SPEC))
+        body = validate.mapping(item, where, tuple(RULE_SPEC))
         peers, ports = _peers(body.get("peers"), f"{where}.peers"), _ports(body.get("ports"), f"{where}.ports")
         if peers != () and ports != ():
             rules.add(Rule(peers, ports))
@@ -198,9 +184,9 @@ def _pod_ip(value, field: str) -> str:
 def normalise_pods(items, field: str = "pods") -> tuple:
     """The pods as PodRules, sorted by IP; ValueError naming the field of the first problem."""
     pods, seen = [], {}
-    for index, item in enumerate(_list(items or [], field)):
+    for index, item in enumerate(validate.items(items or [], field)):
         where = f"{field}[{index}]"
-        body = _mapping(item, where, tuple(POD_SPEC))
+        body = validate.mapping(item, where, tuple(POD_SPEC))
         name = body.get("name")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f"{where}.name: {name!r} is not a pod name like default/netns3 "
@@ -256,18 +242,7 @@ class PolicyNft(NamedTuple):
         return (not self.exists and not other.exists) or self == other
 
     def lines(self) -> list:
-        if not self.exists:
-            return []
-        out = [f"add table {NFT_PREFIX}"]
-        for name in sorted(self.maps):
-            out.append(f"add map {NFT_PREFIX} {name} {{ type {self.maps[name].type}; }}")
-            out += [f"add element {NFT_PREFIX} {name} {{ {key} : {verdict} }}"
-                    for key, verdict in sorted(self.maps[name].elements.items())]
-        for name in sorted(self.chains):
-            chain = self.chains[name]
-            out.append(f"add chain {NFT_PREFIX} {name}" + (f" {{ {chain.header} }}" if chain.header else ""))
-            out += [f"add rule {NFT_PREFIX} {name} {rule}" for rule in chain.rules]
-        return out + self.unrecognised
+        return nft_table_lines(NFT_PREFIX, self) if self.exists else []
 
 
 EMPTY_NFT = PolicyNft(False, {}, {}, [])
@@ -445,9 +420,6 @@ def ipt_policy_script(have: IptState, want: IptState) -> tuple:
 
 class IptablesPolicy(Iptables):
     table = IPT_TABLE
-
-    def read(self) -> Owned:
-        return self.parse(self.runner.check(["iptables-save", "-t", IPT_TABLE]))
 
     @staticmethod
     def parse(text: str) -> Owned:

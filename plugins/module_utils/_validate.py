@@ -117,3 +117,24 @@ def unique(items: list, key: str | None, field: str) -> None:
         if value in seen:
             raise ValueError(f"{field}[{index}]{'' if key is None else '.' + key}: {value!r} is listed twice")
         seen.add(value)
+
+
+def mapping(value, field: str, keys: tuple, optional: bool = False) -> dict:
+    """A dict holding no key but `keys` (None is an empty one when `optional`)."""
+    if value is None and optional:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{field}: must be a mapping with {', '.join(keys)}, got {value!r}")
+    unknown = sorted(set(value) - set(keys), key=str)
+    if unknown:
+        raise ValueError(f"{field}.{unknown[0]}: unknown key (known: {', '.join(keys)})")
+    return value
+
+
+def items(value, field: str) -> list:
+    """A list; None is an empty one."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{field}: must be a list or null, got {value!r}")
+    return value

@@ -467,16 +467,7 @@ def main():
     # One run at a time per node: read, plan and write must not interleave with another run's.
     with module.errors(), locked(LOCK, create=state == "present" and not module.check_mode):
         runner = command.Runner.of(module, params["netns"])
-        backends = {name: cls(runner) for name, cls in BACKENDS.items()}
-        if state == "present" and not backends[chosen].available():
-            raise ValueError(f"backend: {chosen} needs {' and '.join(backends[chosen].tools)} on the node; "
-                             "install it or choose the other backend")
-        if state == "present" and chosen == "iptables":
-            mixed = backends[chosen].mixed()
-            if mixed:
-                raise ValueError(mixed)
-        # The chosen backend first: it is written before the other one is emptied.
-        names = [name for name in [chosen] + [n for n in backends if n != chosen] if backends[name].available()]
+        backends, names = firewall.backends_in_order(BACKENDS, runner, chosen, state == "present")
         record = applied_path(params["netns"], kinds)
         mark = ruleset_mark(params["netns"]) if all(backends[name].counted() for name in names) else None
         args = digest(params)
@@ -513,19 +504,13 @@ def main():
             exact = all(backends[name].draw(held[name]).same((tx.want if tx else have[name]).detail)
                         for name, tx in zip(names, plans))
             # list(): an empty NatSet is false, and json writes a false list as [] whatever it holds
+            # what the same run again returns: all but the services, which it was given (at 10,000 services,
+            # returning them again would cost more than the rest of the run)
             keep_record(record, mark, len(transactions), params, args,
-                        {name: list(nat) for name, nat in held.items()} if exact else None, unchanged(after),
-                        module.canary, params["netns"])
-    result = dict(after.public(), service_count=len(after.services)) if module.actions or module._diff else unchanged(after)
-    module.finish(transactions=[tx.public() for tx in transactions], **result)
-
-
-def unchanged(after: firewall.NatSet) -> dict:
-    """What a run that changes nothing returns: all but the services, which it was given (at 10,000 services,
-    returning them again would cost more than the rest of the run), and their count."""
-    result = after.public()
-    del result["services"]
-    return dict(result, service_count=len(after.services))
+                        {name: list(nat) for name, nat in held.items()} if exact else None,
+                        after.public(with_services=False), module.canary, params["netns"])
+    module.finish(transactions=[tx.public() for tx in transactions],
+                  **after.public(with_services=bool(module.actions) or module._diff))
 
 
 def flush_flows(runner: command.Runner, flush: services.Flush) -> None:

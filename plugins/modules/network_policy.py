@@ -267,6 +267,7 @@ diff:
 """
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
+from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as firewall
 from ansible_collections.handcni.podnet.plugins.module_utils import _policy_rules as rules
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._state import STATE_DIR, locked
@@ -290,16 +291,7 @@ def main():
         if state == "present":
             pods = rules.normalise_pods(params["pods"])
         runner = command.Runner.of(module, params["netns"])
-        backends = {name: cls(runner) for name, cls in rules.BACKENDS.items()}
-        if state == "present" and not backends[chosen].available():
-            raise ValueError(f"backend: {chosen} needs {' and '.join(backends[chosen].tools)} on the node; "
-                             "install it or choose the other backend")
-        if state == "present" and chosen == "iptables" and rules.isolated(pods):
-            mixed = backends[chosen].mixed()
-            if mixed:
-                raise ValueError(mixed)
-        # The chosen backend first: it is written before the other one is emptied.
-        names = [name for name in [chosen] + [n for n in backends if n != chosen] if backends[name].available()]
+        backends, names = firewall.backends_in_order(rules.BACKENDS, runner, chosen, state == "present")
         have = {name: backends[name].read() for name in names}
         plans = [backends[name].plan(have[name], pods if name == chosen else ()) for name in names]
         transactions = [tx for tx in plans if tx is not None]
