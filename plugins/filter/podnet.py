@@ -13,7 +13,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _topology as
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 
 FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "cluster_cidrs", "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes",
-           "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan")
+           "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan", "holds")
 
 
 def _filter(function):
@@ -252,6 +252,25 @@ def _static_paths(host: str, hostvars: dict, groups: dict, workers: list) -> lis
     subnet = _leaf_subnet(hostvars, groups, own)
     return [{"peer": peer, "path": "direct" if subnet and ipaddress.ip_address(hostvars[peer]["podnet_node_ip"])
              in subnet.network else "routed"} for peer in workers if peer != host]
+
+
+def holds(held, kind: str, name=None, record: str | None = None) -> bool:
+    """Whether a node may hold something of ours of `kind` (a key of node_info's result), by `name` if
+    given (or any of a list): a link's maker (a link under a provisional name may be any maker's), a route
+    protocol, a path;
+    or the restore record `record`, which would make it again. Without node_info's result (not run, skipped,
+    failed) the answer is yes: the call must run."""
+    if not isinstance(held, dict) or held.get("skipped") or held.get("failed") or kind not in held:
+        return True
+    if record is not None and record in held.get("restore_records", [record]):
+        return True
+    found = held[kind]
+    if name is None:
+        return bool(found)
+    if kind == "links" and "provisional" in found:
+        return True
+    names = name if isinstance(name, list) else [name]
+    return any((int(n) if kind == "route_protocols" else n) in found for n in names)
 
 
 class FilterModule:

@@ -10,6 +10,7 @@ from ansible_collections.handcni.podnet.plugins.filter.podnet import (
     FilterModule,
     cluster_cidrs,
     cross_node_plan,
+    holds,
     node_interfaces,
     node_pod_cidr,
     pod_gateway,
@@ -91,7 +92,7 @@ def test_sysctl_modules_names_the_modules_a_sysctl_needs_at_boot(sysctls, module
 def test_filters_are_registered():
     assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "cluster_cidrs",
                                              "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
-                                             "cross_node_plan"}
+                                             "cross_node_plan", "holds"}
 
 
 # --- node_pod_cidr --------------------------------------------------------------
@@ -378,3 +379,28 @@ def test_cross_node_plan_errors():
                                                  r"underlay subnets"):
         cross_node_plan("worker1", hostvars, {"workers": list(LAB_CIDRS)}, LAB_CIDRS,
                         {"method": "vxlan", "encapsulation": "cross_subnet"})
+
+
+HELD = {"links": {"bridge": ["br0"]}, "route_protocols": [2, 201], "network_policy": [], "restore_records": ["70-ipip"],
+        "paths": ["/run/bird/bird.pid"]}
+
+
+@pytest.mark.parametrize("held, args, kwargs, answer", [
+    (HELD, ("links", "bridge"), {}, True),
+    (HELD, ("links", "vxlan_fdb"), {}, False),
+    ({**HELD, "links": {"provisional": ["hcni-0123456789"]}}, ("links", "vxlan_fdb"), {}, True),  # any maker's
+    (HELD, ("route_protocols", 201), {}, True),
+    (HELD, ("route_protocols", "202"), {}, False),
+    (HELD, ("network_policy",), {}, False),
+    (HELD, ("paths", ["/etc/frr/handcni", "/run/bird/bird.pid"]), {}, True),
+    (HELD, ("paths", "/etc/frr/handcni"), {}, False),
+    (HELD, ("links", "ipip_tunnel"), {"record": "70-ipip"}, True),  # its restore record would make it again
+    (HELD, ("links", "ipip_tunnel"), {"record": "71-vxlan"}, False),
+    # without node_info's answer the call runs
+    (None, ("links", "bridge"), {}, True),
+    ({"skipped": True, "changed": False}, ("links", "bridge"), {}, True),
+    ({"failed": True, "msg": "x"}, ("network_policy",), {}, True),
+    ({"paths": []}, ("links", "bridge"), {}, True),  # objects not read
+])
+def test_holds_answers_yes_unless_node_info_says_nothing_of_that_kind_is_there(held, args, kwargs, answer):
+    assert holds(held, *args, **kwargs) is answer
