@@ -1,16 +1,17 @@
 """Network policy (issue 19) on the scenario's lab, in the order they run: the inventory's example policies
-(policies.yml beside its hosts.yml) converged; the whole matrix under them by traffic, with its policy cells
+(inventories/NAME-policies.yml beside the inventory directory) converged; the whole matrix under them by traffic, with its policy cells
 (every pod to every other on the probed ports, answered or not at all as the policies say); a second run
 changes nothing; our rules deleted by hand let a denied connection through until the next run puts them
 back; the policies taken away again leave nothing of ours."""
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 from lab import ROOT, WORKERS, Node, failures, playbook, recap
 
-POLICIES = ROOT / os.environ.get("HANDCNI_INVENTORY", "inventories/lab") / "policies.yml"
+POLICIES = Path(f"{ROOT / os.environ.get('HANDCNI_INVENTORY', 'inventories/lab')}-policies.yml")
 WITH = ["-e", f"@{POLICIES}"]
 # Our rules on a node, gone by hand: the iptables chain HANDCNI-POLICY (entered from FORWARD) or the
 # nftables base chain `forward` of table inet handcni-policy, flushed; and whether anything of ours is left.
