@@ -58,7 +58,8 @@ options:
         C(handcni-podnet-restore.service) (installed by the node_prep role) re-runs every record, in name
         order, when a check fails (a reboot, a manager that flushed routes or firewall rules), with no
         controller and no Ansible.
-      - With O(state=absent) the record is removed. Check mode writes nothing.
+      - With O(state=absent), or a run that leaves nothing of its kind (an empty list), the record is removed.
+        Check mode writes nothing.
       - Omit on nodes without the restore unit (the namespace lab).
     type: str
 """

@@ -132,6 +132,7 @@ class OwnedLinkPlanner:
                 module.apply(cls(module, sessions[params["netns"]]).plan(wanted))
         if params["netns"] is None:
             module.canary["files"] = [restore.link_file(want["name"]) for want in wanted]
+        module.leaves_nothing = not wanted
         module.finish(**{cls.option: [public(want) for want in wanted]})
 
     def create(self, want: dict) -> None:

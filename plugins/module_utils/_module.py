@@ -57,6 +57,9 @@ class PodnetModule(AnsibleModule):
         self.after: dict = {}
         # What a restore record of this run checks (_restore.missing); filled by the module.
         self.canary = restore.empty_canary()
+        # Set by a module whose run leaves nothing of its kind (an empty list): no record is kept, since
+        # re-running it would make nothing, and site.yml then skips the call where nothing is held (node_info).
+        self.leaves_nothing = False
         self._held = ExitStack()
         if self.params.get("restore") is not None:
             with self.errors():
@@ -109,14 +112,15 @@ class PodnetModule(AnsibleModule):
         self.after[name] = {"name": name, "present": False}
 
     def save_restore(self) -> None:
-        """Keep this run as the restore record named by `restore` (dropped with state=absent)."""
+        """Keep this run as the restore record named by `restore` (dropped with state=absent, or when the run
+        leaves nothing of its kind)."""
         name = self.params.get("restore")
         if name is None:
             return
         main = sys.modules["__main__"]  # AnsiballZ gives the module its name and payload as globals
         args = {key: value for key, value in self.params.items() if key != "restore"}
         with self.errors():
-            if self.params.get("state", "present") == "absent":
+            if self.params.get("state", "present") == "absent" or self.leaves_nothing:
                 self.actions += restore.drop(name, self.check_mode)
             else:
                 self.actions += restore.save(name, main._module_fqn, main._modlib_path, args, self.canary,

@@ -146,6 +146,7 @@ def main():
             )
     if params["netns"] is None:  # the watcher reads the main table of the node (/proc/net/route)
         module.canary["routes"] = [r["dst"] for r in wanted if r["table"] == routes.MAIN_TABLE and ":" not in r["dst"]]
+    module.leaves_nothing = not wanted
     module.finish(routes=[routes.public(r) for r in wanted])
 
 

@@ -20,7 +20,8 @@ def info(name: str, args: dict | None = None, check: bool = False) -> dict:
 
 STEPS = [
     info("bare", ASKED),
-    module("bridge", "handcni.podnet.bridge", {"bridges": [{"name": "hb0", "addresses": ["10.77.0.1/24"]}]}),
+    module("bridge", "handcni.podnet.bridge", {"bridges": [{"name": "hb0", "addresses": ["10.77.0.1/24"]}],
+                                               "restore": "30-bridge"}),
     module("route", "handcni.podnet.route", {"routes": [{"dst": "10.78.0.0/24", "via": "10.77.0.2"}],
                                              "protocol": 201}),
     module("policy", "handcni.podnet.network_policy",
@@ -36,7 +37,7 @@ STEPS = [
     raw("cleanup", f"ip link del hb9; ip link del hcni-0123456789; nft delete table inet someone-else; rm -f {RECORD}"),
     module("policy gone", "handcni.podnet.network_policy", {"backend": "nftables", "state": "absent"}),
     module("route gone", "handcni.podnet.route", {"routes": [], "protocol": 201, "prune": True}),
-    module("bridge gone", "handcni.podnet.bridge", {"bridges": [], "prune": True}),
+    module("bridge gone", "handcni.podnet.bridge", {"bridges": [], "prune": True, "restore": "30-bridge"}),
     info("after"),
 ]
 
@@ -61,7 +62,7 @@ def test_it_reports_what_our_modules_made_by_their_marks(results):
     assert held["links"] == {"bridge": ["hb0"], "provisional": ["hcni-0123456789"]}
     assert {201, 203} <= set(held["route_protocols"])  # protocols, whoever's: the role asks for its own
     assert held["network_policy"] == ["nftables"]
-    assert "99-node-info-test" in held["restore_records"]
+    assert held["restore_records"] == ["30-bridge", "99-node-info-test"]
     # a path that exists; a file with our mark on its first line, not one with it further down or missing
     assert held["paths"] == ["/run/handcni-test-dir", FILES["ours"]]
 
@@ -85,3 +86,6 @@ def test_once_our_modules_removed_theirs_nothing_is_held(results):
         assert changed(results[step]), step
     after = ok(results["after"])
     assert after["links"] == {} and after["network_policy"] == [] and 201 not in after["route_protocols"]
+    # a run that leaves nothing of its kind keeps no restore record (it would make nothing again)
+    assert "remove the restore record /var/lib/handcni/restore/30-bridge.json" in results["bridge gone"]["actions"]
+    assert after["restore_records"] == []
