@@ -80,7 +80,7 @@ route_protocols:
   elements: int
   sample: [2, 201]
 network_policy:
-  description: The firewall backends holding network policy rules of ours.
+  description: The firewall backends holding network policy rules of ours (or that could not be read).
   returned: with O(objects)
   type: list
   elements: str
@@ -133,8 +133,17 @@ def objects(module) -> dict:
     backends, names = firewall.backends_in_order(policy.BACKENDS, command.Runner.of(module), "nftables", writes=False)
     records = os.listdir(restore.RECORDS) if os.path.isdir(restore.RECORDS) else []
     return dict(links=links, route_protocols=protocols,
-                network_policy=[name for name in names if backends[name].read().detail.holds_ours()],
+                network_policy=[name for name in names if may_hold(backends[name])],
                 restore_records=sorted(name[:-5] for name in records if name.endswith(".json")))
+
+
+def may_hold(backend) -> bool:
+    """Whether a firewall backend holds rules of ours; one whose tool fails here (a kernel without nf_tables
+    under an installed nft) is answered yes, so the module that would remove them runs and says why it fails."""
+    try:
+        return backend.read().detail.holds_ours()
+    except OSError:
+        return True
 
 
 def marked(path: str) -> bool:
