@@ -1,5 +1,6 @@
-"""handcni.podnet.node_info through Ansible on a throwaway lab node (worker1): what it reports is what the other
-modules made there (read by their marks), never what someone else made; it changes nothing, in check mode or not.
+"""handcni.podnet.node_info and node_files through Ansible on a throwaway lab node (worker1). node_info: what it
+reports is what the other modules made there (read by their marks), never what someone else made; it changes
+nothing, in check mode or not. node_files: each file holds exactly its content and mode, only listed paths go.
 
 One ansible-playbook (the `results` fixture); site.yml's use of it (a removal skipped where nothing of its kind
 is held) is proven by the molecule scenarios' mode switches, which must still leave nothing behind.
@@ -7,7 +8,7 @@ is held) is proven by the molecule scenarios' mode switches, which must still le
 from __future__ import annotations
 
 import pytest
-from conftest import changed, module, ok, raw
+from conftest import changed, fails_naming, module, ok, raw
 
 RECORD = "/var/lib/handcni/restore/99-node-info-test.json"
 FILES = {"ours": "/etc/handcni-ours.conf", "theirs": "/etc/handcni-theirs.conf", "missing": "/etc/handcni-none.conf"}
@@ -42,9 +43,33 @@ STEPS = [
 ]
 
 
+
+def files(name: str, args: dict, check: bool = False) -> dict:
+    return module(name, "handcni.podnet.node_files", args, check)
+
+
+TWO = {"files": [{"path": "/etc/handcni-test/a.conf", "content": "a = 1\n"},
+                 {"path": "/etc/handcni-test-b.conf", "content": "b\n", "mode": "0600"}]}
+FILE_STEPS = [
+    raw("foreign", "echo theirs > /etc/handcni-test-theirs.conf"),
+    files("planned", TWO, check=True), raw("after planned", "ls /etc/handcni-test 2>&1; true"),
+    files("write", TWO), raw("written", "cat /etc/handcni-test/a.conf; stat -c '%a %n' /etc/handcni-test "
+                                         "/etc/handcni-test/a.conf /etc/handcni-test-b.conf"),
+    files("again", TWO),
+    raw("mode drift", "chmod 0644 /etc/handcni-test-b.conf"), files("mode repaired", TWO),
+    files("one gone", {"files": TWO["files"][:1], "absent": ["/etc/handcni-test-b.conf", "/etc/handcni-none"]}),
+    raw("left", "ls /etc/handcni-test-b.conf /etc/handcni-test-theirs.conf 2>&1; true"),
+    files("relative", {"files": [{"path": "etc/x", "content": ""}]}),
+    files("bad mode", {"files": [{"path": "/etc/x", "content": "", "mode": "rw"}]}),
+    files("a directory", {"absent": ["/etc/handcni-test"]}),
+    files("twice", {"files": TWO["files"][:1], "absent": ["/etc/handcni-test/a.conf"]}),
+    files("cleanup", {"absent": ["/etc/handcni-test/a.conf", "/etc/handcni-test-theirs.conf"]}),
+]
+
+
 @pytest.fixture(scope="module")
 def results(lab):
-    return lab.play(*STEPS)
+    return lab.play(*STEPS, *FILE_STEPS)
 
 
 def test_a_bare_node_holds_nothing_of_ours(results):
@@ -89,3 +114,27 @@ def test_once_our_modules_removed_theirs_nothing_is_held(results):
     # a run that leaves nothing of its kind keeps no restore record (it would make nothing again)
     assert "remove the restore record /var/lib/handcni/restore/30-bridge.json" in results["bridge gone"]["actions"]
     assert after["restore_records"] == []
+
+
+def test_node_files_writes_exactly_the_listed_files_and_removes_only_the_listed_paths(results):
+    planned, written = results["planned"], results["write"]
+    assert changed(planned) and planned["actions"] == written["actions"] == [
+        "write /etc/handcni-test/a.conf", "write /etc/handcni-test-b.conf"]
+    assert "No such file" in results["after planned"]["stdout"]  # check mode wrote nothing
+    assert written["changed_paths"] == ["/etc/handcni-test/a.conf", "/etc/handcni-test-b.conf"]
+    assert results["written"]["stdout"].split("\n")[0] == "a = 1"
+    assert "755 /etc/handcni-test\n644 /etc/handcni-test/a.conf\n600 /etc/handcni-test-b.conf" in results["written"]["stdout"]
+    assert not changed(results["again"]) and results["again"]["changed_paths"] == []
+    assert results["mode repaired"]["actions"] == ["write /etc/handcni-test-b.conf"]
+    gone = results["one gone"]
+    assert gone["actions"] == ["remove /etc/handcni-test-b.conf"]  # a listed path that is not there: nothing
+    left = results["left"]["stdout"]
+    assert "'/etc/handcni-test-b.conf': No such file" in left and "/etc/handcni-test-theirs.conf" in left.splitlines()
+
+
+def test_node_files_refuses_bad_input_naming_the_field(results):
+    assert fails_naming(results["relative"], "files[0].path: 'etc/x' is not an absolute, normalised path")
+    assert fails_naming(results["bad mode"], "files[0].mode: 'rw' is not an octal file mode")
+    assert fails_naming(results["a directory"], "absent[0]: /etc/handcni-test is a directory")
+    assert fails_naming(results["twice"], "absent: /etc/handcni-test/a.conf is listed twice")
+    assert changed(results["cleanup"])
