@@ -43,7 +43,6 @@ STEPS = [
 ]
 
 
-
 def files(name: str, args: dict, check: bool = False) -> dict:
     return module(name, "handcni.podnet.node_files", args, check)
 
@@ -53,8 +52,9 @@ TWO = {"files": [{"path": "/etc/handcni-test/a.conf", "content": "a = 1\n"},
 FILE_STEPS = [
     raw("foreign", "echo theirs > /etc/handcni-test-theirs.conf"),
     files("planned", TWO, check=True), raw("after planned", "ls /etc/handcni-test 2>&1; true"),
-    files("write", TWO), raw("written", "cat /etc/handcni-test/a.conf; stat -c '%a %n' /etc/handcni-test "
-                                         "/etc/handcni-test/a.conf /etc/handcni-test-b.conf"),
+    files("write", TWO),
+    raw("written", "cat /etc/handcni-test/a.conf; "
+                   "stat -c '%a %n' /etc/handcni-test /etc/handcni-test/a.conf /etc/handcni-test-b.conf"),
     files("again", TWO),
     raw("mode drift", "chmod 0644 /etc/handcni-test-b.conf"), files("mode repaired", TWO),
     files("one gone", {"files": TWO["files"][:1], "absent": ["/etc/handcni-test-b.conf", "/etc/handcni-none"]}),
