@@ -78,8 +78,8 @@ FIELDS = {
                                                       "for real nodes, off for the namespace lab)"},
     "pod_network_assigned": {"type": "list", "elements": "dict", "description": "set by pod_network: the pods with "
                                                                                 "their addresses"},
-    "podnet_held": {"type": "dict", "description": "set by site.yml (node_info): what of ours the node holds; a "
-                                                 "role call that could only remove is skipped where nothing is held"},
+    "podnet_held": {"type": "dict", "description": "set by site.yml (node_info): what of ours the node holds; a role "
+                                                   "call that could only remove is skipped where nothing is held"},
     "bgp_as": {"type": "int", "range": AS_NUMBER, "description": "a worker's own AS (bgp_as_mode per_node)"},
     "bgp_router_id": {"type": "str", "description": "a BGP speaker's router id; defaults to its node address"},
     "verify_whoami_port": {"type": "int", "range": PORT, "default": 8080,
