@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import statistics
 import subprocess
@@ -32,11 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pods import children_cpu, load, machine, report  # noqa: E402
+from pods import RECAP, children_cpu, load, machine, report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = 6.0
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=\d+\s+skipped=(\d+)", re.M)
 PING = """\
 - name: Ansible alone, one ping per host
   hosts: all
@@ -52,7 +50,7 @@ def run(venv: Path, env: dict, playbook: Path, extra: list) -> dict:
     done = subprocess.run([str(venv / "bin/ansible-playbook"), str(playbook), *extra], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     seconds, cpu = time.perf_counter() - start, children_cpu() - cpu_before
-    recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "skipped": int(m[3])} for m in RECAP.findall(done.stdout)}
+    recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "skipped": int(m[5])} for m in RECAP.findall(done.stdout)}
     if done.returncode != 0 or not recap:
         raise SystemExit(f"bench: {playbook.name} failed (rc {done.returncode}):\n{done.stdout[-3000:]}")
     task_hosts = sum(r["ok"] + r["skipped"] for r in recap.values())

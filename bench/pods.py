@@ -155,7 +155,7 @@ def lab(tag: str, workers: int, pods: int):
             subprocess.run([LAB, "down"], env=env, check=False, capture_output=True)
 
 
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
 
 
 def converge(env: dict, directory: Path, forks: int, text: str = PLAY) -> dict:
