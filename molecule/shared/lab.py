@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".collections"))
 
 from ansible_collections.handcni.podnet.plugins.filter.podnet import (  # noqa: E402
-    pod_mtu, veth_name, worker_pod_cidrs)
+    pod_mtu, veth_name, worker_pod_cidrs, worker_pod_cidrs6)
 
 HOST = testinfra.get_host("local://")
 
@@ -39,6 +39,7 @@ LEAF = INVENTORY.get("leaf", {}).get("hosts", [None])[0]
 OUTSIDE = INVENTORY.get("external", {}).get("hosts", [None])[0]
 # Every worker's pod CIDR, given or split from podnet_cluster_cidr, as the roles compute it.
 POD_CIDRS = worker_pod_cidrs(HOSTVARS, WORKERS)
+POD_CIDRS6 = worker_pod_cidrs6(HOSTVARS, WORKERS)  # dual stack: every worker's IPv6 prefix (none: IPv4 only)
 # The leaf's underlay subnets and its address on each ({network: address}).
 SUBNETS = {iface.network: str(iface.ip) for iface in (ipaddress.ip_interface(s["address"])
                                                       for s in HOSTVARS.get(LEAF, {}).get("podnet_leaf_subnets", []))}
@@ -51,10 +52,16 @@ def subnet_of(node: str):
 
 
 @functools.lru_cache(maxsize=None)
-def pod_addresses(node: str) -> dict:
-    """{pod: address} as the node holds them: its IPAM record (addresses given or allocated)."""
-    out = run_in(node, "sh", "-c", "cat /var/lib/handcni/ipam/*.json").stdout
-    return json.loads(out).get("pods", {}) if out.strip() else {}
+def pod_addresses(node: str, version: int = 4) -> dict:
+    """{pod: address} of one family as the node holds them: its IPAM records, one file per pod CIDR
+    (addresses given or allocated)."""
+    out = run_in(node, "sh", "-c", "for f in /var/lib/handcni/ipam/*.json; do [ -e \"$f\" ] && cat \"$f\"; "
+                                   "echo; echo '<>'; done").stdout
+    for text in filter(str.strip, out.split("<>")):
+        record = json.loads(text)
+        if ipaddress.ip_network(record["cidr"]).version == version:
+            return record.get("pods", {})
+    return {}
 
 
 def enter(node: str) -> list:
@@ -78,6 +85,7 @@ class Node:
         self.vars = HOSTVARS[name]
         self.network = ipaddress.ip_network(POD_CIDRS[name])
         self.gateway = str(self.network.broadcast_address - 1)
+        self.network6 = ipaddress.ip_network(POD_CIDRS6[name]) if name in POD_CIDRS6 else None
         self.method = self.vars.get("cross_node_method", "static")
         # The pod MTU as pod_network derives it: the underlay MTU less the cross-node encapsulation.
         self.mtu = int(self.vars.get("pod_network_mtu") or pod_mtu(self.vars.get("podnet_node_mtu", 1500), self.method,
@@ -87,9 +95,10 @@ class Node:
 
     @property
     def pods(self) -> list:
-        """The node's pods [{name, ip, veth}], with the addresses they hold (given or allocated)."""
-        held = pod_addresses(self.name)
-        return [{"name": p["name"], "ip": held.get(p["name"], p.get("ip")), "veth": p.get("veth") or veth_name(p["name"])}
+        """The node's pods [{name, ip, ip6?, veth}], with the addresses they hold (given or allocated)."""
+        held, held6 = pod_addresses(self.name), pod_addresses(self.name, 6)
+        return [{"name": p["name"], "ip": held.get(p["name"], p.get("ip")), "veth": p.get("veth") or veth_name(p["name"]),
+                 **({"ip6": held6[p["name"]]} if p["name"] in held6 else {})}
                 for p in self.vars["podnet_pods"]]
 
     def run(self, *argv: str):
@@ -117,25 +126,27 @@ def playbook(name: str, *args: str) -> subprocess.CompletedProcess:
 SNAPSHOT = ("ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1; "
             "ip -o addr | awk '{print $2, $3, $4}' | grep -v ' fe80:'; "
             "ip route show table all | grep -Ev '^(local|broadcast|multicast|anycast) |fe80::|ff00::'; "
-            "grep -H . /proc/sys/net/ipv4/conf/*/proxy_arp; ip netns list; "
+            "grep -H . /proc/sys/net/ipv4/conf/*/proxy_arp /proc/sys/net/ipv6/conf/*/proxy_ndp; ip -6 neigh show proxy; "
+            "ip netns list; "
             "iptables-save | grep -v '^[#:]'; nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+//'")
 
 
 def snapshot(nodes) -> dict:
     """What each node's network looks like, by name and in a stable order: links, global addresses,
-    routes, proxy ARP, pod namespaces and firewall rules. Ifindexes, packet counters and kernel-made
+    routes, proxy ARP and NDP, pod namespaces and firewall rules. Ifindexes, packet counters and kernel-made
     IPv6 link-local and multicast entries are left out: they change with traffic or when a link is
     made again."""
     return {n: sorted(run_in(n, "sh", "-c", SNAPSHOT).stdout.splitlines()) for n in nodes}
 
 
 # Everything of a node that converge may change and teardown must put back: SNAPSHOT, plus permanent
-# neighbour and FDB entries, forwarding, the daemons running in the node, and our files (with digests).
+# neighbour and FDB entries, forwarding (both families), the daemons running in the node, and our files (with digests).
 # Daemons by name, not by count (a machine's sshd forks one per login). Not ours: `nc`, the machines
 # lab's SSH ProxyCommand in the leaf, and /run/netns itself, iproute2's directory, made by the first
 # `ip netns add` on a node (the pods' namespaces in it are listed).
 NODE_STATE = SNAPSHOT + (
-    "; ip neigh show nud permanent; bridge fdb show | grep -v ' master '; sysctl net.ipv4.ip_forward; "
+    "; ip neigh show nud permanent; bridge fdb show | grep -v ' master '; "
+    "sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding; "
     "me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do "
     "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc|sort' | sort -u; "
     "find /etc/bird /etc/frr /etc/cni /var/lib/handcni /var/lib/cni /run/bird /run/frr /run/netns /run/handcni /run/handcni-* "

@@ -12,8 +12,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.handcni.podnet.plugins.module_utils import _topology as topology
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 
-FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "cluster_cidrs", "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes",
-           "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan", "holds")
+FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "worker_pod_cidrs6", "cluster_cidrs", "pod_wiring",
+           "node_interfaces", "sysctl_modules", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan", "holds")
 
 
 def _filter(function):
@@ -31,6 +31,7 @@ pod_gateway = _filter(topology.pod_gateway)
 node_pod_cidr = _filter(topology.node_pod_cidr)
 pod_cidr_of = _filter(topology.pod_cidr_of)
 worker_pod_cidrs = _filter(topology.worker_pod_cidrs)
+worker_pod_cidrs6 = _filter(topology.worker_pod_cidrs6)
 cluster_cidrs = _filter(topology.cluster_cidrs)
 encapsulation_overhead = _filter(topology.encapsulation_overhead)
 pod_mtu = _filter(topology.pod_mtu)
@@ -54,6 +55,7 @@ def veth_name(pod: str) -> str:
 MODES = ("bridge", "routed")
 GATEWAY_STYLES = ("host_ip", "proxy_arp", "veth_gateway")
 CALICO_GATEWAY = "169.254.1.1"  # seed lab 2, option 2: answered by proxy ARP, held by nobody
+CALICO_GATEWAY6 = "fe80::1"  # its IPv6 twin: a link-local gateway, answered by proxy NDP
 VETH_GATEWAY = ("veth-host", "veth-net")  # seed lab 2, option 3: Cilium's cilium_host/cilium_net
 
 
@@ -79,29 +81,28 @@ def sysctl_modules(sysctls: dict) -> list:
 
 
 def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", gateway_style: str = "host_ip",
-               bridge: str = "br0", mtu: int = 1500, hairpin: bool = True) -> dict:
+               bridge: str = "br0", mtu: int = 1500, hairpin: bool = True, cidr6: str = "") -> dict:
     """The node's bridges, veths and host routes for its pods, ready for the modules (seed labs 1-3).
 
     `pods` are the inventory's pods (name, optional ip and veth), `allocation` the ipam module's
-    [{name, ip}] for them.
+    [{name, ip, ip6?}] for them; `cidr6`, the node's IPv6 pod prefix, gives every pod its IPv6 side too.
     """
     if mode not in MODES:
         raise AnsibleFilterError(f"pod_network_mode: {mode!r} is not one of {', '.join(MODES)}")
     if mode == "routed" and gateway_style not in GATEWAY_STYLES:
         raise AnsibleFilterError(f"pod_network_gateway_style: {gateway_style!r} is not one of "
                                  f"{', '.join(GATEWAY_STYLES)}")
-    gateway = pod_gateway(cidr)  # validates the CIDR
-    network = ipaddress.ip_network(cidr)
-    default = "default" if network.version == 4 else "::/0"
-    addresses = {item["name"]: item["ip"] for item in allocation or []}
+    families = [("ip", _Family(cidr, CALICO_GATEWAY))] + ([("ip6", _Family(cidr6, CALICO_GATEWAY6))] if cidr6 else [])
+    addresses = {item["name"]: item for item in allocation or []}
     seen: dict = {}
     veths, routes = [], []
     for index, pod in enumerate(pods or []):
         field = f"podnet_pods[{index}]"
         if not isinstance(pod, dict) or not pod.get("name"):
             raise AnsibleFilterError(f"{field}: each pod needs a 'name', got {pod!r}")
-        if pod["name"] not in addresses:
-            raise AnsibleFilterError(f"{field}: pod {pod['name']} has no address allocated")
+        for key, _family in families:
+            if not addresses.get(pod["name"], {}).get(key):
+                raise AnsibleFilterError(f"{field}: pod {pod['name']} has no {_family.word}address allocated")
         veth = pod.get("veth") or veth_name(pod["name"])
         if len(veth.encode()) > 15 or veth in VETH_GATEWAY:
             raise AnsibleFilterError(f"{field}.veth: {veth!r} is longer than 15 bytes or a reserved name")
@@ -109,36 +110,77 @@ def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", ga
             if (key, value) in seen:
                 raise AnsibleFilterError(f"{field}.{key}: {value} is also used by podnet_pods[{seen[key, value]}]")
             seen[key, value] = index
-        ip = addresses[pod["name"]]
-        entry = {"name": veth, "peer": "eth0", "peer_netns": pod["name"], "mtu": mtu, "peer_mac": address_mac(ip)}
+        entry = {"name": veth, "peer": "eth0", "peer_netns": pod["name"], "mtu": mtu,
+                 "peer_mac": address_mac(addresses[pod["name"]]["ip"]), "peer_addresses": [], "peer_routes": []}
         if mode == "bridge":
-            entry.update(master=bridge, hairpin=hairpin, peer_addresses=[f"{ip}/{network.prefixlen}"],
-                         peer_routes=[{"dst": default, "via": gateway}])
+            entry.update(master=bridge, hairpin=hairpin)
         else:
-            via = CALICO_GATEWAY if gateway_style == "proxy_arp" else gateway
-            entry.update(peer_addresses=[f"{ip}/{network.max_prefixlen}"],
-                         peer_routes=[{"dst": default, "via": via, "onlink": True}],
-                         addresses=[f"{gateway}/{network.max_prefixlen}"] if gateway_style == "host_ip" else [],
-                         proxy_arp=gateway_style == "proxy_arp")
-            routes.append({"dst": f"{ip}/{network.max_prefixlen}", "dev": veth})
+            entry.update(addresses=[], proxy_arp=gateway_style == "proxy_arp")
+        for key, family in families:
+            ip = addresses[pod["name"]][key]
+            if mode == "bridge":
+                entry["peer_addresses"].append(f"{ip}/{family.network.prefixlen}")
+                entry["peer_routes"].append({"dst": family.default, "via": family.gateway})
+                continue
+            entry["peer_addresses"].append(f"{ip}/{family.host}")
+            routes.append({"dst": f"{ip}/{family.host}", "dev": veth})
+            if gateway_style == "host_ip":
+                entry["addresses"].append(f"{family.gateway}/{family.host}")
+            if gateway_style == "proxy_arp" and family.version == 6:  # a link-local gateway: no onlink needed
+                entry["peer_routes"].append({"dst": family.default, "via": family.calico})
+                entry["proxy_ndp"] = [family.calico]
+                continue
+            entry["peer_routes"].append({"dst": family.default, "onlink": True,
+                                         "via": family.calico if gateway_style == "proxy_arp" else family.gateway})
+            if gateway_style == "veth_gateway" and family.version == 6:  # held on veth-host: answered here by proxy
+                entry["proxy_ndp"] = [family.gateway]
         veths.append(entry)
+    gateways = [f"{family.gateway}/{family.network.prefixlen}" for _key, family in families]
     if mode == "routed" and gateway_style == "veth_gateway":
         host, net = VETH_GATEWAY
-        veths.append({"name": host, "peer": net, "mtu": mtu, "addresses": [f"{gateway}/{network.max_prefixlen}"]})
+        veths.append({"name": host, "peer": net, "mtu": mtu,
+                      "addresses": [f"{family.gateway}/{family.host}" for _key, family in families]})
     # A fixed bridge MAC: otherwise the bridge takes its lowest port MAC, and the gateway's MAC
     # changes under the pods whenever a port comes or goes.
-    bridges = [{"name": bridge, "mtu": mtu, "mac": address_mac(gateway),
-                "addresses": [f"{gateway}/{network.prefixlen}"]}] if mode == "bridge" else []
+    bridges = [{"name": bridge, "mtu": mtu, "mac": address_mac(families[0][1].gateway),
+                "addresses": gateways}] if mode == "bridge" else []
     return {"bridges": bridges, "veths": veths, "routes": routes}
 
 
+class _Family:
+    """One address family of a node's pods: its prefix, gateway and default route."""
+
+    def __init__(self, cidr: str, calico: str):
+        self.gateway = pod_gateway(cidr)  # validates the CIDR
+        self.network = ipaddress.ip_network(cidr)
+        self.version = self.network.version
+        self.host = self.network.max_prefixlen
+        self.default = "default" if self.version == 4 else "::/0"
+        self.word = "" if self.version == 4 else "IPv6 "
+        self.calico = calico
+
+
+# Where each family's underlay addresses are: a node's, a leaf SVI's.
+NODE_IP = {4: "podnet_node_ip", 6: "podnet_node_ip6"}
+SVI_ADDRESS = {4: "address", 6: "address6"}
+
+
+def _node_ip(hostvars: dict, host: str, version: int = 4):
+    value = hostvars[host].get(NODE_IP[version])
+    if not value:
+        raise AnsibleFilterError(f"{host}: {NODE_IP[version]}: not set; IPv{version} pods across nodes need "
+                                 f"the node's IPv{version} underlay address")
+    return ipaddress.ip_address(value)
+
+
 def _leaf_subnet(hostvars: dict, groups: dict, ip) -> ipaddress.IPv4Interface | None:
-    """The leaf's interface on the subnet of `ip` (its address is that subnet's gateway)."""
+    """The leaf's interface on the subnet of `ip` (its address is that subnet's gateway), in ip's family."""
     for leaf in groups.get("leaf", []):
         for subnet in hostvars[leaf].get("podnet_leaf_subnets", []):
-            iface = ipaddress.ip_interface(subnet["address"])
-            if ip in iface.network:
-                return iface
+            if subnet.get(SVI_ADDRESS[ip.version]):
+                iface = ipaddress.ip_interface(subnet[SVI_ADDRESS[ip.version]])
+                if ip in iface.network:
+                    return iface
     return None
 
 
@@ -147,23 +189,27 @@ def static_routes(host: str, hostvars: dict, groups: dict, node_cidrs: dict, gat
 
     A worker reaches a worker on its own subnet directly (via that node, as in lab 6), any other
     through `gateway` (default: its cross_node_gateway, else its gateway on the leaf); the leaf
-    reaches every worker's pods via that worker. `node_cidrs` maps each worker to its pod CIDR.
+    reaches every worker's pods via that worker. `node_cidrs` maps each worker to its pod CIDR, of
+    either family: IPv6 prefixes are reached over the IPv6 underlay (podnet_node_ip6, the SVIs' address6).
     """
     workers = [w for w in groups.get("workers", []) if w in node_cidrs]
+    version = next((ipaddress.ip_network(c).version for c in node_cidrs.values()), 4)
     if host not in workers:  # the leaf
-        return [{"dst": node_cidrs[w], "via": hostvars[w]["podnet_node_ip"]} for w in workers]
-    own = ipaddress.ip_address(hostvars[host]["podnet_node_ip"])
+        return [{"dst": node_cidrs[w], "via": str(_node_ip(hostvars, w, version))} for w in workers]
+    own = _node_ip(hostvars, host, version)
     subnet = _leaf_subnet(hostvars, groups, own)
-    gateway = gateway or hostvars[host].get("cross_node_gateway") or (str(subnet.ip) if subnet else None)
+    gateway = (gateway or hostvars[host].get("cross_node_gateway")) if version == 4 else None  # both IPv4
+    gateway = gateway or (str(subnet.ip) if subnet else None)
     routes = []
     for peer in (w for w in workers if w != host):
-        peer_ip = ipaddress.ip_address(hostvars[peer]["podnet_node_ip"])
+        peer_ip = _node_ip(hostvars, peer, version)
         if subnet and peer_ip in subnet.network:
             routes.append({"dst": node_cidrs[peer], "via": str(peer_ip)})
         elif gateway:
             routes.append({"dst": node_cidrs[peer], "via": gateway})
         else:
-            raise AnsibleFilterError(f"{host}: cross_node_gateway: no leaf subnet holds {own}; "
+            field = "cross_node_gateway" if version == 4 else "podnet_leaf_subnets"
+            raise AnsibleFilterError(f"{host}: {field}: no leaf subnet holds {own}; "
                                      f"set the next hop towards the other nodes")
     return routes
 
@@ -171,7 +217,8 @@ def static_routes(host: str, hostvars: dict, groups: dict, node_cidrs: dict, gat
 # --- cross-node: seed labs 6 (IPIP), 7 (VXLAN), 8 (static) ------------------------------------
 # bgp: the bgp role has the routes learned (seed lab 9); this role then makes nothing.
 
-def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, settings: dict) -> dict:
+def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, settings: dict,
+                    node_cidrs6: dict | None = None) -> dict:
     """What the cross_node role puts on `host` (a worker or the leaf), for the modules.
 
     {routes: [...], tunnels: [...] (ipip_tunnel), vxlans: [...] (vxlan_fdb), paths: {peer: how}}
@@ -183,6 +230,8 @@ def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, s
       `<peer pod CIDR> via <peer tunnel address> dev vxlan100 onlink`.
     - encapsulation cross_subnet: peers on the node's own underlay subnet are routed directly via
       their node IP (no tunnel); the others are tunnelled. `always`: every peer is tunnelled.
+    `node_cidrs6` (dual stack): the workers' IPv6 prefixes, routed as well: static routes over the IPv6
+    underlay; VXLAN carries them over the IPv4 one (one more neighbour entry per peer); IPIP cannot.
     `settings`: method, encapsulation, manage_leaf, gateway, ipip_device, vxlan_device, vxlan_vni,
     vxlan_port, underlay_interface, underlay_mtu.
     """
@@ -191,16 +240,23 @@ def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, s
     if encapsulation not in ENCAPSULATIONS:
         raise AnsibleFilterError(f"cross_node_encapsulation: {encapsulation!r} is not one of "
                                  f"{', '.join(ENCAPSULATIONS)}")
+    node_cidrs6 = node_cidrs6 or {}
+    if node_cidrs6 and method == "ipip":
+        raise AnsibleFilterError(f"{host}: cross_node_method: ipip carries IPv4 only; with podnet_dual_stack "
+                                 "use vxlan, static or bgp")
     plan: dict = {"routes": [], "tunnels": [], "vxlans": [], "paths": {}}
     workers = [w for w in groups.get("workers", []) if w in node_cidrs]
     if host not in workers:  # the leaf routes the pod CIDRs only when the workers do not tunnel
         if method == "static" and settings.get("manage_leaf", True):
-            plan["routes"] = static_routes(host, hostvars, groups, node_cidrs)
+            plan["routes"] = [route for cidrs in (node_cidrs, node_cidrs6) if cidrs
+                              for route in static_routes(host, hostvars, groups, cidrs)]
         return plan
     if method in ("none", "bgp"):
         return plan
     if method == "static":
         plan["routes"] = static_routes(host, hostvars, groups, node_cidrs, settings.get("gateway") or None)
+        if node_cidrs6:
+            plan["routes"] += static_routes(host, hostvars, groups, node_cidrs6)
         plan["paths"] = {r["peer"]: r["path"] for r in _static_paths(host, hostvars, groups, workers)}
         return plan
 
@@ -219,15 +275,20 @@ def cross_node_plan(host: str, hostvars: dict, groups: dict, node_cidrs: dict, s
         direct = encapsulation == "cross_subnet" and ipaddress.ip_address(peer_ip) in subnet.network
         if direct:
             plan["routes"].append({"dst": node_cidrs[peer], "via": peer_ip})
+            if peer in node_cidrs6:
+                plan["routes"].append({"dst": node_cidrs6[peer], "via": str(_node_ip(hostvars, peer, 6))})
             plan["paths"][peer] = "direct"
             continue
         plan["paths"][peer] = device
         if method == "ipip":
             plan["routes"].append({"dst": node_cidrs[peer], "via": peer_ip, "dev": device, "onlink": True})
-        else:
-            peer_tunnel = tunnel_address(node_cidrs[peer])
-            peers.append({"mac": vtep_mac(peer_ip), "dst": peer_ip, "ip": peer_tunnel})
-            plan["routes"].append({"dst": node_cidrs[peer], "via": peer_tunnel, "dev": device, "onlink": True})
+            continue
+        entry = {"mac": vtep_mac(peer_ip), "dst": peer_ip}
+        for cidrs, key in ((node_cidrs, "ip"), (node_cidrs6, "ip6")):
+            if peer in cidrs:
+                entry[key] = tunnel_address(cidrs[peer])
+                plan["routes"].append({"dst": cidrs[peer], "via": entry[key], "dev": device, "onlink": True})
+        peers.append(entry)
     if method == "ipip":
         plan["tunnels"] = [{"name": device, "local": own_ip, "mtu": mtu, "addresses": [f"{own_tunnel}/{prefix}"]}]
     else:

@@ -11,6 +11,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.handcni.podnet.plugins.module_utils._services import announced, answers_outside, external_addresses
 
 ICMP_IP_HEADER = 28  # IPv4 header + ICMP header: payload = MTU - 28
+ICMP6_IP_HEADER = 48  # IPv6 header + ICMPv6 header: payload = MTU - 48
+# Each family's key in a pod's addresses (the ipam module's pods) and its ICMP headers.
+FAMILIES = (("ip", 4, ICMP_IP_HEADER), ("ip6", 6, ICMP6_IP_HEADER))
 
 
 def _ping(netns: str, target: str, size: int | None = None) -> list:
@@ -37,48 +40,58 @@ def _addressed(pods: list, node: str) -> list:
     return pods or []
 
 
-def same_node_probes(pods: list, node: str, node_ip: str, mtu: int) -> list:
-    """Probes from every pod of a node: to each other pod, to the node, and a DF ping at the pod MTU.
-    `pods`: the node's pods with their addresses, [{name, ip}]."""
+def _families(*groups: list) -> list:
+    """(address key, version, ICMP headers) of every family all these pods hold: IPv4, and IPv6 when every pod
+    has an IPv6 address too (dual stack)."""
+    return [family for family in FAMILIES if all(pod.get(family[0]) for pods in groups for pod in pods)]
+
+
+def same_node_probes(pods: list, node: str, node_ip: str, mtu: int, node_ip6: str | None = None) -> list:
+    """Probes from every pod of a node: to each other pod, to the node, and a DF ping at the pod MTU, over
+    each family the pods hold (to the node over IPv6 when its IPv6 address `node_ip6` is given).
+    `pods`: the node's pods with their addresses, [{name, ip, ip6?}]."""
     pods = _addressed(pods, node)
     probes = []
-    for src in pods:
-        for dst in pods:
-            if dst["name"] == src["name"]:
-                continue
-            probes.append({"kind": "same_node", "from": f"{node}/{src['name']}",
-                           "to": f"{node}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"]),
-                           "flow": _flow("icmp", [src["ip"]], [{"ip": dst["ip"]}])})
-        probes.append({"kind": "same_node", "from": f"{node}/{src['name']}", "to": f"{node} {node_ip}",
-                       "argv": _ping(src["name"], node_ip), "flow": _flow("icmp", [src["ip"]], [{"ip": node_ip}])})
-    if len(pods) > 1:
-        src, dst = pods[0], pods[1]
-        probes.append({"kind": "mtu", "from": f"{node}/{src['name']}", "to": f"{node}/{dst['name']} {dst['ip']}",
-                       "argv": _ping(src["name"], dst["ip"], int(mtu) - ICMP_IP_HEADER),
-                       "detail": f"DF ping at pod MTU {mtu}", "flow": _flow("icmp", [src["ip"]], [{"ip": dst["ip"]}])})
+    for key, version, headers in _families(pods):
+        family = {"family": 6} if version == 6 else {}
+        target = node_ip if version == 4 else node_ip6
+        for src in pods:
+            for dst in pods:
+                if dst["name"] != src["name"]:
+                    probes.append(_probe("same_node", node, src, node, dst, key, family))
+            if target:
+                probes.append({"kind": "same_node", "from": f"{node}/{src['name']}", "to": f"{node} {target}",
+                               "argv": _ping(src["name"], target), "flow": _flow("icmp", [src[key]], [{"ip": target}]),
+                               **family})
+        if len(pods) > 1:
+            probes.append(_probe("mtu", node, pods[0], node, pods[1], key, family, int(mtu) - headers,
+                                 detail=f"DF ping at pod MTU {mtu}"))
     return probes
 
 
+def _probe(kind: str, node: str, src: dict, worker: str, dst: dict, key: str, family: dict, size: int | None = None,
+           **extra) -> dict:
+    """A ping from pod `src` of `node` to pod `dst` of `worker`, over the family of address `key`."""
+    return {"kind": kind, "from": f"{node}/{src['name']}", "to": f"{worker}/{dst['name']} {dst[key]}",
+            "argv": _ping(src["name"], dst[key], size), "flow": _flow("icmp", [src[key]], [{"ip": dst[key]}]),
+            **family, **extra}
+
+
 def cross_node_probes(pods: list, node: str, others: dict, mtu: int) -> list:
-    """From every pod to every pod of the other workers ({worker: pods}), and a DF ping at the pod MTU.
-    Every pod with its address, [{name, ip}]."""
+    """From every pod to every pod of the other workers ({worker: pods}), and a DF ping at the pod MTU, over
+    each family the pods hold. Every pod with its addresses, [{name, ip, ip6?}]."""
     pods = _addressed(pods, node)
     probes = []
     for worker, peers in sorted(others.items()):
         if worker == node:
             continue
         peers = _addressed(peers, worker)
-        for src in pods:
-            for dst in peers:
-                probes.append({"kind": "cross_node", "from": f"{node}/{src['name']}",
-                               "to": f"{worker}/{dst['name']} {dst['ip']}", "argv": _ping(src["name"], dst["ip"]),
-                               "flow": _flow("icmp", [src["ip"]], [{"ip": dst["ip"]}])})
-        if pods and peers:
-            probes.append({"kind": "mtu", "from": f"{node}/{pods[0]['name']}",
-                           "to": f"{worker}/{peers[0]['name']} {peers[0]['ip']}",
-                           "argv": _ping(pods[0]["name"], peers[0]["ip"], int(mtu) - ICMP_IP_HEADER),
-                           "detail": f"DF ping at pod MTU {mtu} across nodes",
-                           "flow": _flow("icmp", [pods[0]["ip"]], [{"ip": peers[0]["ip"]}])})
+        for key, version, headers in _families(pods, peers):
+            family = {"family": 6} if version == 6 else {}
+            probes += [_probe("cross_node", node, src, worker, dst, key, family) for src in pods for dst in peers]
+            if pods and peers:
+                probes.append(_probe("mtu", node, pods[0], worker, peers[0], key, family, int(mtu) - headers,
+                                     detail=f"DF ping at pod MTU {mtu} across nodes"))
     return probes
 
 
@@ -299,7 +312,8 @@ def probe_cells(results: list) -> list:
         if probe.get("deny"):  # a connection the policies deny: no answer at all (a refusal is an answer)
             ok = result.get("rc") != 0 and "refused" not in (result.get("stderr") or "")
             reason = probe.get("detail") or "denied by policy"
-            cells.append({"kind": probe["kind"], "from": probe["from"], "to": probe["to"], "ok": ok,
+            cells.append({"kind": probe["kind"], "family": probe.get("family", 4), "from": probe["from"],
+                          "to": probe["to"], "ok": ok,
                           "detail": f"no answer ({reason})" if ok else f"{reason}, but answered: {' '.join(output[-1:])}"})
             continue
         expected, shown = _expected(probe, output)
@@ -311,16 +325,18 @@ def probe_cells(results: list) -> list:
         if not ok:
             detail = " ".join(filter(None, [probe.get("detail"), shown if result.get("rc") == 0 else None,
                                             (result.get("stderr") or "").strip(), output[-1] if output else "no reply"]))
-        cells.append({"kind": probe["kind"], "from": probe["from"], "to": probe["to"], "ok": ok, "detail": detail})
+        cells.append({"kind": probe["kind"], "family": probe.get("family", 4), "from": probe["from"], "to": probe["to"],
+                      "ok": ok, "detail": detail})
     return cells
 
 
 def verify_table(cells: list) -> str:
-    """A readable table of the matrix, one line per cell."""
-    header = ("", "KIND", "FROM", "TO", "DETAIL")
-    rows = [("ok" if c["ok"] else "FAIL", c["kind"], c["from"], c["to"], c["detail"]) for c in cells]
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(4)]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r[:4], widths)) + "  " + r[4] for r in [header] + rows]
+    """A readable table of the matrix, one line per cell, each marked by its address family."""
+    header = ("", "KIND", "IP", "FROM", "TO", "DETAIL")
+    rows = [("ok" if c["ok"] else "FAIL", c["kind"], f"v{c.get('family', 4)}", c["from"], c["to"], c["detail"])
+            for c in cells]
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(5)]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r[:5], widths)) + "  " + r[5] for r in [header] + rows]
     passed = sum(c["ok"] for c in cells)
     lines.append(f"{passed}/{len(cells)} cells passed")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from . import _policy as policy_model
 from . import _services as services_model
+from . import _dual_stack as dual_stack
 from . import _topology as topology
 from . import _validate as validate
 
@@ -30,7 +31,7 @@ PORT = (1, 65535)
 MTU = (validate.MTU_MIN, validate.MTU_MAX)
 AS_NUMBER = (1, 2 ** 32 - 1)
 
-_POD = {"name": {"type": "str", "required": True}, "ip": {"type": "str"}, "veth": {"type": "str"},
+_POD = {"name": {"type": "str", "required": True}, "ip": {"type": "str"}, "ip6": {"type": "str"}, "veth": {"type": "str"},
         "namespace": {"type": "str", "default": policy_model.DEFAULT_NAMESPACE}, "labels": {"type": "dict", "default": {}}}
 _ENDPOINT = {"node": {"type": "str"}, "pod": {"type": "str"}, "ip": {"type": "str"}, "port": {"type": "int", "range": PORT}}
 _SERVICE = {
@@ -55,9 +56,19 @@ FIELDS = {
                            "description": "the prefix length of each worker's block of podnet_cluster_cidr"},
     "podnet_pods": {"type": "list", "elements": "dict", "options": _POD, "default": [],
                     "description": "a worker's pods"},
+    "podnet_dual_stack": {"type": "bool", "default": False,
+                          "description": "every pod gets an IPv6 address beside its IPv4 one (docs/dual-stack.md)"},
+    "podnet_pod_cidr6": {"type": "str", "description": "a worker's IPv6 pod prefix (dual stack)"},
+    "podnet_cluster_cidr6": {"type": "str", "default": topology.CLUSTER_CIDR6,
+                             "description": "split into each worker's IPv6 pod prefix (dual stack)"},
+    "podnet_node_prefix6": {"type": "int", "range": (0, 128), "default": topology.NODE_PREFIX6,
+                            "description": "the prefix length of each worker's block of podnet_cluster_cidr6"},
+    "podnet_node_ip6": {"type": "str", "description": "the node's IPv6 underlay address (dual stack: static routes "
+                                                      "and direct paths carry the pods' IPv6 traffic over it)"},
     "podnet_leaf_subnets": {"type": "list", "elements": "dict", "default": [], "description": "the leaf's SVIs",
                             "options": {"name": {"type": "str", "required": True},
-                                        "address": {"type": "str", "required": True}}},
+                                        "address": {"type": "str", "required": True},
+                                        "address6": {"type": "str"}}},
     "podnet_services": {"type": "list", "elements": "dict", "options": _SERVICE, "default": [],
                         "description": "services every worker translates"},
     "podnet_service_cidr": {"type": "str", "description": "where cluster IPs lie (Kubernetes' "
@@ -234,6 +245,7 @@ def problems(hostvars: dict, groups: dict, options: dict) -> list:
     nodes = _node_addresses(values, workers + [h for h in groups.get("external", []) if h in values], workers, subnets,
                             found)
     cidrs = _pod_cidrs(values, workers, subnets, nodes, found)
+    dual_stack.check(values, workers, leaves, found)
     for host in workers:
         if host in cidrs:
             _pods(host, values[host], cidrs[host], found)
@@ -342,8 +354,9 @@ def _pod_cidrs(values: dict, workers: list, subnets: dict, nodes: dict, found: P
             found.add(host, text.removeprefix(f"{host}: "))
             continue
         field = "podnet_pod_cidr" if hv.get("podnet_pod_cidr") else "podnet_cluster_cidr"
-        if cidr.version != 4:  # egress and services translate IPv4 only
-            found.add(host, f"{field}: {cidr} is not IPv4 (IPv6 pods are not supported yet)")
+        if cidr.version != 4:  # the IPv6 side of a dual-stack cluster has its own fields
+            found.add(host, f"{field}: {cidr} is not IPv4 (IPv6 pod prefixes go in podnet_pod_cidr6 or "
+                            "podnet_cluster_cidr6, with podnet_dual_stack: true)")
             continue
         cluster = hv.get("podnet_cluster_cidr")
         if cluster and hv.get("podnet_pod_cidr"):

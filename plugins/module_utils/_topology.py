@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from . import _validate as validate
 
 # Bytes an encapsulation adds to every pod packet on the underlay: the outer IPv4 header (IPIP);
@@ -21,6 +23,9 @@ OVERHEAD = {"none": 0, "static": 0, "ipip": 20, "vxlan": 50, "bgp": 0}
 VXLAN6_OVERHEAD = 70
 CROSS_NODE_METHODS = tuple(OVERHEAD)
 NODE_PREFIX = 24  # podnet_node_prefix's default
+# Dual stack (podnet_dual_stack): each worker's IPv6 pod prefix is its /64 of this ULA prefix (kind's default).
+CLUSTER_CIDR6 = "fd00:10:244::/56"
+NODE_PREFIX6 = 64  # podnet_node_prefix6's default
 
 
 def encapsulation_overhead(method: str, node_ip: str | None = None) -> int:
@@ -49,22 +54,25 @@ def _network(cidr, field: str):
 
 
 def pod_gateway(cidr: str) -> str:
-    """The pods' gateway on a node: the last usable address of its pod CIDR (seed: .254)."""
-    network = _network(cidr, "podnet_pod_cidr")
+    """The pods' gateway on a node: the last usable address of an IPv4 pod CIDR (seed: .254); the first
+    of an IPv6 prefix (::1, as the CNI bridge plugin and Docker pick it)."""
+    field = "podnet_pod_cidr6" if ":" in str(cidr) else "podnet_pod_cidr"
+    network = _network(cidr, field)
     if network.num_addresses < 4:
-        raise ValueError(f"podnet_pod_cidr: {cidr} is too small for pods and a gateway")
-    return str(network.broadcast_address - 1)
+        raise ValueError(f"{field}: {cidr} is too small for pods and a gateway")
+    return str(network.network_address + 1 if network.version == 6 else network.broadcast_address - 1)
 
 
-def node_pod_cidr(cluster_cidr: str, node_prefix, index: int) -> str:
+def node_pod_cidr(cluster_cidr: str, node_prefix, index: int, cluster_field: str = "podnet_cluster_cidr",
+                  prefix_field: str = "podnet_node_prefix") -> str:
     """The index-th /node_prefix block of the cluster CIDR, as kindnet and host-local split it."""
-    cluster = _network(cluster_cidr, "podnet_cluster_cidr")
-    prefix = validate.integer(node_prefix, "podnet_node_prefix")
+    cluster = _network(cluster_cidr, cluster_field)
+    prefix = validate.integer(node_prefix, prefix_field)
     if not cluster.prefixlen <= prefix <= cluster.max_prefixlen - 2:
-        raise ValueError(f"podnet_node_prefix: /{node_prefix} does not fit in {cluster_cidr}")
+        raise ValueError(f"{prefix_field}: /{node_prefix} does not fit in {cluster_cidr}")
     blocks = 2 ** (prefix - cluster.prefixlen)
     if not 0 <= index < blocks:
-        raise ValueError(f"podnet_cluster_cidr: {cluster_cidr} has only {blocks} /{prefix} blocks, "
+        raise ValueError(f"{cluster_field}: {cluster_cidr} has only {blocks} /{prefix} blocks, "
                          f"node number {index + 1} needs more")
     size = 2 ** (cluster.max_prefixlen - prefix)
     return str(ipaddress.ip_network((int(cluster.network_address) + index * size, prefix)))
@@ -89,6 +97,41 @@ def worker_pod_cidrs(hostvars: dict, workers: list) -> dict:
     return {host: pod_cidr_of(host, hostvars, list(workers)) for host in workers}
 
 
+def dual_stack(hv: dict) -> bool:
+    """Whether a host's pods get an IPv6 address beside their IPv4 one (podnet_dual_stack)."""
+    try:
+        return boolean(hv.get("podnet_dual_stack", False), strict=True)
+    except TypeError:
+        raise ValueError(f"podnet_dual_stack: {hv.get('podnet_dual_stack')!r} is not true or false") from None
+
+
+def pod_cidr6_of(host: str, hostvars: dict, workers: list) -> str:
+    """A worker's IPv6 pod prefix: podnet_pod_cidr6, or its block of podnet_cluster_cidr6 (default
+    CLUSTER_CIDR6) in the workers' order; '' when the cluster is IPv4 only."""
+    hv = hostvars[host]
+    if not dual_stack(hv):
+        return ""
+    try:
+        if hv.get("podnet_pod_cidr6"):
+            cidr = _network(hv["podnet_pod_cidr6"], "podnet_pod_cidr6")
+            field = "podnet_pod_cidr6"
+        else:
+            cidr = ipaddress.ip_network(node_pod_cidr(
+                hv.get("podnet_cluster_cidr6") or CLUSTER_CIDR6, hv.get("podnet_node_prefix6", NODE_PREFIX6),
+                list(workers).index(host), "podnet_cluster_cidr6", "podnet_node_prefix6"))
+            field = "podnet_cluster_cidr6"
+        if cidr.version != 6:
+            raise ValueError(f"{field}: {cidr} is not an IPv6 prefix")
+    except ValueError as err:
+        raise ValueError(f"{host}: {err}") from None
+    return str(cidr)
+
+
+def worker_pod_cidrs6(hostvars: dict, workers: list) -> dict:
+    """{worker: IPv6 pod prefix} of every dual-stack worker (none: an IPv4-only cluster)."""
+    return {host: cidr for host in workers if (cidr := pod_cidr6_of(host, hostvars, list(workers)))}
+
+
 def cluster_cidrs(hostvars: dict, workers: list, cluster_cidr: str | None = None) -> list:
     """The cluster's pod CIDRs: the cluster CIDR when given, else every worker's pod CIDR."""
     return [cluster_cidr] if cluster_cidr is not None else list(worker_pod_cidrs(hostvars, workers).values())
@@ -107,5 +150,6 @@ def vtep_mac(node_ip: str) -> str:
 
 
 def tunnel_address(cidr: str) -> str:
-    """A node's address on its tunnel device: its pod CIDR's network address, never a pod's (as flannel)."""
+    """A node's address on its tunnel device: its pod CIDR's network address, never a pod's (as flannel).
+    For an IPv6 prefix it is only the next hop its peers name (their neighbour entry gives its MAC)."""
     return str(_network(cidr, "podnet_pod_cidr").network_address)

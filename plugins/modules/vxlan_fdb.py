@@ -88,6 +88,11 @@ options:
           ip:
             description: The peer's VTEP overlay address (C(ip neigh add IP dev DEVICE lladdr MAC)); omit for no neighbour entry.
             type: str
+          ip6:
+            description:
+              - The peer's IPv6 overlay next hop, a second neighbour entry at the same MAC (dual stack: the
+                device carries the pods' IPv6 traffic too, over the same underlay).
+            type: str
 seealso:
   - module: handcni.podnet.route
   - module: handcni.podnet.ipip_tunnel
@@ -193,11 +198,14 @@ def normalise(item: dict, field: str, state: str) -> dict:
             raise ValueError(f"{where}.mac: {mac} is also peers[{seen[mac]}]'s")
         seen[mac] = index
         fdb[mac] = tunnels.fdb_view(mac, dst, want["port"], want["vni"])
-        if peer.get("ip"):
-            ip = validate.address(peer["ip"], f"{where}.ip")
-            if ip in neighbours:
-                raise ValueError(f"{where}.ip: {ip} is listed twice")
-            neighbours[ip] = mac
+        for key in ("ip", "ip6"):
+            if peer.get(key):
+                ip = validate.address(peer[key], f"{where}.{key}")
+                if key == "ip6" and ":" not in ip:
+                    raise ValueError(f"{where}.ip6: {ip} is not an IPv6 address")
+                if ip in neighbours:
+                    raise ValueError(f"{where}.{key}: {ip} is listed twice")
+                neighbours[ip] = mac
     want.update(fdb=fdb, neighbours=neighbours)
     return want
 
@@ -328,7 +336,7 @@ def main():
                     peers=dict(
                         type="list", elements="dict", default=[],
                         options=dict(mac=dict(type="str", required=True), dst=dict(type="str", required=True),
-                                     ip=dict(type="str")),
+                                     ip=dict(type="str"), ip6=dict(type="str")),
                     ),
                 ),
             ),

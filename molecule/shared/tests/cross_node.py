@@ -113,7 +113,7 @@ def playbook_with(inventory: list, name: str, *args: str) -> subprocess.Complete
 
 
 def matrix(output: str) -> list:
-    """The rows of verify.yml's matrix in a JSON-formatted run: [status, kind, from, to, detail...]."""
+    """The rows of verify.yml's matrix in a JSON-formatted run: [status, kind, family (v4, v6), from, to, detail...]."""
     rows = []
     for line in output.splitlines():
         text = line.strip().rstrip(",")

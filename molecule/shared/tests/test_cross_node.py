@@ -97,9 +97,9 @@ def test_verify_playbook_proves_the_matrix():
     cells = matrix(run.stdout)
     assert cells and all(c[0] == "ok" for c in cells), [c for c in cells if c[0] != "ok"]
     for src, dst in PAIRS:
-        assert any(c[1] == "cross_node" and c[2].startswith(f"{src}/") and c[3].startswith(f"{dst}/") for c in cells)
-        mtu = [c for c in cells if c[1] == "mtu" and c[2].startswith(f"{src}/") and c[3].startswith(f"{dst}/")]
-        assert mtu and " ".join(mtu[0][5:]) == f"DF ping at pod MTU {NODE_MTU - OVERHEAD} across nodes", mtu
+        assert any(c[1] == "cross_node" and c[3].startswith(f"{src}/") and c[4].startswith(f"{dst}/") for c in cells)
+        mtu = [c for c in cells if c[1] == "mtu" and c[3].startswith(f"{src}/") and c[4].startswith(f"{dst}/")]
+        assert mtu and " ".join(mtu[0][6:]) == f"DF ping at pod MTU {NODE_MTU - OVERHEAD} across nodes", mtu
 
 
 GONE = WORKERS[-1]  # the last worker (the seed's worker3, alone on its subnet)

@@ -34,7 +34,7 @@ CIDR = "192.168.10.0/24"
     ("10.244.1.0/25", "10.244.1.126"),
     ("10.244.0.0/16", "10.244.255.254"),
     ("10.0.0.0/30", "10.0.0.2"),
-    ("fd00::/64", "fd00::ffff:ffff:ffff:fffe"),
+    ("fd00::/64", "fd00::1"),  # IPv6: the first address, as the CNI bridge plugin
 ])
 def test_pod_gateway(cidr, gateway):
     assert pod_gateway(cidr) == gateway
@@ -90,7 +90,7 @@ def test_sysctl_modules_names_the_modules_a_sysctl_needs_at_boot(sysctls, module
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "cluster_cidrs",
+    assert set(FilterModule().filters()) == {"pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "worker_pod_cidrs6", "cluster_cidrs",
                                              "pod_wiring", "node_interfaces", "sysctl_modules", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address",
                                              "cross_node_plan", "holds"}
 
@@ -207,8 +207,8 @@ def test_pod_wiring_rejects_bad_cidr(cidr):
 
 
 def test_pod_wiring_ipv6_default_route():
-    veths = pod_wiring([{"name": "pod1"}], [{"name": "pod1", "ip": "fd00::1"}], "fd00::/64")["veths"]
-    assert veths[0]["peer_routes"] == [{"dst": "::/0", "via": "fd00::ffff:ffff:ffff:fffe"}]
+    veths = pod_wiring([{"name": "pod1"}], [{"name": "pod1", "ip": "fd00::2"}], "fd00::/64")["veths"]
+    assert veths[0]["peer_routes"] == [{"dst": "::/0", "via": "fd00::1"}]
 
 
 # --- worker_pod_cidrs, static_routes ----------------------------------------------

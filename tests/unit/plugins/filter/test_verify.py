@@ -43,7 +43,7 @@ def cell(probe: dict, rc: int, stdout: str) -> dict:
 
 def test_cells_check_who_answered():
     probe = v.service_probes([WEB], "worker1", "192.168.210.21", PODS)[0]
-    assert cell(probe, 0, "worker2/netns2\n") == {"kind": "clusterip", "from": "worker1/netns1",
+    assert cell(probe, 0, "worker2/netns2\n") == {"kind": "clusterip", "family": 4, "from": "worker1/netns1",
                                                   "to": "web 11.96.10.3:8080", "ok": True,
                                                   "detail": "answered by worker2/netns2"}
     assert not cell(probe, 0, "somebody else\n")["ok"]
