@@ -5,25 +5,34 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: ipam
-short_description: Give every pod of a node one stable address from the node's pod CIDR
+short_description: Give every pod of a node one stable address from the node's pod CIDR (and one of its IPv6 prefix)
 version_added: 0.1.0
 description:
   - Host-local IP address management, as the CNI C(host-local) plugin does it, for the pods of one node.
   - A pod with an O(pods[].ip) gets exactly that address; a pod without one keeps the address
     recorded for it by an earlier run, or gets the lowest free address of O(cidr).
+  - With O(cidr6) (dual stack) every pod also gets one IPv6 address of it the same way (O(pods[].ip6),
+    else the recorded one, else the lowest free). Without it the module is IPv4 only (or single-family).
   - The allocation is recorded in O(state_dir) (one JSON file per CIDR, mode 0600, replaced atomically,
     under a lock so two runs against one node cannot corrupt it). Pods no longer listed are forgotten,
-    which frees their address; the listed set is the whole set.
-  - The whole allocation is computed before anything is written; a range too small for the pods, an
-    address outside the range, or two pods on one address fail naming the field, and nothing changes.
+    which frees their addresses; the listed set is the whole set. Records of any CIDR other than O(cidr)
+    and O(cidr6) are an earlier pod CIDR's and are removed, so dropping O(cidr6) forgets the IPv6 record.
+  - The whole allocation, both families, is computed before anything is written; a range too small for
+    the pods, an address outside the range, or two pods on one address fail naming the field, and nothing changes.
   - Because the record is written before the pods are wired, a run that stops half-way is repaired
     by the next one with the same addresses; no address leaks.
 author: handcni.podnet team (@handcni)
 options:
   cidr:
-    description: The node's pod CIDR.
+    description: The node's pod CIDR; the IPv4 one when O(cidr6) is given.
     type: str
     required: true
+  cidr6:
+    description:
+      - The node's IPv6 pod prefix, such as V(fd00:10:244:1::/64); every pod gets one address of it too.
+      - Omitted or empty, the pods get addresses of O(cidr) only, and a record of an earlier O(cidr6) is forgotten.
+      - Large prefixes cost nothing extra; the free addresses are searched lazily and counted arithmetically.
+    type: str
   pods:
     description: The node's pods.
     type: list
@@ -37,8 +46,16 @@ options:
       ip:
         description: A fixed address for this pod, inside O(cidr).
         type: str
+      ip6:
+        description: A fixed IPv6 address for this pod, inside O(cidr6) (which it requires).
+        type: str
   reserved:
     description: Addresses of O(cidr) never given to a pod, such as the pods' gateway.
+    type: list
+    elements: str
+    default: []
+  reserved6:
+    description: Addresses of O(cidr6) never given to a pod, such as the pods' IPv6 gateway.
     type: list
     elements: str
     default: []
@@ -46,12 +63,14 @@ options:
     description:
       - Directories where other allocators on the node record the addresses they hand out, one file
         per address named by the address, as the CNI C(host-local) plugin does in
-        C(/var/lib/cni/networks/NAME). Those addresses are never given to a pod.
+        C(/var/lib/cni/networks/NAME). Those addresses, of O(cidr) and of O(cidr6), are never given to a pod.
     type: list
     elements: path
     default: []
   state_dir:
-    description: Directory of the node's allocation records.
+    description:
+      - Directory of the node's allocation records, one per CIDR named after it with C(/) and C(:)
+        as C(_) (V(10.244.1.0_24.json), V(fd00_10_244_1___64.json)).
     type: path
     default: /var/lib/handcni/ipam
 requirements:
@@ -75,71 +94,114 @@ EXAMPLES = r"""
 - name: Show them
   ansible.builtin.debug:
     msg: "{{ allocation.pods }}"
+
+- name: Allocate an IPv4 and an IPv6 address to every pod (dual stack)
+  handcni.podnet.ipam:
+    cidr: 10.244.1.0/24
+    reserved: [10.244.1.1]
+    cidr6: fd00:10:244:1::/64
+    reserved6: ["fd00:10:244:1::1"]
+    pods:
+      - {name: netns1, ip: 10.244.1.10, ip6: "fd00:10:244:1::10"}
+      - {name: web}
+  register: allocation
+  # allocation.pods: [{name: netns1, ip: 10.244.1.10, ip6: "fd00:10:244:1::10"},
+  #                   {name: web, ip: 10.244.1.2, ip6: "fd00:10:244:1::2"}]
 """
 
 RETURN = r"""
 pods:
-  description: Every listed pod with its address, in the order given.
+  description: Every listed pod with its address (and its IPv6 address as C(ip6), only with O(cidr6)), in the order given.
   returned: always
   type: list
   elements: dict
-  sample: [{name: netns1, ip: 192.168.10.1}, {name: web, ip: 192.168.10.2}]
+  sample: [{name: netns1, ip: 192.168.10.1}, {name: web, ip: 192.168.10.2, ip6: "fd00:10:244:1::2"}]
 free:
-  description: How many addresses of the range are still free.
+  description: How many addresses of O(cidr) are still free.
   returned: always
   type: int
   sample: 251
+free6:
+  description: How many addresses of O(cidr6) are still free.
+  returned: when O(cidr6) is given
+  type: int
+  sample: 18446744073709551613
 actions:
   description: The allocation changes.
   returned: always
   type: list
   elements: str
-  sample: ["allocate 192.168.10.2 to web", "release 192.168.10.7 of old-pod"]
+  sample: ["allocate 192.168.10.2 to web", "allocate fd00:10:244:1::2 to web", "release 192.168.10.7 of old-pod"]
 """
 
 import ipaddress
 import os
+from contextlib import ExitStack
+from typing import NamedTuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils._state import load_json, locked, save_json
 
 
-def allocate(cidr: str, pods: list, reserved: list, recorded: dict) -> dict:
-    """{pod: ip} for every pod: fixed first, then recorded, then the lowest free. Pure; raises ValueError."""
-    network = ipaddress.ip_network(cidr)
-    blocked = {network.network_address, network.broadcast_address} if network.version == 4 else {
+class Family(NamedTuple):
+    """One address family of the allocation: its CIDR, what is never given, the pods' field (ip, ip6) and
+    the suffix of its output keys (pods/free, pods6/free6)."""
+    cidr: str
+    reserved: list
+    key: str
+    suffix: str
+
+
+def blocked(network, reserved: list) -> set:
+    """Addresses never given: the network's own (and IPv4's broadcast) and the reserved ones."""
+    found = {network.network_address, network.broadcast_address} if network.version == 4 else {
         network.network_address}
-    blocked |= {ipaddress.ip_address(ip) for ip in reserved}
+    return found | {ipaddress.ip_address(ip) for ip in reserved}
+
+
+def allocate(cidr: str, pods: list, reserved: list, recorded: dict, key: str = "ip") -> dict:
+    """{pod: ip} for every pod: fixed (its `key`: ip or ip6) first, then recorded, then the lowest free.
+    Pure; raises ValueError. Lazy over the range, so an IPv6 /64 costs what an IPv4 /24 does."""
+    network = ipaddress.ip_network(cidr)
+    unusable = blocked(network, reserved)
     taken: dict = {}
     result: dict = {}
     for index, pod in enumerate(pods):  # fixed addresses first, so a recorded one never steals them
-        if pod.get("ip"):
-            ip = ipaddress.ip_address(pod["ip"])
-            if ip not in network or ip in blocked:
-                raise ValueError(f"pods[{index}].ip: {ip} is not a usable address of {cidr} "
+        if pod.get(key):
+            ip = ipaddress.ip_address(pod[key])
+            if ip not in network or ip in unusable:
+                raise ValueError(f"pods[{index}].{key}: {ip} is not a usable address of {cidr} "
                                  "(outside it, reserved, or leased by another allocator)")
             if ip in taken:
-                raise ValueError(f"pods[{index}].ip: {ip} is also given to pod {taken[ip]}")
+                raise ValueError(f"pods[{index}].{key}: {ip} is also given to pod {taken[ip]}")
             taken[ip] = pod["name"]
             result[pod["name"]] = str(ip)
     for pod in pods:
         old = recorded.get(pod["name"])
         if pod["name"] not in result and old and ipaddress.ip_address(old) in network:
             ip = ipaddress.ip_address(old)
-            if ip not in taken and ip not in blocked:
+            if ip not in taken and ip not in unusable:
                 taken[ip] = pod["name"]
                 result[pod["name"]] = old
-    free = (ip for ip in network if ip not in blocked and ip not in taken)
+    free = (ip for ip in network if ip not in unusable and ip not in taken)  # a generator: never the whole range
+    field = "" if key == "ip" else f".{key}"  # IPv4's message is unchanged: pods[5]: no free address ...
     for index, pod in enumerate(pods):
         if pod["name"] not in result:
             ip = next(free, None)
             if ip is None:
-                raise ValueError(f"pods[{index}]: no free address left in {cidr} for pod {pod['name']} "
+                raise ValueError(f"pods[{index}]{field}: no free address left in {cidr} for pod {pod['name']} "
                                  f"({len(pods)} pods, {len(reserved)} reserved)")
             taken[ip] = pod["name"]
             result[pod["name"]] = str(ip)
     return result
+
+
+def free_count(cidr: str, reserved: list, allocated) -> int:
+    """How many addresses of `cidr` are neither blocked nor allocated: counted, never enumerated."""
+    network = ipaddress.ip_network(cidr)
+    used = {ip for ip in blocked(network, reserved) if ip in network}
+    return network.num_addresses - len(used | {ipaddress.ip_address(ip) for ip in allocated})
 
 
 def leased(directories: list, cidr: str) -> list:
@@ -159,13 +221,66 @@ def leased(directories: list, cidr: str) -> list:
     return found
 
 
+def record_path(state_dir: str, cidr: str) -> str:
+    """The record of one CIDR, '/' and ':' as '_': 10.244.1.0_24.json, fd00_10_244_1___64.json."""
+    return os.path.join(state_dir, cidr.replace("/", "_").replace(":", "_") + ".json")
+
+
+def changes(recorded: dict, result: dict) -> list:
+    """The actions from one family's record to its new allocation."""
+    actions = [f"release {ip} of {name}" for name, ip in sorted(recorded.items()) if result.get(name) != ip]
+    return actions + [f"allocate {ip} to {name}" for name, ip in sorted(result.items()) if recorded.get(name) != ip]
+
+
+def stale_records(state_dir: str, current: list) -> list:
+    """Records of any CIDR but the current ones: the node's pod CIDRs changed, they hold no pod any more."""
+    if not os.path.isdir(state_dir):
+        return []
+    return sorted(entry.path for entry in os.scandir(state_dir)
+                  if entry.name.endswith(".json") and entry.path not in current)
+
+
+def checked_cidr6(value, cidr: str):
+    """The IPv6 pod prefix, or None (omitted or empty: one family only); `cidr` must then be the other family."""
+    if not value:
+        return None
+    cidr6 = validate.network(value, "cidr6")
+    if ipaddress.ip_network(cidr6).version != 6:
+        raise ValueError(f"cidr6: {value!r} is not an IPv6 network")
+    if ipaddress.ip_network(cidr).version == 6:
+        raise ValueError(f"cidr: {cidr!r} is IPv6 like cidr6 {cidr6!r}; with cidr6, cidr must be the IPv4 pod CIDR")
+    return cidr6
+
+
+def families(params: dict) -> list:
+    """The checked input as its families: IPv4 (or the one of `cidr`), then IPv6 with cidr6."""
+    cidr = validate.network(params["cidr"], "cidr")
+    cidr6 = checked_cidr6(params["cidr6"], cidr)
+    for index, pod in enumerate(params["pods"]):
+        validate.netns(pod["name"], f"pods[{index}].name")
+        for key in ("ip", "ip6"):
+            if pod.get(key):
+                validate.address(pod[key], f"pods[{index}].{key}")
+        if pod.get("ip6") and not cidr6:
+            raise ValueError(f"pods[{index}].ip6: {pod['ip6']} is given but cidr6 is not (IPv4 only)")
+    validate.unique(params["pods"], "name", "pods")
+    found = []
+    for value, suffix in ((cidr, ""), (cidr6, "6")):  # reserved, ip; reserved6, ip6
+        reserved = [validate.address(ip, f"reserved{suffix}[{i}]") for i, ip in enumerate(params[f"reserved{suffix}"])]
+        if value:
+            found.append(Family(value, reserved + leased(params["leases_dirs"], value), f"ip{suffix}", suffix))
+    return found
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             cidr=dict(type="str", required=True),
+            cidr6=dict(type="str"),
             pods=dict(type="list", elements="dict", required=True,
-                      options=dict(name=dict(type="str", required=True), ip=dict(type="str"))),
+                      options=dict(name=dict(type="str", required=True), ip=dict(type="str"), ip6=dict(type="str"))),
             reserved=dict(type="list", elements="str", default=[]),
+            reserved6=dict(type="list", elements="str", default=[]),
             leases_dirs=dict(type="list", elements="path", default=[]),
             state_dir=dict(type="path", default="/var/lib/handcni/ipam"),
         ),
@@ -173,45 +288,34 @@ def main():
     )
     params = module.params
     try:
-        cidr = validate.network(params["cidr"], "cidr")
-        for index, pod in enumerate(params["pods"]):
-            validate.netns(pod["name"], f"pods[{index}].name")
-            if pod.get("ip"):
-                validate.address(pod["ip"], f"pods[{index}].ip")
-        validate.unique(params["pods"], "name", "pods")
-        reserved = [validate.address(ip, f"reserved[{i}]") for i, ip in enumerate(params["reserved"])]
-        reserved += leased(params["leases_dirs"], cidr)
-        path = os.path.join(params["state_dir"], cidr.replace("/", "_") + ".json")
-        with locked(path, create=not module.check_mode):
-            recorded = load_json(path).get("pods", {})
-            result = allocate(cidr, params["pods"], reserved, recorded)
-            actions = [f"release {ip} of {name}" for name, ip in sorted(recorded.items())
-                       if result.get(name) != ip]
-            actions += [f"allocate {ip} to {name}" for name, ip in sorted(result.items())
-                        if recorded.get(name) != ip]
-            # A node has one pod CIDR: records of an earlier one hold no pod any more.
-            stale = sorted(entry.path for entry in os.scandir(params["state_dir"])
-                           if entry.name.endswith(".json") and entry.path != path) if os.path.isdir(
-                params["state_dir"]) else []
+        wanted = families(params)
+        paths = {f.key: record_path(params["state_dir"], f.cidr) for f in wanted}
+        with ExitStack() as held:
+            for path in sorted(paths.values()):  # one order, so two runs never each hold what the other waits for
+                held.enter_context(locked(path, create=not module.check_mode))
+            recorded = {f.key: load_json(paths[f.key]).get("pods", {}) for f in wanted}
+            result = {f.key: allocate(f.cidr, params["pods"], f.reserved, recorded[f.key], f.key) for f in wanted}
+            actions = [action for f in wanted for action in changes(recorded[f.key], result[f.key])]
+            stale = stale_records(params["state_dir"], list(paths.values()))
             actions += [f"forget {os.path.basename(p)} of an earlier pod CIDR" for p in stale]
             if actions and not module.check_mode:
-                save_json(path, {"cidr": cidr, "pods": result})
+                for f in wanted:
+                    save_json(paths[f.key], {"cidr": f.cidr, "pods": result[f.key]})
                 for old in stale:
                     os.unlink(old)
                     if os.path.exists(f"{old}.lock"):
                         os.unlink(f"{old}.lock")
     except (ValueError, OSError) as err:
         module.fail_json(msg=str(err))
-    network = ipaddress.ip_network(cidr)
-    usable = network.num_addresses - (2 if network.version == 4 else 1) - len(set(reserved))
     output = dict(
         changed=bool(actions),
         actions=actions,
-        pods=[{"name": pod["name"], "ip": result[pod["name"]]} for pod in params["pods"]],
-        free=max(usable - len(result), 0),
+        pods=[dict(name=pod["name"], **{f.key: result[f.key][pod["name"]] for f in wanted}) for pod in params["pods"]],
+        **{f"free{f.suffix}": free_count(f.cidr, f.reserved, result[f.key].values()) for f in wanted},
     )
     if module._diff:
-        output["diff"] = {"before": {"pods": recorded}, "after": {"pods": result}}
+        output["diff"] = {"before": {f"pods{f.suffix}": recorded[f.key] for f in wanted},
+                          "after": {f"pods{f.suffix}": result[f.key] for f in wanted}}
         if stale:
             output["diff"]["before"]["earlier_records"] = [os.path.basename(p) for p in stale]
     module.exit_json(**output)

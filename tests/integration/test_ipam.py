@@ -14,15 +14,22 @@ from conftest import changed, diffs_agree, fails_naming, module, part, raw, same
 CIDR = "10.60.0.0/29"  # .1-.6 usable, .6 reserved as the gateway
 DIR = "/var/lib/handcni/ipam"
 RECORD = f"{DIR}/10.60.0.0_29.json"
+CIDR6 = "fd00:60::/64"  # ::1 reserved as the gateway
+RECORD6 = f"{DIR}/fd00_60___64.json"
 LEASES = "/var/lib/cni/networks/it"  # where the CNI host-local plugin would record its leases
-# The allocator's whole state: the files of its directory and the record.
-STATE = f"ls -A {DIR} 2>&1; cat {RECORD} 2>/dev/null"
+# The allocator's whole state: the files of its directory and the records.
+STATE = f"ls -A {DIR} 2>&1; cat {RECORD} {RECORD6} 2>/dev/null"
 
 
 def ipam(name: str, pods: list, check: bool = False, **extra) -> dict:
     listed = [{"name": p} if isinstance(p, str) else p for p in pods]
     args = dict({"cidr": CIDR, "reserved": ["10.60.0.6"], "pods": listed}, **extra)
     return module(name, "handcni.podnet.ipam", args, check)
+
+
+def ipam6(name: str, pods: list, check: bool = False, **extra) -> dict:
+    """A dual-stack run: CIDR and CIDR6."""
+    return ipam(name, pods, check, **dict({"cidr6": CIDR6, "reserved6": ["fd00:60::1"]}, **extra))
 
 
 def state(name: str) -> dict:
@@ -94,10 +101,35 @@ CHECK_MODE_LOCK = scenario(
     state("after"), raw("files", f"ls -A {DIR}"),
 )
 
+DUAL = ["a", "b", {"name": "c", "ip": "10.60.0.5", "ip6": "fd00:60::5"}]
+DUAL_WITHOUT_A = DUAL[1:] + ["d"]
+IPV4_ONLY = ["b", {"name": "c", "ip": "10.60.0.5"}, "d"]
+BAD6 = {
+    f"pods[3].ip6: fd00:61::1 is not a usable address of {CIDR6}": dict(pods=DUAL + [{"name": "x", "ip6": "fd00:61::1"}]),
+    f"pods[3].ip6: fd00:60::1 is not a usable address of {CIDR6}": dict(pods=DUAL + [{"name": "x", "ip6": "fd00:60::1"}]),
+    "pods[3].ip6: fd00:60::5 is also given to pod c": dict(pods=DUAL + [{"name": "x", "ip6": "fd00:60::5"}]),
+    "pods[3].ip6: 'fd00:60::zz' is not a valid IP address": dict(pods=DUAL + [{"name": "x", "ip6": "fd00:60::zz"}]),
+    "cidr6: '10.61.0.0/24' is not an IPv6 network": dict(pods=DUAL + ["x"], cidr6="10.61.0.0/24"),
+    "cidr: 'fd00:61::/64' is IPv6 like cidr6": dict(pods=DUAL + ["x"], cidr="fd00:61::/64"),
+}
+DUAL_STACK = scenario(
+    "dual stack",
+    ipam("ours", ["a"]), state("start"), ipam6("planned", DUAL, check=True), state("after planned"),
+    ipam6("create", DUAL), raw("made", f"cat {RECORD6}"), raw("mode", f"stat -c %a {RECORD6}"),
+    ipam6("again", DUAL),
+    state("before bad"), *(ipam6(message, **args) for message, args in BAD6.items()), state("after bad"),
+    state("before a removed, planned"), ipam6("a removed, planned", DUAL_WITHOUT_A, check=True),
+    state("after a removed, planned"),
+    ipam6("a removed", DUAL_WITHOUT_A), raw("a gone", f"cat {RECORD6}"),
+    state("before ipv4 only, planned"), ipam("ipv4 only, planned", IPV4_ONLY, check=True),
+    state("after ipv4 only, planned"),
+    ipam("ipv4 only", IPV4_ONLY), raw("left", f"ls -A {DIR}"), ipam("ipv4 only again", IPV4_ONLY),
+)
+
 
 @pytest.fixture(scope="module")
 def results(lab):
-    return lab.play(*LIFECYCLE, *LEASED, *BAD_INPUT, *EARLIER_CIDR, *CHECK_MODE_LOCK)
+    return lab.play(*LIFECYCLE, *LEASED, *BAD_INPUT, *EARLIER_CIDR, *CHECK_MODE_LOCK, *DUAL_STACK)
 
 
 def test_lifecycle(results):
@@ -156,6 +188,44 @@ def test_check_mode_writes_nothing(results):
     r = part(results, "check mode lock")
     assert changed(r["another pod CIDR, planned"])
     assert r["before"]["stdout"] == r["after"]["stdout"], r["files"]["stdout"]
+
+
+def test_dual_stack_gives_each_pod_one_address_of_each_family(results):
+    r = part(results, "dual stack")
+    assert r["start"]["stdout"] == r["after planned"]["stdout"], "check mode wrote to the node"
+    assert "fd00_60___64.json" not in r["start"]["stdout"]
+    assert changed(r["planned"]) and same_plan(r["planned"], r["create"])
+    assert r["create"]["actions"] == ["allocate 10.60.0.2 to b", "allocate 10.60.0.5 to c", "allocate fd00:60::2 to a",
+                                      "allocate fd00:60::3 to b", "allocate fd00:60::5 to c"]
+    assert r["create"]["pods"] == [{"name": "a", "ip": "10.60.0.1", "ip6": "fd00:60::2"},
+                                   {"name": "b", "ip": "10.60.0.2", "ip6": "fd00:60::3"},
+                                   {"name": "c", "ip": "10.60.0.5", "ip6": "fd00:60::5"}]
+    assert (r["create"]["free"], r["create"]["free6"]) == (2, 2 ** 64 - 5)  # counted, not enumerated
+    assert record(r["made"]) == {"cidr": CIDR6, "pods": {"a": "fd00:60::2", "b": "fd00:60::3", "c": "fd00:60::5"}}
+    assert r["mode"]["stdout"].strip() == "600"
+    assert r["create"]["diff"]["after"]["pods6"] == record(r["made"])["pods"] and r["create"]["diff"]["before"]["pods6"] == {}
+    assert not changed(r["again"]) and r["again"]["pods"] == r["create"]["pods"]
+
+    for message in BAD6:
+        assert fails_naming(r[message], message), (message, r[message].get("msg"))
+    assert r["before bad"]["stdout"] == r["after bad"]["stdout"]
+
+    assert r["before a removed, planned"]["stdout"] == r["after a removed, planned"]["stdout"]
+    assert same_plan(r["a removed, planned"], r["a removed"])
+    # both of a's addresses are freed, and the next new pod gets them
+    assert r["a removed"]["actions"] == ["release 10.60.0.1 of a", "allocate 10.60.0.1 to d",
+                                         "release fd00:60::2 of a", "allocate fd00:60::2 to d"]
+    assert record(r["a gone"])["pods"] == {"b": "fd00:60::3", "c": "fd00:60::5", "d": "fd00:60::2"}
+
+    assert r["before ipv4 only, planned"]["stdout"] == r["after ipv4 only, planned"]["stdout"]
+    assert same_plan(r["ipv4 only, planned"], r["ipv4 only"])
+    assert r["ipv4 only"]["actions"] == ["forget fd00_60___64.json of an earlier pod CIDR"]
+    assert r["ipv4 only"]["pods"] == [{"name": "b", "ip": "10.60.0.2"}, {"name": "c", "ip": "10.60.0.5"},
+                                      {"name": "d", "ip": "10.60.0.1"}]
+    assert "free6" not in r["ipv4 only"] and "pods6" not in r["ipv4 only"]["diff"]["after"]
+    assert "fd00" not in r["left"]["stdout"]  # the record and its lock
+    assert not changed(r["ipv4 only again"])
+    assert diffs_agree(r) == []
 
 
 def test_concurrent_runs_leave_a_valid_record_without_shared_addresses(lab):
