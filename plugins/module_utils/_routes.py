@@ -154,7 +154,7 @@ def differs(have: dict, want: dict) -> bool:
 
 def plan(want: list[dict], have: dict, prune: bool, field: str) -> tuple[list, list]:
     """(routes to add or replace, routes to delete). Raises on a foreign route in the way."""
-    put, wanted = [], set()
+    put, wanted, replaced = [], set(), []
     for index, route in enumerate(want):
         wanted.add(key(route))
         current = have.get(key(route))
@@ -165,8 +165,12 @@ def plan(want: list[dict], have: dict, prune: bool, field: str) -> tuple[list, l
                              "handcni.podnet; it is left alone")
         elif differs(current, route):
             put.append(route)
+            if route["onlink"] and ":" in route["dst"] and current["dev"] != route["dev"]:
+                # IPv6 checks an onlink gateway against the route being replaced (now through another
+                # device) and refuses: that one goes first.
+                replaced.append(current)
     remove = [r for k, r in have.items() if prune and r["owned"] and k not in wanted]
-    return put, remove
+    return put, replaced + remove
 
 
 def request(ipr, route: dict, proto: int, indexes: dict | None = None) -> dict:

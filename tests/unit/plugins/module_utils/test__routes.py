@@ -196,6 +196,15 @@ def test_plan_ipv6_route_read_back_is_idempotent():
     assert routes.plan([route], have, prune=True, field="routes") == ([], [])
 
 
+def test_plan_makes_an_ipv6_onlink_route_anew_when_its_device_changes():
+    # The kernel checks an IPv6 onlink gateway against the route being replaced and refuses ("device mismatch").
+    static = have_route("fd00:20::/64", via="fd00:210::22", dev="enp0s9", metric=1024)
+    tunnelled = want(dst="fd00:20::/64", via="fd00:20::", dev="vxlan100", onlink=True)
+    assert routes.plan([tunnelled], have_of(static), prune=True, field="routes") == ([tunnelled], [static])
+    same_device = have_route("fd00:20::/64", via="fd00:20::1", dev="vxlan100", onlink=True, metric=1024)
+    assert routes.plan([tunnelled], have_of(same_device), prune=True, field="routes") == ([tunnelled], [])
+
+
 def test_plan_lets_the_kernel_pick_dev_and_src_when_not_given():
     wanted = want(dst="10.88.0.0/16", via="192.168.210.254")
     have = {routes.key(wanted): dict(wanted, dev="eth0", src="192.168.210.21", owned=True)}
