@@ -6,15 +6,20 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import socket
 from typing import Callable
 
 from . import _restore as restore
 from . import _validate as validate
 from ._module import Action
-from ._netlink import OWNER, Sessions, inside_session, link_by_name, link_index, link_kind, link_state, sysctl_path
+from ._netlink import (NTF_PROXY, OWNER, Sessions, inside_session, link_by_name, link_index, link_kind, link_state,
+                       sysctl_path)
 
 # Applied in this order: a port joins its bridge before hairpin is set, and comes up last.
 LINK_ATTRS = ("mtu", "mac", "master", "hairpin", "addresses", "up")
+# Attributes that are exact sets, changed member by member: a link's addresses, its IPv6 proxy neighbour entries.
+SET_ATTRS = ("addresses", "proxy_ndp")
+IFA_F_NODAD = 0x2  # an IPv6 address usable at once, without duplicate address detection
 
 
 def plan_link(have: dict, want: dict) -> list[tuple[str, object, object]]:
@@ -31,11 +36,16 @@ def compared(have: dict, want: dict) -> dict:
     return {attr: have.get(attr) for attr, value in want.items() if value is not None}
 
 
+def set_changes(old, new) -> tuple[list, list]:
+    """(members to add, members to remove), each sorted, turning set `old` (None: empty) into `new`. Pure."""
+    old, new = set(old or []), set(new)
+    return sorted(new - old), sorted(old - new)
+
+
 def describe_change(name: str, attr: str, old, new) -> str:
-    if attr == "addresses":
-        old, new = set(old or []), set(new)
-        parts = [f"+{a}" for a in sorted(new - old)] + [f"-{a}" for a in sorted(old - new)]
-        return f"set {name} addresses {' '.join(parts)}"
+    if attr in SET_ATTRS:
+        added, removed = set_changes(old, new)
+        return f"set {name} {attr} {' '.join([f'+{a}' for a in added] + [f'-{a}' for a in removed])}"
     return f"set {name} {attr} {old} -> {new}"
 
 
@@ -55,14 +65,21 @@ def apply_change(ipr, name: str, attr: str, old, new, index: int | None = None) 
         # New addresses first: a link left with no address has every route through it flushed. And
         # a new address in the old one's subnet is its secondary, which the kernel deletes with the
         # primary unless told to promote it.
-        old, new = set(old or []), set(new)
-        if old - new:
+        added, removed = set_changes(old, new)
+        if removed:
             with inside_session(ipr), open(sysctl_path(f"net.ipv4.conf.{name}.promote_secondaries"), "w") as knob:
                 knob.write("1\n")
-        for op, cidrs in (("add", new - old), ("del", old - new)):
-            for cidr in sorted(cidrs):
+        for op, cidrs in (("add", added), ("del", removed)):
+            for cidr in cidrs:
                 iface = ipaddress.ip_interface(cidr)
-                ipr.addr(op, index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+                # IPv6 without duplicate address detection: usable at once, not a second or more later.
+                flags = {"flags": IFA_F_NODAD} if op == "add" and iface.version == 6 else {}
+                ipr.addr(op, index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **flags)
+    elif attr == "proxy_ndp":  # the link's IPv6 proxy neighbour entries; the proxy_ndp sysctl is the caller's
+        added, removed = set_changes(old, new)
+        for op, addresses in (("add", added), ("del", removed)):
+            for address in addresses:
+                ipr.neigh(op, dst=address, ifindex=index, flags=NTF_PROXY, family=socket.AF_INET6)
     elif attr == "up":
         ipr.link("set", index=index, state="up" if new else "down")
     else:

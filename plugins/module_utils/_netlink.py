@@ -12,6 +12,7 @@ import ctypes
 import errno
 import fcntl
 import gc
+import ipaddress
 from contextlib import contextmanager
 import os
 import socket
@@ -173,29 +174,87 @@ def inside(name: str | None):
         yield
 
 
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLMSG_ERROR, NLMSG_DONE = 2, 3
 NETLINK_NETFILTER, NFTA_GEN_ID = 12, 1
 NFT_MSG_NEWGEN, NFT_MSG_GETGEN = (10 << 8) | 15, (10 << 8) | 16  # nfnetlink subsystem 10: nf_tables
+RTM_NEWNEIGH, RTM_GETNEIGH, NDA_DST, NTF_PROXY = 28, 30, 1, 0x8
 _NLMSG = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
+_NDMSG = struct.Struct("=BxxxiHBB")  # ndmsg: family, 3 pad bytes, ifindex, state, flags, type
+
+
+def _ask(protocol: int, kind: int, body: bytes, flags: int = 0) -> list[tuple[int, bytes]]:
+    """(type, body) of each message the kernel answers one request with, on a plain netlink socket of this
+    thread's namespace (a dump's, up to NLMSG_DONE); an error answered is raised as OSError."""
+    answers = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol) as sock:
+        sock.settimeout(5)
+        sock.send(_NLMSG.pack(_NLMSG.size + len(body), kind, NLM_F_REQUEST | flags, 1, 0) + body)
+        while True:
+            reply, at = sock.recv(65536), 0
+            while at + _NLMSG.size <= len(reply):
+                length, answered = _NLMSG.unpack_from(reply, at)[:2]
+                if length < _NLMSG.size:
+                    raise ValueError(f"netlink: a message of {length} bytes")
+                payload = reply[at + _NLMSG.size:at + length]
+                if answered == NLMSG_DONE:
+                    return answers
+                code = -struct.unpack_from("=i", payload)[0] if answered == NLMSG_ERROR else 0
+                if code:
+                    raise OSError(code, os.strerror(code))
+                if answered != NLMSG_ERROR:  # an error of 0 is an acknowledgement
+                    answers.append((answered, payload))
+                at += (length + 3) & ~3
+            if not flags & NLM_F_DUMP:
+                return answers
+
+
+def _attributes(data: bytes, at: int) -> dict[int, bytes]:
+    """{type: value} of the netlink attributes in `data` from offset `at` (each: length, type, value padded to 4)."""
+    found = {}
+    while at + 4 <= len(data):
+        size, kind = struct.unpack_from("=HH", data, at)
+        if size < 4:
+            break
+        found[kind & 0x3FFF] = data[at + 4:at + size]  # without the nested and byte order bits
+        at += (size + 3) & ~3
+    return found
 
 
 def _nft_generation() -> int:
     """The nf_tables generation of this thread's namespace: NFT_MSG_GETGEN on a plain netlink socket (no
     pyroute2, whose import costs more than the rest of an unchanged nat_rule run at 10,000 services)."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
-        sock.settimeout(5)
-        body = struct.pack("=BBH", socket.AF_UNSPEC, 0, 0)  # nfgenmsg: family, version, resource id
-        sock.send(_NLMSG.pack(_NLMSG.size + len(body), NFT_MSG_GETGEN, 1, 1, 0) + body)  # NLM_F_REQUEST
-        reply = sock.recv(65536)
-    length, kind = _NLMSG.unpack_from(reply)[:2]
+    body = struct.pack("=BBH", socket.AF_UNSPEC, 0, 0)  # nfgenmsg: family, version, resource id
+    answers = _ask(NETLINK_NETFILTER, NFT_MSG_GETGEN, body)
+    kind, reply = answers[0] if answers else (None, b"")
     if kind != NFT_MSG_NEWGEN:
         raise ValueError(f"NFT_MSG_GETGEN: answered with message type {kind}")
-    at = _NLMSG.size + 4
-    while at + 4 <= length:  # attributes: length, type, value (padded to 4)
-        size, attr = struct.unpack_from("=HH", reply, at)
-        if attr & 0x3FFF == NFTA_GEN_ID:
-            return struct.unpack_from(">I", reply, at + 4)[0]
-        at += (size + 3) & ~3
-    raise ValueError("NFT_MSG_GETGEN: no generation in the answer")
+    generation = _attributes(reply, 4).get(NFTA_GEN_ID)
+    if generation is None:
+        raise ValueError("NFT_MSG_GETGEN: no generation in the answer")
+    return struct.unpack_from(">I", generation)[0]
+
+
+def proxy_entries(answers: list[tuple[int, bytes]]) -> dict[int, list[str]]:
+    """{link index: sorted addresses} of the IPv6 proxy neighbour entries in the messages of a dump. Pure."""
+    found: dict = {}
+    for kind, body in answers:
+        if kind != RTM_NEWNEIGH or len(body) < _NDMSG.size:
+            continue
+        family, index, _state, flags, _type = _NDMSG.unpack_from(body)
+        dst = _attributes(body, _NDMSG.size).get(NDA_DST)
+        if family == socket.AF_INET6 and flags & NTF_PROXY and dst is not None and len(dst) == 16:
+            found.setdefault(index, []).append(ipaddress.IPv6Address(dst))
+    return {index: [str(address) for address in sorted(addresses)] for index, addresses in found.items()}
+
+
+def proxy_neighbours(netns: str | None) -> dict[int, list[str]]:
+    """{link index: sorted addresses} of the IPv6 proxy neighbour entries of namespace `netns` (`ip -6 neigh show
+    proxy`), from one dump on a plain netlink socket: pyroute2 dumps none (it asks without the NTF_PROXY flag
+    that makes the kernel dump its proxy table)."""
+    request = _NDMSG.pack(socket.AF_INET6, 0, 0, NTF_PROXY, 0)
+    with inside(netns):
+        return proxy_entries(_ask(socket.NETLINK_ROUTE, RTM_GETNEIGH, request, NLM_F_DUMP))
 
 
 def ruleset_mark(name: str | None) -> list | None:

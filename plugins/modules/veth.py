@@ -12,6 +12,9 @@ description:
     side lives in a pod's network namespace, like C(ip link add veth1 type veth peer name eth0 netns netns1).
   - Sets, on both sides, the MTU, MAC, addresses and link state; on the host side the bridge
     (master) and hairpin mode; on the pod side its routes (for example the default route).
+  - IPv6 addresses are added without duplicate address detection (C(nodad)), so a pod can talk at once. A pod
+    side with an IPv6 address accepts no router advertisements (C(accept_ra=0) in its namespace, set before it
+    comes up), so a rogue advertisement from another pod on the bridge cannot give it a default route.
   - Every veth it makes carries the alias C(handcni.podnet veth); a link with a listed name that
     does not carry it is never changed, and the module fails naming it before any change.
   - All pairs of one call are read, planned and applied together, so wiring 300 pods is one task.
@@ -62,6 +65,17 @@ options:
             any address it routes, such as the gateway V(169.254.1.1) of Calico (seed lab 2, option 2).
         type: bool
         default: false
+      proxy_ndp:
+        description:
+          - IPv6 addresses the host side answers the pod's neighbour solicitations for by proxy NDP, the IPv6
+            analogue of O(veths[].proxy_arp). For the pod's IPv6 gateway in routed mode, such as a link-local
+            V(fe80::1) held by nobody (Calico) or a gateway address held on another link of the node.
+          - One proxy neighbour entry per address on the host side, with C(net.ipv6.conf.<name>.proxy_ndp=1) and
+            C(proxy_delay 0). The listed set is exact; an empty list removes the entries and turns proxy NDP off.
+          - The node answers only while it forwards IPv6 (C(net.ipv6.conf.all.forwarding=1)).
+        type: list
+        elements: str
+        default: []
       addresses:
         description: Addresses of the host side, as C(ip/prefix). The listed set is exact.
         type: list
@@ -142,6 +156,16 @@ EXAMPLES = r"""
         peer_addresses: [192.168.10.1/32]
         peer_routes: [{dst: default, via: 192.168.10.254, onlink: true}]
 
+# The node routes fd00:10:244:1::2/128 to veth1 (handcni.podnet.route) and forwards IPv6.
+- name: A routed IPv6 pod whose gateway, fe80::1, the host side answers for by proxy NDP (Calico style)
+  handcni.podnet.veth:
+    veths:
+      - name: veth1
+        peer_netns: netns1
+        peer_addresses: [fd00:10:244:1::2/128]
+        peer_routes: [{dst: '::/0', via: 'fe80::1'}]  # a link-local gateway needs no onlink
+        proxy_ndp: ['fe80::1']
+
 - name: Remove a pod's veth
   handcni.podnet.veth:
     veths: [{name: veth3}]
@@ -158,13 +182,20 @@ actions:
     - "create veth veth1 <-> netns1/eth0"
     - "set veth1 master None -> br0"
     - "add route default via 192.168.10.254 dev eth0 in netns1"
+    - "set netns1/eth0 accept_ra 1 -> 0"
+    - "set veth1 proxy_ndp +fe80::1"
 veths:
-  description: The listed veths as they are after the run (as requested, for O(state=present)).
+  description:
+    - The listed veths as they are after the run (as requested, for O(state=present)).
+    - A veth whose pod side has an IPv6 address also shows C(peer_accept_ra) (0), and one with O(veths[].proxy_ndp)
+      shows its addresses.
   returned: always
   type: list
   elements: dict
   sample: [{name: veth1, peer: eth0, peer_netns: netns1, mtu: 9150, master: br0, hairpin: true, up: true}]
 """
+
+import ipaddress
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _routes as routes
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
@@ -185,6 +216,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
     link_state,
     links_by_name,
     netns_exists,
+    proxy_neighbours,
     read_sysctl,
     sysctl_path,
     write_sysctl,
@@ -192,6 +224,23 @@ from ansible_collections.handcni.podnet.plugins.module_utils._netlink import (
 from ansible_collections.handcni.podnet.plugins.module_utils._restore import link_file
 
 ALIAS = owner_alias("veth")
+PROXIES = {"proxy_arp": "ipv4", "proxy_ndp": "ipv6"}  # proxy ARP and its IPv6 analogue: the family of their sysctls
+
+
+def ipv6_addresses(values, field: str) -> list[str]:
+    """IPv6 addresses, normalised, each once, in address order (as _netlink.proxy_neighbours reads them)."""
+    found = set()
+    for index, value in enumerate(values or []):
+        address = ipaddress.ip_address(validate.address(value, f"{field}[{index}]"))
+        if address.version != 6:
+            raise ValueError(f"{field}[{index}]: {value!r} is not an IPv6 address")
+        found.add(address)
+    return [str(address) for address in sorted(found)]
+
+
+def pod_side(want: dict) -> str:
+    """The pod side as actions name it: netns1/eth0 (eth0 when both sides are in the node)."""
+    return f"{want['peer_netns']}/{want['peer']}" if want["peer_netns"] else want["peer"]
 
 
 def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
@@ -226,8 +275,22 @@ def normalise(item: dict, field: str, state: str, check_mode: bool) -> dict:
     }
     pod_routes = [routes.normalise(r, f"{field}.peer_routes[{i}]", dev=peer)
                   for i, r in enumerate(item.get("peer_routes") or [])]
+    pod_ipv6 = any(ipaddress.ip_interface(cidr).version == 6 for cidr in pod["addresses"])
     return {"name": name, "peer": peer, "peer_netns": peer_netns, "host": host, "pod": pod, "routes": pod_routes,
-            "proxy_arp": bool(item.get("proxy_arp"))}
+            "proxy_arp": bool(item.get("proxy_arp")),
+            "proxy_ndp": ipv6_addresses(item.get("proxy_ndp"), f"{field}.proxy_ndp"),
+            "peer_accept_ra": 0 if pod_ipv6 else None}  # managed only where the pod side has IPv6
+
+
+def proxy_ndp_view(want: dict) -> dict:
+    """Proxy NDP as the diff shows it: the addresses when there are any, and whether the sysctl is on only where
+    that disagrees with them (as read: on with none, off with some), so no two states read alike."""
+    addresses = want["proxy_ndp"]
+    enabled = want.get("proxy_ndp_enabled", bool(addresses))
+    view = {"proxy_ndp": addresses} if addresses or enabled else {}
+    if enabled != bool(addresses):
+        view["proxy_ndp_enabled"] = enabled
+    return view
 
 
 def public(want: dict) -> dict:
@@ -239,6 +302,9 @@ def public(want: dict) -> dict:
     view.update({f"peer_{k}": v for k, v in want["pod"].items() if v is not None and k not in ("up", "owned")})
     view["peer_routes"] = sorted((routes.public(r) for r in want["routes"]), key=repr)  # as listed or as read
     view["proxy_arp"] = want["proxy_arp"]
+    view.update(proxy_ndp_view(want))
+    if want["peer_accept_ra"] is not None:
+        view["peer_accept_ra"] = want["peer_accept_ra"]
     return view
 
 
@@ -251,6 +317,7 @@ class VethPlanner:
         self.sessions = sessions
         self.host = sessions[module.params["netns"]]
         self._read: dict = {}
+        self._proxy_ndp: dict | None = None
 
     def pod_session(self, want: dict):
         return self.sessions[want["peer_netns"]] if want["peer_netns"] else self.host
@@ -268,12 +335,30 @@ class VethPlanner:
         _links, names, addresses = self.read(ipr)
         return link_state(ipr, link, names, addresses)
 
-    def set_proxy_arp(self, name: str, enabled: bool) -> None:
-        """Answer the pod's ARP for any address it routes to (Calico's 169.254.1.1), at once."""
-        netns = self.module.params["netns"]
-        write_sysctl(netns, f"net.ipv4.conf.{name}.proxy_arp", int(enabled))
+    def proxy_ndp(self, index: int) -> list[str]:
+        """The IPv6 proxy neighbour entries of host-side link `index`; the node's are dumped once, on first use."""
+        if self._proxy_ndp is None:
+            self._proxy_ndp = proxy_neighbours(self.module.params["netns"])
+        return self._proxy_ndp.get(index, [])
+
+    def proxy_on(self, name: str, knob: str) -> bool:
+        """Whether proxy ARP or proxy NDP (`knob`) is on on host side `name`."""
+        try:
+            return read_sysctl(self.module.params["netns"], f"net.{PROXIES[knob]}.conf.{name}.{knob}") == "1"
+        except FileNotFoundError:  # a kernel without IPv6 (ipv6.disable=1): no proxy NDP either
+            return False
+
+    def set_proxy(self, name: str, knob: str, enabled: bool) -> None:
+        """Answer the pod's ARP (proxy_arp: for any address the node routes, such as Calico's 169.254.1.1) or
+        neighbour solicitations (proxy_ndp: for the listed addresses) at once, with no proxy delay."""
+        netns, family = self.module.params["netns"], PROXIES[knob]
+        write_sysctl(netns, f"net.{family}.conf.{name}.{knob}", int(enabled))
         if enabled:
-            write_sysctl(netns, f"net.ipv4.neigh.{name}.proxy_delay", 0)
+            write_sysctl(netns, f"net.{family}.neigh.{name}.proxy_delay", 0)
+
+    def accept_ra(self, want: dict) -> tuple[str | None, str]:
+        """(namespace, name) of the pod side's accept_ra sysctl."""
+        return want["peer_netns"] or self.module.params["netns"], f"net.ipv6.conf.{want['peer']}.accept_ra"
 
     def delete(self, name: str) -> Action:
         return Action(f"delete veth {name}", lambda: self.host.link("del", ifname=name))
@@ -301,6 +386,8 @@ class VethPlanner:
             self.host.link("add", **spec)
             made = self.host.link("get", ifname=name)[0]
             index, peer_index = made["index"], made.get_attr("IFLA_LINK")  # the peer's, in its namespace
+            if want["peer_accept_ra"] is not None:  # before the pod side is up: no advertisement is ever taken
+                write_sysctl(*self.accept_ra(want), want["peer_accept_ra"])
             # The pod side first: a marked host side then always means a marked pair.
             pod_ipr.link("set", index=peer_index, ifalias=ALIAS, state="up")
             self.host.link("set", index=index, ifalias=ALIAS, state="up")
@@ -315,10 +402,12 @@ class VethPlanner:
             for route in kept_routes:
                 routes.put(self.host, route, route["proto"])
             if want["proxy_arp"]:
-                self.set_proxy_arp(name, True)
+                self.set_proxy(name, "proxy_arp", True)
+            if want["proxy_ndp"]:
+                apply_change(self.host, name, "proxy_ndp", [], want["proxy_ndp"], index=index)
+                self.set_proxy(name, "proxy_ndp", True)
 
-        where = f"{want['peer_netns']}/{peer}" if want["peer_netns"] else peer
-        return [Action(f"create veth {name} <-> {where}", run)]
+        return [Action(f"create veth {name} <-> {pod_side(want)}", run)]
 
     def cut_short(self, want: dict, host_link, host_have: dict) -> bool:
         """Whether an unmarked link is a pair a run made and was stopped before marking (the kernel
@@ -374,10 +463,13 @@ class VethPlanner:
         route_have = {k: r for k, r in routes.read(pod_ipr, names=self.read(pod_ipr)[1]).items()
                       if r["dev"] == want["peer"]}
         put, remove = routes.plan(want["routes"], route_have, prune=True, field=f"{field}.peer_routes")
-        proxy_arp = read_sysctl(self.module.params["netns"], f"net.ipv4.conf.{name}.proxy_arp") == "1"
+        proxy_arp = self.proxy_on(name, "proxy_arp")
+        proxy_ndp = {"proxy_ndp": self.proxy_ndp(host_link["index"]),
+                     "proxy_ndp_enabled": self.proxy_on(name, "proxy_ndp")}
+        accept_ra = int(read_sysctl(*self.accept_ra(want))) if want["peer_accept_ra"] is not None else None
         self.module.before[name] = public({
             **want, "host": compared(host_have, want["host"]), "pod": compared(pod_have, want["pod"]),
-            "proxy_arp": proxy_arp,
+            "proxy_arp": proxy_arp, **proxy_ndp, "peer_accept_ra": accept_ra,
             "routes": [r for r in route_have.values() if r["owned"]],
         })
         pod_where = f" in netns {want['peer_netns']}" if want["peer_netns"] else ""
@@ -386,6 +478,9 @@ class VethPlanner:
                    lambda a=attr, o=old, n=new: apply_change(self.host, name, a, o, n))
             for attr, old, new in plan_link(host_have, want["host"])
         ]
+        if accept_ra != want["peer_accept_ra"]:  # before the pod side gets a new IPv6 address
+            actions.append(Action(f"set {pod_side(want)} accept_ra {accept_ra} -> {want['peer_accept_ra']}",
+                                  lambda: write_sysctl(*self.accept_ra(want), want["peer_accept_ra"])))
         actions += [
             Action(describe_change(want["peer"], attr, old, new) + pod_where,
                    lambda a=attr, o=old, n=new: apply_change(pod_ipr, want["peer"], a, o, n))
@@ -393,11 +488,25 @@ class VethPlanner:
         ]
         if proxy_arp != want["proxy_arp"]:
             actions.append(Action(f"set {name} proxy_arp {proxy_arp} -> {want['proxy_arp']}",
-                                  lambda: self.set_proxy_arp(name, want["proxy_arp"])))
+                                  lambda: self.set_proxy(name, "proxy_arp", want["proxy_arp"])))
+        actions += self.plan_proxy_ndp(want, host_link["index"], proxy_ndp)
         actions += [Action(f"delete route {routes.describe(r)}{pod_where}", lambda r=r: routes.delete(pod_ipr, r))
                     for r in remove]
         actions += [Action(f"add route {routes.describe(r)}{pod_where}", lambda r=r: routes.put(pod_ipr, r))
                     for r in put]
+        return actions
+
+    def plan_proxy_ndp(self, want: dict, index: int, have: dict) -> list[Action]:
+        """Make the host side's proxy neighbour entries the listed ones, and proxy NDP on exactly when there are any."""
+        name, addresses, enabled = want["name"], want["proxy_ndp"], have["proxy_ndp_enabled"]
+        actions = []
+        if have["proxy_ndp"] != addresses:
+            actions.append(Action(describe_change(name, "proxy_ndp", have["proxy_ndp"], addresses),
+                                  lambda: apply_change(self.host, name, "proxy_ndp", have["proxy_ndp"], addresses,
+                                                       index=index)))
+        if enabled != bool(addresses):
+            actions.append(Action(f"set {name} proxy_ndp_enabled {enabled} -> {bool(addresses)}",
+                                  lambda: self.set_proxy(name, "proxy_ndp", bool(addresses))))
         return actions
 
     def prune(self, listed: set) -> list[Action]:
@@ -428,6 +537,7 @@ def main():
                     master=dict(type="str"),
                     hairpin=dict(type="bool", default=False),
                     proxy_arp=dict(type="bool", default=False),
+                    proxy_ndp=dict(type="list", elements="str", default=[]),
                     addresses=dict(type="list", elements="str", default=[]),
                     peer_addresses=dict(type="list", elements="str", default=[]),
                     peer_routes=dict(type="list", elements="dict", default=[], options=route_spec),
@@ -449,10 +559,10 @@ def main():
                 actions += planner.prune({w["name"] for w in wanted}
                                          | {w["peer"] for w in wanted if not w["peer_netns"]})
             module.apply(actions)
-    if params["netns"] is None:  # a link gone, or its proxy ARP reset (systemd-sysctl's globs: cilium#10645)
+    if params["netns"] is None:  # a link gone, or its proxy ARP or NDP reset (systemd-sysctl's globs: cilium#10645)
         module.canary["files"] = [link_file(w["name"]) for w in wanted]
-        module.canary["values"] = {sysctl_path(f"net.ipv4.conf.{w['name']}.proxy_arp"): 1
-                                   for w in wanted if w.get("proxy_arp")}
+        module.canary["values"] = {sysctl_path(f"net.{family}.conf.{w['name']}.{knob}"): 1
+                                   for w in wanted for knob, family in PROXIES.items() if w.get(knob)}
     module.finish(veths=[public(w) for w in wanted])
 
 

@@ -102,6 +102,10 @@ BAD = {
         GOOD, name=FOREIGN),
     f"veths[1].peer: link eth0 in netns {FOREIGN_POD} exists and was not made by handcni.podnet": dict(
         GOOD, name="vit-d", peer_netns=FOREIGN_POD),
+    "veths[1].proxy_ndp[0]: '10.250.0.254' is not an IPv6 address": dict(
+        GOOD, name="vit-d", proxy_ndp=["10.250.0.254"]),
+    "veths[1].proxy_ndp[1]: 'fe80::1::2' is not a valid IP address": dict(
+        GOOD, name="vit-d", proxy_ndp=["fe80::1", "fe80::1::2"]),
 }
 BAD_INPUT = scenario(
     "bad input",
@@ -161,15 +165,77 @@ CUT_SHORT = scenario(
     veth("again", CUT),
 )
 
+# Dual stack: a routed IPv6 pod whose gateway fe80::1 is held by nobody and answered by the host side's proxy NDP
+# (Calico style), and two dual-stack pods on a bridge. Proven by traffic, right after creation: no DAD wait.
+NODE_IP6 = "fd00:10:246::21"  # an address of the node for the routed pod to reach (on its loopback)
+POD6 = "fd00:10:246:1::2"
+ROUTED6 = {"name": "vit-r6", "peer_netns": "pr6", "peer_addresses": [f"{POD6}/128"],
+           "peer_routes": [{"dst": "::/0", "via": "fe80::1"}], "proxy_ndp": ["fe80::1"]}
+BRIDGE6 = {"bridges": [{"name": "br-it6", "mtu": 1500, "addresses": ["10.247.0.254/24", "fd00:10:247::fe/64"]}]}
+
+
+def pod6(letter: str, host: int) -> dict:
+    """A dual-stack pod on br-it6."""
+    return {"name": f"vit-6{letter}", "peer_netns": f"p6{letter}", "master": "br-it6", "hairpin": True, "mtu": 1500,
+            "peer_addresses": [f"10.247.0.{host}/24", f"fd00:10:247::{host}/64"],
+            "peer_routes": [{"dst": "default", "via": "10.247.0.254"}, {"dst": "::/0", "via": "fd00:10:247::fe"}]}
+
+
+PODS6 = {"veths": [ROUTED6, pod6("a", 1), pod6("b", 2)], "restore": "41-veth6"}
+UNPROXIED = dict(PODS6, veths=[dict(ROUTED6, proxy_ndp=[])] + PODS6["veths"][1:])
+GONE6 = {"veths": [{"name": v["name"]} for v in PODS6["veths"]], "state": "absent", "restore": "41-veth6"}
+PING6 = "ping -6 -c1 -W2 -n"
+PINGS6 = f"'pr6 {NODE_IP6}' 'p6a fd00:10:247::2' 'p6a fd00:10:247::fe' 'p6b fd00:10:247::1'"  # pod, then target
+CONF6 = "/proc/sys/net/ipv6/conf"
+# What snapshots leave out: proxy entries, proxy NDP and forwarding on the node, accept_ra in the pods.
+IPV6_STATE = (f"ip -6 neigh show proxy; grep -H . {CONF6}/*/proxy_ndp {CONF6}/*/forwarding",
+              f"for ns in pr6 p6a p6b; do ip netns exec $ns grep -H . {CONF6}/*/accept_ra; done 2>/dev/null")
+IPV6 = scenario(
+    "ipv6",
+    # proxy NDP answers only where the node forwards IPv6; the node's own address, without DAD too
+    raw("node", "sysctl -qw net.ipv6.conf.all.forwarding=1 && ip link set lo up && "
+                f"ip -6 addr add {NODE_IP6}/128 dev lo nodad"),
+    step("bridge", "bridge", BRIDGE6),
+    snapshot("start", *IPV6_STATE), veth("planned", PODS6, check=True), snapshot("after planned", *IPV6_STATE),
+    veth("create", PODS6),
+    # every ping in the first step after the create: sooner than DAD (a second at the least) could have ended
+    raw("pings at once", f"ip -6 route add {POD6}/128 dev vit-r6; for ping in {PINGS6}; do set -- $ping; "
+                         f"ip netns exec $1 {PING6} $2 >/dev/null && echo \"$1 $2 ok\" || echo \"$1 $2 no\"; done"),
+    raw("accept_ra", f"for ns in pr6 p6a p6b; do ip netns exec $ns cat {CONF6}/eth0/accept_ra; done"),
+    raw("addresses", "ip -n pr6 -6 -o addr show dev eth0 scope global; ip -n p6a -6 -o addr show dev eth0 scope global; "
+                     "ip -6 -o addr show dev br-it6 scope global"),
+    raw("proxy", f"ip -6 neigh show proxy; cat {CONF6}/vit-r6/proxy_ndp /proc/sys/net/ipv6/neigh/vit-r6/proxy_delay"),
+    raw("pod routes", "ip -n pr6 -6 route; ip -n p6a -6 route"),
+    raw("gateway learnt", "ip -n pr6 -6 neigh show fe80::1"),
+    veth("again", PODS6),
+    raw("intact", f"{RESTORE} check"),
+    # someone turns proxy NDP off (a sysctl.d glob), adds a proxy entry, and lets a pod take router advertisements
+    raw("by hand", "sysctl -qw net.ipv6.conf.vit-r6.proxy_ndp=0 && ip -6 neigh add proxy fe80::2 dev vit-r6 && "
+                   "ip netns exec p6a sysctl -qw net.ipv6.conf.eth0.accept_ra=1"),
+    raw("broken", f"{RESTORE} check"),
+    veth("repair planned", PODS6, check=True), veth("repair", PODS6),
+    raw("repaired", f"ip -6 neigh show proxy; cat {CONF6}/vit-r6/proxy_ndp; ip netns exec p6a cat {CONF6}/eth0/accept_ra"),
+    snapshot("before unproxy planned", *IPV6_STATE), veth("unproxy planned", UNPROXIED, check=True),
+    snapshot("after unproxy planned", *IPV6_STATE),
+    veth("unproxy", UNPROXIED),
+    raw("unproxied", f"ip -6 neigh show proxy; cat {CONF6}/vit-r6/proxy_ndp"),
+    # the pod forgets the gateway's MAC and asks again: nobody answers for fe80::1 now
+    raw("denied", f"ip -n pr6 -6 neigh flush dev eth0; ip netns exec pr6 {PING6} {NODE_IP6}"),
+    raw("bridged still", f"ip netns exec p6a {PING6} fd00:10:247::2"),
+    veth("unproxy again", UNPROXIED),
+    veth("absent", GONE6), raw("gone", "ip -o link; ip -6 neigh show proxy"),
+)
+
 
 @pytest.fixture(scope="module")
 def results(lab):
     lab.sh("ip", "link", "add", FOREIGN, "type", "veth", "peer", "name", "fx1")
     lab.sh("ip", "netns", "add", FOREIGN_POD)
     lab.sh("ip", "link", "add", "fxp", "type", "veth", "peer", "name", "eth0", "netns", FOREIGN_POD)
-    for pod_netns in ("pr", "pc", "pp1", "pp2", "pe", "po", "pm"):  # pods of the later scenarios, made by hand
+    for pod_netns in ("pr", "pc", "pp1", "pp2", "pe", "po", "pm", "pr6", "p6a", "p6b"):  # pods of the later scenarios
         lab.sh("ip", "netns", "add", pod_netns)
-    return lab.play(*LIFECYCLE, *ROUTED_POD, *BAD_INPUT, *PRUNE, *MOVE_ADDRESS, *ROUTE_ORDER, *MISSING_BRIDGE, *CUT_SHORT)
+    return lab.play(*LIFECYCLE, *ROUTED_POD, *BAD_INPUT, *PRUNE, *MOVE_ADDRESS, *ROUTE_ORDER, *MISSING_BRIDGE,
+                    *CUT_SHORT, *IPV6)
 
 
 def test_lifecycle_of_bridged_pods_that_talk(results):
@@ -284,3 +350,55 @@ def test_a_pair_cut_short_before_its_mark_is_made_again(results):
     assert r["made again"]["actions"][0] == "delete veth vit-k", r["made again"]["actions"]
     assert r["marked"]["stdout"].count("alias handcni.podnet veth") == 2, r["marked"]["stdout"]
     assert not changed(r["again"])
+
+
+def kernel(result: dict) -> list:
+    """A step's actions but the saving of its restore record."""
+    return [action for action in result["actions"] if "restore" not in action]
+
+
+def test_ipv6_pods_talk_at_once_routed_by_proxy_ndp_and_bridged(results):
+    r = part(results, "ipv6")
+    assert r["start"]["stdout"] == r["after planned"]["stdout"], "check mode changed the kernel"
+    assert same_plan(r["planned"], r["create"]) and kernel(r["create"]) == [
+        "create veth vit-r6 <-> pr6/eth0", "create veth vit-6a <-> p6a/eth0", "create veth vit-6b <-> p6b/eth0"]
+    pings = r["pings at once"]["stdout"].splitlines()
+    assert len(pings) == 4 and all(line.endswith(" ok") for line in pings), pings
+    assert r["accept_ra"]["stdout"].split() == ["0", "0", "0"]
+    addresses = r["addresses"]["stdout"].splitlines()
+    assert len(addresses) == 3 and all("nodad" in line and "tentative" not in line for line in addresses), addresses
+    assert "fe80::1 dev vit-r6 proxy" in r["proxy"]["stdout"] and r["proxy"]["stdout"].split()[-2:] == ["1", "0"]
+    assert "default via fe80::1 dev eth0 proto 201" in r["pod routes"]["stdout"]
+    assert "default via fd00:10:247::fe dev eth0 proto 201" in r["pod routes"]["stdout"]
+    assert "lladdr" in r["gateway learnt"]["stdout"]  # the node answered for fe80::1
+    assert not changed(r["again"]) and r["again"]["actions"] == []
+    after = r["create"]["diff"]["after"]
+    assert after["vit-r6"]["proxy_ndp"] == ["fe80::1"] and after["vit-r6"]["peer_accept_ra"] == 0
+    assert after["vit-6a"]["peer_accept_ra"] == 0 and "proxy_ndp" not in after["vit-6a"]
+    assert diffs_agree(r) == [], json.dumps({k: r[k].get("diff") for k in diffs_agree(r)})
+
+
+def test_ipv6_proxy_ndp_and_accept_ra_are_put_back_and_the_restore_sees_them_gone(results):
+    r = part(results, "ipv6")
+    assert "41-veth6" not in r["intact"]["stdout"], r["intact"]["stdout"]
+    assert r["broken"]["rc"] == 1 and "/proc/sys/net/ipv6/conf/vit-r6/proxy_ndp = 1 (is 0)" in r["broken"]["stdout"]
+    assert same_plan(r["repair planned"], r["repair"])
+    assert r["repair"]["actions"] == ["set vit-r6 proxy_ndp -fe80::2", "set vit-r6 proxy_ndp_enabled False -> True",
+                                      "set p6a/eth0 accept_ra 1 -> 0"]
+    assert r["repair"]["diff"]["before"]["vit-r6"]["proxy_ndp"] == ["fe80::1", "fe80::2"]
+    assert r["repair"]["diff"]["before"]["vit-r6"]["proxy_ndp_enabled"] is False
+    assert r["repaired"]["stdout"].split() == ["fe80::1", "dev", "vit-r6", "proxy", "1", "0"]
+
+
+def test_removing_proxy_ndp_denies_the_routed_ipv6_pod_its_gateway(results):
+    r = part(results, "ipv6")
+    assert r["before unproxy planned"]["stdout"] == r["after unproxy planned"]["stdout"], "check mode changed it"
+    assert same_plan(r["unproxy planned"], r["unproxy"])
+    assert kernel(r["unproxy"]) == ["set vit-r6 proxy_ndp -fe80::1", "set vit-r6 proxy_ndp_enabled True -> False"]
+    assert r["unproxied"]["stdout"].split() == ["0"]  # no proxy entry left, proxy NDP off
+    assert r["denied"]["rc"] != 0, r["denied"]["stdout"]
+    assert r["bridged still"]["rc"] == 0, r["bridged still"]["stdout"]
+    assert not changed(r["unproxy again"])
+    assert "proxy_ndp" not in r["unproxy"]["diff"]["after"]["vit-r6"]
+    assert kernel(r["absent"]) == ["delete veth vit-r6", "delete veth vit-6a", "delete veth vit-6b"]
+    assert not link_names(r["gone"]) & {"vit-r6", "vit-6a", "vit-6b"} and "proxy" not in r["gone"]["stdout"]

@@ -1,11 +1,14 @@
 """Unit tests for the pure parts of plugins/module_utils/_links.py."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _links
 from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     LINK_ATTRS,
+    apply_change,
     describe_change,
     not_ours,
     owner_alias,
@@ -79,9 +82,38 @@ def test_plan_link_addresses_as_modules_and_kernel_order_them():
      "set br0 addresses +10.0.0.3/24 -10.0.0.1/24"),
     ("addresses", None, ["10.0.0.2/24", "10.0.0.1/24"], "set br0 addresses +10.0.0.1/24 +10.0.0.2/24"),
     ("addresses", ["10.0.0.1/24"], [], "set br0 addresses -10.0.0.1/24"),
+    ("proxy_ndp", [], ["fe80::1"], "set br0 proxy_ndp +fe80::1"),
+    ("proxy_ndp", ["fe80::1", "fe80::2"], [], "set br0 proxy_ndp -fe80::1 -fe80::2"),
 ])
 def test_describe_change(attr, old, new, text):
     assert describe_change("br0", attr, old, new) == text
+
+
+class RecordingIPRoute:
+    """Keeps the address and neighbour requests made of it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def addr(self, op, **kwargs):
+        self.calls.append(("addr", op, kwargs))
+
+    def neigh(self, op, **kwargs):
+        self.calls.append(("neigh", op, kwargs))
+
+
+def test_ipv6_addresses_are_added_without_dad_and_ipv4_ones_as_before():
+    ipr = RecordingIPRoute()
+    apply_change(ipr, "br0", "addresses", None, ["10.0.0.1/24", "fd00::1/64"], index=5)
+    assert ipr.calls == [("addr", "add", {"index": 5, "address": "10.0.0.1", "prefixlen": 24}),
+                         ("addr", "add", {"index": 5, "address": "fd00::1", "prefixlen": 64, "flags": 2})]
+
+
+def test_proxy_ndp_adds_and_removes_proxy_entries():
+    ipr = RecordingIPRoute()
+    apply_change(ipr, "veth1", "proxy_ndp", ["fe80::2", "fe80::3"], ["fe80::1", "fe80::3"], index=5)
+    entry = {"ifindex": 5, "flags": 8, "family": socket.AF_INET6}
+    assert ipr.calls == [("neigh", "add", dict(entry, dst="fe80::1")), ("neigh", "del", dict(entry, dst="fe80::2"))]
 
 
 def test_owner_alias():
