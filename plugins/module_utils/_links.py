@@ -65,11 +65,13 @@ def apply_change(ipr, name: str, attr: str, old, new, index: int | None = None) 
         # New addresses first: a link left with no address has every route through it flushed. And
         # a new address in the old one's subnet is its secondary, which the kernel deletes with the
         # primary unless told to promote it.
+        # IPv6 keys an address by itself: one held with another prefix length goes first.
         added, removed = set_changes(old, new)
+        readdressed = [c for c in removed if ":" in c and c.split("/")[0] in {a.split("/")[0] for a in added}]
         if removed:
             with inside_session(ipr), open(sysctl_path(f"net.ipv4.conf.{name}.promote_secondaries"), "w") as knob:
                 knob.write("1\n")
-        for op, cidrs in (("add", added), ("del", removed)):
+        for op, cidrs in (("del", readdressed), ("add", added), ("del", [c for c in removed if c not in readdressed])):
             for cidr in cidrs:
                 iface = ipaddress.ip_interface(cidr)
                 # IPv6 without duplicate address detection: usable at once, not a second or more later.

@@ -1,6 +1,7 @@
 """Unit tests for the pure parts of plugins/module_utils/_links.py."""
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import pytest
@@ -107,6 +108,16 @@ def test_ipv6_addresses_are_added_without_dad_and_ipv4_ones_as_before():
     apply_change(ipr, "br0", "addresses", None, ["10.0.0.1/24", "fd00::1/64"], index=5)
     assert ipr.calls == [("addr", "add", {"index": 5, "address": "10.0.0.1", "prefixlen": 24}),
                          ("addr", "add", {"index": 5, "address": "fd00::1", "prefixlen": 64, "flags": 2})]
+
+
+def test_an_ipv6_address_changing_prefix_length_is_removed_first(monkeypatch, tmp_path):
+    # IPv6 keys an address by itself (EEXIST otherwise); IPv4 ones keep "new first" (no route flush).
+    monkeypatch.setattr(_links, "sysctl_path", lambda name: str(tmp_path / "knob"))
+    monkeypatch.setattr(_links, "inside_session", lambda ipr: contextlib.nullcontext())
+    ipr = RecordingIPRoute()
+    apply_change(ipr, "eth0", "addresses", ["10.0.0.1/24", "fd00::2/64"], ["10.0.0.1/32", "fd00::2/128"], index=5)
+    assert [(op, kw["address"], kw["prefixlen"]) for _a, op, kw in ipr.calls] == [
+        ("del", "fd00::2", 64), ("add", "10.0.0.1", 32), ("add", "fd00::2", 128), ("del", "10.0.0.1", 24)]
 
 
 def test_proxy_ndp_adds_and_removes_proxy_entries():
