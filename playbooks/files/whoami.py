@@ -14,9 +14,16 @@ parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--pidfile", required=True)
 args = parser.parse_args()
 
-server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("0.0.0.0", args.port))
+# Both families on one socket where the host has IPv6 (an IPv4 client shows as ::ffff:a.b.c.d), else IPv4 only.
+try:
+    server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("::", args.port))
+except OSError:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", args.port))
 server.listen(64)
 
 if os.fork():  # the parent returns once the port is bound, so the caller can connect at once
@@ -29,7 +36,7 @@ with open(args.pidfile, "w") as handle:
     handle.write(f"{os.getpid()}\n")
 while True:
     conn, address = server.accept()
-    peer = address[0]
+    peer = address[0].removeprefix("::ffff:")
     with conn:
         conn.settimeout(2)
         request = b""

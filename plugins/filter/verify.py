@@ -95,14 +95,26 @@ def cross_node_probes(pods: list, node: str, others: dict, mtu: int) -> list:
     return probes
 
 
-def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int) -> list:
-    """From every pod to a host outside the cluster, which answers with the source address it sees."""
-    return [{"kind": "egress", "from": f"{node}/{pod['name']}", "to": f"outside {target}:{port}",
-             "argv": ["ip", "netns", "exec", pod["name"], "curl", "-sS", "--max-time", "3",
-                      f"http://{target}:{port}/"],
-             "expect": node_ip, "detail": f"source seen outside must be the node's {node_ip}",
-             "flow": _flow("tcp", [pod["ip"]], [{"ip": target, "port": int(port)}])}
-            for pod in _addressed(pods, node)]
+def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int, node_ip6: str | None = None,
+                  target6: str | None = None, masquerade6: bool = True) -> list:
+    """From every pod to a host outside the cluster, which answers with the source address it sees: the node's
+    (masqueraded). Over IPv6 too where the pods, the node and the host have IPv6 addresses (dual stack): the
+    node's IPv6 address, or the pod's own without IPv6 masquerade."""
+    probes = []
+    for key, version, _headers in _families(_addressed(pods, node)):
+        seen_as, to = (node_ip, target) if version == 4 else (node_ip6, target6)
+        if not to or not seen_as:
+            continue
+        url = f"http://{to}:{port}/" if version == 4 else f"http://[{to}]:{port}/"
+        whose = "node" if version == 4 or masquerade6 else "pod"
+        for pod in pods:
+            expect = seen_as if whose == "node" else pod[key]
+            probes.append({"kind": "egress", "from": f"{node}/{pod['name']}", "to": f"outside {url[7:-1]}",
+                           "argv": ["ip", "netns", "exec", pod["name"], "curl", "-sS", "--max-time", "3", url],
+                           "expect": expect, "whose": whose, "detail": f"source seen outside must be the {whose}'s {expect}",
+                           "flow": _flow("tcp", [pod[key]], [{"ip": to, "port": int(port)}]),
+                           **({"family": 6} if version == 6 else {})})
+    return probes
 
 
 # A UDP client for the service probes: one datagram to argv[1]:argv[2] from each of argv[4] (default 1) new
@@ -288,7 +300,7 @@ def _nexthops(output: list) -> list:
 def _expected(probe: dict, output: list) -> tuple:
     """(ok, detail on success) of a probe's expectation on its output lines."""
     if "expect" in probe:
-        return output == [probe["expect"]], f"seen as {output[0] if output else ''} (node address)"
+        return output == [probe["expect"]], f"seen as {output[0] if output else ''} ({probe.get('whose', 'node')} address)"
     if "expect_nexthops" in probe:
         hops = _nexthops(output)
         return hops == probe["expect_nexthops"], f"next hops {', '.join(hops) or 'none'}"

@@ -9,8 +9,12 @@ Two kinds of rules, each a set we own:
   mark for node-port and hairpin traffic (seed labs 4 and 5), as kube-proxy writes them.
 
 What we make is ours by construction, so it can be rewritten; each backend says how in its own file:
-_iptables.py (chains HANDCNI-* in table nat, one `iptables-restore --noflush`) and _nftables.py (the
-table `ip handcni`, one `nft -f -`). Both run their tools through _command.Runner.
+_iptables.py (chains HANDCNI-* in table nat, one `iptables-restore --noflush`, and for IPv6 one
+`ip6tables-restore --noflush`) and _nftables.py (the tables `ip handcni` and `ip6 handcni`, one `nft -f -`).
+Both run their tools through _command.Runner.
+
+The kernel keeps tables per family, so a NAT backend's state is `Families`: IPv4's (masquerade and the
+services) and IPv6's (masquerade so far), each drawn from its part of the NatSet (`NatSet.family`).
 
 A run manages some kinds (those it is given); what is ours of the other kinds is carried
 over untouched. Each backend reads what is ours into `Owned`: canonical text lines (what
@@ -60,6 +64,11 @@ class Masquerade(NamedTuple):
     def comment(self) -> str:
         return f"{MASQUERADE_COMMENT} {self.source}"
 
+    @property
+    def version(self) -> int:
+        """The entry's family (its source's; its excludes are of the same)."""
+        return 6 if ":" in self.source else 4
+
     def public(self) -> dict:
         return {"source": self.source, "exclude": list(self.exclude), "out_interface_not": self.out_interface_not}
 
@@ -75,6 +84,11 @@ class NatSet(NamedTuple):
 
     def __bool__(self) -> bool:
         return bool(self.masquerade or self.services)
+
+    def family(self, version: int) -> "NatSet":
+        """The part of this set that goes in one family's tables: the services are IPv4 only so far."""
+        masquerade = tuple(entry for entry in self.masquerade if entry.version == version)
+        return self._replace(masquerade=masquerade) if version == 4 else NatSet(masquerade)
 
     def public(self, with_services: bool = True) -> dict:
         """As a module returns it; without the services themselves (their count) unless `with_services`."""
@@ -135,6 +149,15 @@ def _ipv4_network(value, field: str) -> ipaddress.IPv4Network:
     return net
 
 
+def _family_network(value, field: str, source) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A network of `source`'s family (an entry is of one family: IPv6 excludes go with an IPv6 source)."""
+    net = ipaddress.ip_network(validate.network(value, field))
+    if net.version != source.version:
+        raise ValueError(f"{field}: {value!r} is an IPv{net.version} network, but the entry's source {source} is "
+                         f"IPv{source.version} (give each family its own masquerade entry)")
+    return net
+
+
 def collapse(networks) -> tuple:
     """Networks as the kernel keeps an interval set: overlaps and neighbours merged, sorted."""
     return tuple(str(n) for n in ipaddress.collapse_addresses(networks))
@@ -149,10 +172,11 @@ def firewall_ifname(value, field: str) -> str:
 
 
 def normalise_masquerade(item: dict, field: str) -> Masquerade:
-    source = _ipv4_network(item.get("source"), f"{field}.source")
+    """One entry, IPv4 or IPv6, normalised ('default' is any IPv4 source, as 0.0.0.0/0; ::/0 any IPv6 one)."""
+    source = ipaddress.ip_network(validate.network(item.get("source"), f"{field}.source"))
     excludes = []
     for index, value in enumerate(item.get("exclude") or []):
-        net = _ipv4_network(value, f"{field}.exclude[{index}]")
+        net = _family_network(value, f"{field}.exclude[{index}]", source)
         if net.prefixlen == 0:
             raise ValueError(f"{field}.exclude[{index}]: {value!r} excludes every destination; "
                              "remove the masquerade entry instead")
@@ -221,13 +245,16 @@ def masquerade_source(comment: str | None) -> str | None:
     return comment[len(prefix):] if comment and comment.startswith(prefix) else None
 
 
-def masquerade_from(source_text: str, exclude: list, oif: str | None) -> Masquerade | None:
-    """An entry read back from the kernel; None if its comment does not name a network."""
+def masquerade_from(source_text: str, exclude: list, oif: str | None, version: int = 4) -> Masquerade | None:
+    """An entry read back from the kernel's tables of family `version`; None if its comment does not name a
+    network of that family. Excludes of the other family (made by hand) are not the entry's."""
     try:
         source = ipaddress.ip_network(source_text)
     except ValueError:
         return None
-    return Masquerade(str(source), collapse(exclude), oif)
+    if source.version != version:
+        return None
+    return Masquerade(str(source), collapse(net for net in exclude if net.version == version), oif)
 
 
 # --- the transaction and the backend interface ----------------------------------
@@ -253,13 +280,45 @@ class Owned:
         return list(self.nat.masquerade)
 
 
+class Families(NamedTuple):
+    """A NAT backend's state, per family (the kernel keeps each family's tables apart): IPv4's, as before dual
+    stack, and IPv6's, whose lines follow with `label` in front (none where they name their table already)."""
+    four: object
+    six: object
+    label: str = ""
+
+    def same(self, other: "Families") -> bool:
+        return self.four.same(other.four) and self.six.same(other.six)
+
+    def lines(self) -> list:
+        return self.four.lines() + [self.label + line for line in self.six.lines()]
+
+    def changed(self, want: "Families") -> list:
+        """[(version, this state, `want`'s)] of the families whose state differs."""
+        return [(version, have, wanted) for version, have, wanted in ((4, self.four, want.four), (6, self.six, want.six))
+                if not have.same(wanted)]
+
+
+def draw_families(draw: Callable, label: str = "") -> Callable:
+    """A NAT backend's `draw`, family by family: draw(the NatSet's part, version) -> that family's state."""
+    return lambda nat: Families(draw(nat.family(4), 4), draw(nat.family(6), 6), label)
+
+
+def merge_families(merge: Callable) -> Callable:
+    """A NAT backend's `merge`, family by family: merge(drawn, have, kinds) of one family's states."""
+    return lambda drawn, have, kinds: drawn._replace(four=merge(drawn.four, have.four, kinds),
+                                                     six=merge(drawn.six, have.six, kinds))
+
+
 class Transaction:
     """One atomic change of one backend: the command, its input, and what it holds before and after
-    (`have` and `want`, whose lines are the diff)."""
+    (`have` and `want`, whose lines are the diff). `family`: the one family it writes, where a backend
+    writes each with its own command (iptables, ip6tables); None: all of the backend's."""
 
-    def __init__(self, backend: str, description: str, argv: list, script: str, have: Owned, want: Owned):
+    def __init__(self, backend: str, description: str, argv: list, script: str, have: Owned, want: Owned,
+                 family: int | None = None):
         self.backend, self.description, self.argv, self.script = backend, description, argv, script
-        self.have, self.want = have, want
+        self.have, self.want, self.family = have, want, family
 
     @property
     def before(self) -> list:
@@ -320,12 +379,25 @@ class Backend:
             state = self.merge(state, have.detail, tuple(kinds))
         return Owned(nat, state)
 
-    def plan(self, have: Owned, nat: NatSet, kinds: tuple = KINDS) -> Transaction | None:
+    def plans(self, have: Owned, nat: NatSet, kinds: tuple = KINDS) -> tuple:
+        """(want, transactions): the wanted state (`render`) and the transactions making it (none: it is in place)."""
         want = self.render(nat, kinds, have)
-        if have.detail.same(want.detail):
-            return None
+        return want, [] if have.detail.same(want.detail) else self.transactions(have, want)
+
+    def transactions(self, have: Owned, want: Owned) -> list:
+        """One transaction of `script`; a backend writing each family with its own command makes one per family."""
         script, description = self.script(have.detail, want.detail)
-        return Transaction(self.name, description, list(self.write_argv), script, have, want)
+        return [Transaction(self.name, description, list(self.write_argv), script, have, want)]
+
+    def plan(self, have: Owned, nat: NatSet, kinds: tuple = KINDS) -> Transaction | None:
+        """The transaction making `nat` (None: nothing to do), for a backend writing with one command (see plans)."""
+        transactions = self.plans(have, nat, kinds)[1]
+        return transactions[0] if transactions else None
+
+    def refused(self, transactions: list) -> str | None:
+        """Why this node cannot take these transactions of this backend, beyond `mixed` (asked before any change,
+        so that a check costs only the runs that need it); None: it can."""
+        return None
 
     def apply(self, transaction: Transaction) -> None:
         self.runner.check(transaction.argv, transaction.script)

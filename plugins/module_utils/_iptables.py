@@ -7,6 +7,8 @@ Ours is chains named HANDCNI-* in table nat, entered from the built-in chains by
 the comment OWNER; every rule carries an OWNER comment. One `iptables-restore --noflush` rewrites the
 chains of ours that differ, deletes ours no longer wanted and names nothing else. Each kind has its
 chains (`ipt_kind`), its reader (`ipt_masquerade`, `ipt_services`) and its drawing (`_ipt_render_*`).
+IPv6's table nat is ip6tables' (the same chains, comments and variants): read and written with its own
+tools, in a transaction of its own, and never asked about where neither the run nor the kernel has IPv6.
 """
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ import shlex
 from typing import NamedTuple
 
 from . import _services as svc
-from ._firewall import (NODEPORTS_COMMENT, OUTSIDE_COMMENT, SERVICES_MASQ_COMMENT, Backend, NatSet, Owned, Transaction,
-                        chain_changes, chain_parts, collapse, endpoint_from, host, masquerade_from, masquerade_source,
-                        merge_kinds, source_order)
-from ._netlink import OWNER
+from ._firewall import (NODEPORTS_COMMENT, OUTSIDE_COMMENT, SERVICES_MASQ_COMMENT, Backend, Families, NatSet, Owned,
+                        Transaction, chain_changes, chain_parts, collapse, draw_families, endpoint_from, host, masquerade_from,
+                        masquerade_source, merge_families, merge_kinds, source_order)
+from ._netlink import OWNER, legacy_tables, nf_table_exists
 
 IPT_TABLE = "nat"
-IPT_MADE_DIR = "/run/handcni"  # iptables-TABLE-made.NETNS: a mark per netns whose `table ip TABLE` we made
+IPT_MADE_DIR = "/run/handcni"  # TOOL-TABLE-made.NETNS: a mark per netns whose `table ip[6] TABLE` we made
+IPT_TOOLS = {4: ("iptables", "ip"), 6: ("ip6tables", "ip6")}  # per family: the tools' name, nftables' family
+IPT6_LABEL = "ip6tables: "  # before the IPv6 lines of the diff, which are otherwise IPv4's twins
 IPT_PREFIX = "HANDCNI-"
 IPT_POSTROUTING = "HANDCNI-POSTROUTING"
 IPT_SERVICES = "HANDCNI-SERVICES"            # PREROUTING and OUTPUT: cluster IPs, then node ports
@@ -211,8 +215,8 @@ def ipt_options(tokens: tuple) -> dict:
     return options
 
 
-def ipt_masquerade(state: IptState) -> list:
-    """The masquerade entries in our postrouting chain, grouped by their comment."""
+def ipt_masquerade(state: IptState, version: int = 4) -> list:
+    """The masquerade entries in our postrouting chain of family `version`'s table, grouped by their comment."""
     found = {}
     for tokens in state.chains.get(IPT_POSTROUTING, []):
         fields = _ipt_fields(tokens)
@@ -227,7 +231,7 @@ def ipt_masquerade(state: IptState) -> list:
                 pass
         elif fields.get("-j") == "MASQUERADE":
             entry["oif"] = fields.get("!-o")
-    entries = [masquerade_from(s, e["exclude"], e["oif"]) for s, e in found.items()]
+    entries = [masquerade_from(s, e["exclude"], e["oif"], version) for s, e in found.items()]
     return sorted((e for e in entries if e), key=source_order)
 
 
@@ -397,8 +401,8 @@ def ipt_merge(rendered: IptState, have: IptState, kinds: tuple) -> IptState:
     return IptState(dict(chains), merge_kinds(rendered.jumps, have.jumps, kinds, lambda jump: ipt_kind(jump[-1])))
 
 
-def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE) -> tuple:
-    """iptables-restore --noflush input turning our part of `table` from `have` into `want`.
+def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE, tool: str = "iptables") -> tuple:
+    """`tool`-restore --noflush input turning our part of `table` from `have` into `want`.
 
     Declaring a chain in a --noflush restore creates it or flushes it, so each chain of ours that
     is new or differs is declared and written whole; chains no longer wanted are flushed, then
@@ -424,25 +428,40 @@ def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE) -> tuple:
     parts += chain_parts("write", write, want.chains) + chain_parts("delete", stale)
     lines += [f"-X {name}" for name in stale]
     lines.append("COMMIT")
-    return "\n".join(lines) + "\n", f"iptables-restore --noflush: table {table}: " + ", ".join(parts)
+    return "\n".join(lines) + "\n", f"{tool}-restore --noflush: table {table}: " + ", ".join(parts)
 
 
 class Iptables(Backend):
     """What every iptables backend shares, whatever its table: the tools, the variant (nft or legacy), the
-    check for others' rules in the other variant, and the nftables table iptables-nft makes for `table`."""
+    check for others' rules in the other variant, and the nftables table iptables-nft makes for `table`.
+    `family` 6 is the same for ip6tables, whose tables are IPv6's."""
     name = "iptables"
-    tools = ("iptables-save", "iptables-restore")
-    write_argv = ["iptables-restore", "--noflush", "--wait=10"]
+    family = 4
     table = IPT_TABLE
     _nf_tables: bool | None = None  # what `iptables -V` said, once asked
 
+    @property
+    def tool(self) -> str:
+        return IPT_TOOLS[self.family][0]
+
+    @property
+    def tools(self) -> tuple:
+        return (f"{self.tool}-save", f"{self.tool}-restore")
+
+    @property
+    def write_argv(self) -> list:
+        return [f"{self.tool}-restore", "--noflush", "--wait=10"]
+
     def read(self) -> Owned:
-        return self.parse(self.runner.check(["iptables-save", "-t", self.table]))
+        return self.parse(self.save())
+
+    def save(self) -> str:
+        return self.runner.check([f"{self.tool}-save", "-t", self.table])
 
     def nf_tables(self) -> bool:
         """Whether the node's `iptables` is iptables-nft (else iptables-legacy); asked once per run."""
         if self._nf_tables is None:
-            self._nf_tables = "nf_tables" in self.runner.check(["iptables", "-V"])
+            self._nf_tables = "nf_tables" in self.runner.check([self.tool, "-V"])
         return self._nf_tables
 
     def counted(self) -> bool:
@@ -453,12 +472,12 @@ class Iptables(Backend):
         """Why this node must not get our rules: others' rules in the other iptables variant, which the
         node's `iptables` does not see (projectcalico/calico#2322); None when there are none. Only a variant
         the kernel has loaded is read (nothing is loaded to look)."""
-        nft = self.nf_tables()
+        nft, tool = self.nf_tables(), self.tool
         if nft:
-            rc, names, _err = self.runner.run(["cat", "/proc/net/ip_tables_names"])
-            other = "iptables-legacy-save" if rc == 0 and names.strip() else None
+            rc, names, _err = self.runner.run(["cat", f"/proc/net/{IPT_TOOLS[self.family][1]}_tables_names"])
+            other = f"{tool}-legacy-save" if rc == 0 and names.strip() else None
         else:
-            other = "iptables-nft-save" if os.path.exists("/sys/module/nf_tables") else None
+            other = f"{tool}-nft-save" if os.path.exists("/sys/module/nf_tables") else None
         if other is None or not self.runner.available(other):
             return None
         rc, out, _err = self.runner.run([other])
@@ -466,29 +485,28 @@ class Iptables(Backend):
         if not rules:
             return None
         mine, theirs = ("nft", "legacy") if nft else ("legacy", "nft")
-        return (f"backend: iptables is iptables-{mine} on this node, but {len(rules)} rule(s) of others are in "
-                f"iptables-{theirs} (first: {rules[0]}), and the two do not see each other's rules "
-                f"(projectcalico/calico#2322); point the node's iptables at one of them (update-alternatives "
-                f"--set iptables /usr/sbin/iptables-{theirs}) or choose the nftables backend")
+        return (f"backend: {tool} is {tool}-{mine} on this node, but {len(rules)} rule(s) of others are in "
+                f"{tool}-{theirs} (first: {rules[0]}), and the two do not see each other's rules "
+                f"(projectcalico/calico#2322); point the node's {tool} at one of them (update-alternatives "
+                f"--set {tool} /usr/sbin/{tool}-{theirs}) or choose the nftables backend")
 
     # With iptables-nft, our first write makes nftables' `table ip TABLE`, which stays when our last rule
     # goes. A mark in /run (gone at reboot with the table) says we made it, so we remove it again, empty.
     def apply(self, transaction: Transaction) -> None:
         had_ours, wants_ours = transaction.have.detail.holds_ours(), transaction.want.detail.holds_ours()
-        mark = os.path.join(IPT_MADE_DIR, f"iptables-{self.table}-made.{self.runner.netns or '_host'}")
+        mark = os.path.join(IPT_MADE_DIR, f"{self.tool}-{self.table}-made.{self.runner.netns or '_host'}")
         made = not had_ours and wants_ours and self._nft_table() is False
         super().apply(transaction)
         if made:
             os.makedirs(IPT_MADE_DIR, mode=0o700, exist_ok=True)
             open(mark, "w").close()
         elif not wants_ours and os.path.exists(mark):
-            state = self.runner.check(["iptables-save", "-t", self.table])
-            empty = not [line for line in state.splitlines() if line.startswith(("-", ":")) and
+            empty = not [line for line in self.save().splitlines() if line.startswith(("-", ":")) and
                          not re.fullmatch(r":(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT \[\d+:\d+\]", line)]
             # nobody else's rule, chain or policy in it; without nft (removed since) it stays, as iptables-nft
             # leaves it on a node that never had nft
             if empty and self.runner.available("nft"):
-                self.runner.check(["nft", "delete", "table", "ip", self.table])
+                self.runner.check(["nft", "delete", "table", IPT_TOOLS[self.family][1], self.table])
             os.unlink(mark)
             if not os.listdir(IPT_MADE_DIR):
                 os.rmdir(IPT_MADE_DIR)
@@ -497,21 +515,83 @@ class Iptables(Backend):
         """Whether nftables holds `table ip TABLE` (None: no nft, or iptables-legacy: nothing to track)."""
         if not self.runner.available("nft") or not self.nf_tables():
             return None
-        return self.runner.run(["nft", "list", "table", "ip", self.table])[0] == 0
+        return self.runner.run(["nft", "list", "table", IPT_TOOLS[self.family][1], self.table])[0] == 0
+
+
+class Ip6tables(Iptables):
+    """ip6tables on table nat: IPv6's side of IptablesNat."""
+    family = 6
 
 
 class IptablesNat(Iptables):
-    @staticmethod
-    def parse(text: str) -> Owned:
-        state = parse_iptables_save(text)
-        services, addresses, cidrs = ipt_services(state)
-        return Owned(NatSet(tuple(ipt_masquerade(state)), tuple(services), addresses, cidrs), state)
+    """Table nat of both families: IPv4's with iptables, IPv6's with ip6tables (`six`), each in a transaction
+    of its own. ip6tables runs only where the run or the kernel has IPv6 NAT; a node without it serves IPv4."""
 
-    draw = staticmethod(ipt_render)
-    merge = staticmethod(ipt_merge)
-    script = staticmethod(ipt_script)
+    def __init__(self, runner):
+        super().__init__(runner)
+        self.six = Ip6tables(runner)
+
+    def read(self) -> Owned:
+        return self.parse(self.save(), self.six.save() if self._six_present() else None)
+
+    def _six_present(self) -> bool:
+        """Whether ip6tables may hold ours: it is installed, and the kernel has an IPv6 table nat in either
+        variant (asked without a process; iptables-legacy's node is not made to load nf_tables)."""
+        netns = self.runner.netns
+        if not self.six.available():
+            return False
+        if self.table in legacy_tables(netns, "ip6"):
+            return True
+        if not (self.nf_tables() or os.path.exists("/sys/module/nf_tables")):
+            return False
+        return nf_table_exists(netns, "ip6", self.table) is not False
+
+    def counted(self) -> bool:
+        """As iptables', and IPv6's count too unless ip6tables-legacy holds a table nat (it may hold ours)."""
+        return self.nf_tables() and self.table not in legacy_tables(self.runner.netns, "ip6")
+
+    def refused(self, transactions: list) -> str | None:
+        """Writing IPv6 entries needs ip6tables, whose variant must not have others' rules in the other one either."""
+        six = [entry for tx in transactions if tx.family == 6 for entry in tx.want.nat.masquerade]
+        if not six:
+            return None
+        if not self.six.available():
+            return (f"backend: iptables writes the IPv6 masquerade entry {six[0].source} with "
+                    f"{' and '.join(self.six.tools)}, which are not on the node; install them or choose the nftables backend")
+        return self.six.mixed()
+
+    def transactions(self, have: Owned, want: Owned) -> list:
+        """One per family whose rules differ: iptables-restore, then ip6tables-restore."""
+        out = []
+        for version, old, new in have.detail.changed(want.detail):
+            writer = self.six if version == 6 else self
+            script, description = ipt_script(old, new, self.table, writer.tool)
+            out.append(Transaction(self.name, description, list(writer.write_argv), script,
+                                   Owned(have.nat.family(version), old), Owned(want.nat.family(version), new), version))
+        return out
+
+    def apply(self, transaction: Transaction) -> None:
+        if transaction.family == 6:
+            self.six.apply(transaction)
+        else:
+            super().apply(transaction)
 
     @staticmethod
-    def probe(state: IptState) -> list | None:
-        """`iptables -C` of one jump of ours from a built-in chain: gone when the table is flushed."""
-        return ["iptables", "-w", "-t", IPT_TABLE, "-C"] + list(sorted(state.jumps)[0][1:]) if state.jumps else None
+    def parse(text: str, text6: str | None = None) -> Owned:
+        """Our part of `iptables-save -t nat` and `ip6tables-save -t nat` output (None: no IPv6 table nat)."""
+        four, six = parse_iptables_save(text), parse_iptables_save(text6 or "")
+        services, addresses, cidrs = ipt_services(four)
+        masquerade = sorted(ipt_masquerade(four) + ipt_masquerade(six, 6), key=source_order)
+        return Owned(NatSet(tuple(masquerade), tuple(services), addresses, cidrs), Families(four, six, IPT6_LABEL))
+
+    draw = staticmethod(draw_families(lambda nat, version: ipt_render(nat), IPT6_LABEL))
+    merge = staticmethod(merge_families(ipt_merge))
+
+    @staticmethod
+    def probe(state: Families) -> list | None:
+        """`iptables -C` of one jump of ours from a built-in chain (IPv6's with ip6tables where IPv4 has none):
+        gone when the table is flushed."""
+        for (tool, _family), part in zip(IPT_TOOLS.values(), state[:2]):
+            if part.jumps:
+                return [tool, "-w", "-t", IPT_TABLE, "-C"] + list(sorted(part.jumps)[0][1:])
+        return None

@@ -248,6 +248,36 @@ def proxy_entries(answers: list[tuple[int, bytes]]) -> dict[int, list[str]]:
     return {index: [str(address) for address in sorted(addresses)] for index, addresses in found.items()}
 
 
+NFT_MSG_NEWTABLE, NFT_MSG_GETTABLE, NFTA_TABLE_NAME = (10 << 8) | 0, (10 << 8) | 1, 1
+NFPROTO = {"inet": 1, "ip": 2, "ip6": 10}
+
+
+def nf_table_exists(netns: str | None, family: str, table: str) -> bool | None:
+    """Whether nf_tables holds table `family table` in `netns` (NFT_MSG_GETTABLE on a plain netlink socket: no
+    process, so an IPv4-only node pays microseconds for asking about IPv6); None where it cannot tell."""
+    name = table.encode() + b"\0"
+    attribute = struct.pack("=HH", 4 + len(name), NFTA_TABLE_NAME) + name + b"\0" * (-len(name) % 4)
+    body = struct.pack("=BBH", NFPROTO[family], 0, 0) + attribute  # nfgenmsg: family, version, resource id
+    try:
+        with inside(netns):
+            answers = _ask(NETLINK_NETFILTER, NFT_MSG_GETTABLE, body)
+    except OSError as err:
+        return False if err.errno == errno.ENOENT else None
+    except (ValueError, struct.error):  # NetnsMissing too
+        return None
+    return True if answers and answers[0][0] == NFT_MSG_NEWTABLE else None
+
+
+def legacy_tables(netns: str | None, family: str) -> set:
+    """The tables x_tables (iptables-legacy, ip6tables-legacy for `family` ip6) has in `netns`, from /proc."""
+    path = f"/proc/thread-self/net/{'ip6' if family == 'ip6' else 'ip'}_tables_names"
+    try:
+        with inside(netns), open(path) as handle:
+            return set(handle.read().split())
+    except (OSError, NetnsMissing):
+        return set()
+
+
 def proxy_neighbours(netns: str | None) -> dict[int, list[str]]:
     """{link index: sorted addresses} of the IPv6 proxy neighbour entries of namespace `netns` (`ip -6 neigh show
     proxy`), from one dump on a plain netlink socket: pyroute2 dumps none (it asks without the NTF_PROXY flag

@@ -25,23 +25,29 @@ description:
     endpoint, and C(HANDCNI-SERVICES-MASQ) (entered from C(POSTROUTING)). Built-in chains are entered by one rule
     each with the comment C(handcni.podnet), inserted first when missing. Every rule carries a comment starting
     with C(handcni.podnet). One C(iptables-restore --noflush) writes the chains of ours that differ and deletes
-    those no longer wanted; no other rule is named, so rules made by anyone else stay as they are."
-  - With O(backend=nftables) everything lives in the table C(ip handcni). Chain C(postrouting) (masquerade), and
+    those no longer wanted; no other rule is named, so rules made by anyone else stay as they are. IPv6 masquerade
+    entries go to the same chain, with the same comments, in ip6tables' table C(nat), which one
+    C(ip6tables-restore --noflush) of its own writes."
+  - With O(backend=nftables) everything IPv4 lives in the table C(ip handcni). Chain C(postrouting) (masquerade), and
     for services the verdict maps C(service-ips) (cluster IP . protocol . port) and C(service-nodeports), chains
     C(service-NAME) choosing an endpoint with C(numgen random mod N-k 0 goto) rules, C(external-NAME), C(local-NAME),
     C(endpoint-NAME-IP-PORT)
-    and the base chains C(prerouting), C(output) and C(services-masquerade). One C(nft -f -) transaction makes the
-    table, or changes only the chains, maps and map elements that differ. No other table is touched.
-  - The module reads what is ours (C(iptables-save -t nat), C(nft -j list table ip handcni)), renders the wanted
+    and the base chains C(prerouting), C(output) and C(services-masquerade). IPv6 masquerade entries live in the
+    table C(ip6 handcni) (chain C(postrouting)), deleted when none is left. One C(nft -f -) transaction makes the
+    tables, or changes only the chains, maps and map elements that differ. No other table is touched.
+  - The module reads what is ours (C(iptables-save -t nat), C(nft -j list table ip handcni), and for IPv6
+    C(ip6tables-save -t nat) and C(nft -j list table ip6 handcni) where the kernel has such a table, which it
+    asks without a process, so a node without IPv6 NAT runs no more commands than before), renders the wanted
     rules in the same canonical form and compares them, so a second run reports no change, a rule of ours
     changed or deleted by hand is put back, and a change to one service touches only that service's rules.
   - Reading is skipped while the kernel's nf_tables generation (which every C(nft) and iptables-nft transaction
     of the namespace, anyone's, moves on) is the one the last run recorded in C(/var/lib/handcni) together with
     what each backend held. A run with the same arguments then changes nothing at once, and a changed run plans
-    from that record. Any other change to the ruleset, a reboot, or iptables-legacy means a full read, as before.
+    from that record. Any other change to the ruleset, a reboot, or iptables-legacy (or an ip6tables-legacy table
+    C(nat)) means a full read, as before.
   - Each run manages the kinds it is given, O(masquerade) and/or O(services); what is ours of the other kind
     stays as it is. With neither given, both are managed (so O(state=absent) alone removes everything of ours).
-    One run given both applies them in one transaction per backend.
+    One run given both applies them in one transaction per backend (with iptables, one per family).
   - Ours found in the other backend (after switching O(backend)) is removed in the same run; with O(prune=false),
     entries found there that are not listed move over to O(backend).
   - A masquerade entry is identified by its O(masquerade[].source), a service by its O(services[].name). Entries
@@ -71,6 +77,7 @@ options:
       - Traffic from O(masquerade[].source) to a destination outside every O(masquerade[].exclude) network,
         and not leaving through O(masquerade[].out_interface_not), is masqueraded (SNAT to the address of
         the interface it leaves by).
+      - An entry is IPv4 or IPv6, its source and excludes of one family; a dual-stack node lists one of each.
       - Sources must not overlap, so each packet belongs to one entry.
       - With O(state=absent), only the sources matter; an empty list removes every entry of ours.
       - Not given, the masquerade entries of ours are left as they are (unless O(services) is not given either).
@@ -78,12 +85,15 @@ options:
     elements: dict
     suboptions:
       source:
-        description: Source network in CIDR form, usually the node's pod CIDR. V(0.0.0.0/0) means any source.
+        description:
+          - Source network in CIDR form, usually the node's pod CIDR, or its IPv6 pod prefix (such as V(fd00:10::/64)).
+          - V(0.0.0.0/0) means any IPv4 source, V(::/0) any IPv6 one.
         type: str
         required: true
       exclude:
         description:
-          - Destination networks never masqueraded, such as the cluster CIDR and the no-masquerade CIDRs.
+          - Destination networks never masqueraded, such as the cluster CIDR and the no-masquerade CIDRs, of
+            O(masquerade[].source)'s family.
           - Normalised as the kernel keeps them, sorted and with overlapping and adjacent networks merged.
         type: list
         elements: str
@@ -186,9 +196,10 @@ options:
     type: list
     elements: str
 notes:
-  - IPv4 only for now; IPv6 pod networks will use C(ip6tables) and a C(table ip6 handcni).
-  - The kernel must forward (C(net.ipv4.ip_forward=1), see M(handcni.podnet.sysctl)) for pod egress and services
-    to work. Pods on a bridge reach a service on the same bridge only with C(br_netfilter)
+  - Services are IPv4 only for now; masquerade entries may be IPv6. With O(backend=iptables), IPv6 entries need
+    C(ip6tables-save) and C(ip6tables-restore); a node without them is refused only for IPv6 entries.
+  - The kernel must forward (C(net.ipv4.ip_forward=1), for IPv6 C(net.ipv6.conf.all.forwarding=1), see
+    M(handcni.podnet.sysctl)) for pod egress and services to work. Pods on a bridge reach a service on the same bridge only with C(br_netfilter)
     (C(net.bridge.bridge-nf-call-iptables=1)), which kube-proxy needs as well, and a pod reaches itself through its
     service only with hairpin mode on its bridge port (M(handcni.podnet.veth) sets it).
   - Flushing UDP flows needs C(conntrack) (conntrack-tools); without it the module warns and the old flows stay
@@ -197,6 +208,7 @@ notes:
   - With O(backend=iptables) the rules go to the variant the node's C(iptables) is (iptables-nft or
     iptables-legacy). A node where rules of others are in the other variant is refused before any change,
     naming the first of them, because the two variants do not see each other's rules (projectcalico/calico#2322).
+    IPv6 entries go likewise to the variant the node's C(ip6tables) is, checked the same way.
 seealso:
   - module: handcni.podnet.sysctl
   - module: handcni.podnet.route
@@ -214,6 +226,17 @@ EXAMPLES = r"""
     masquerade:
       - source: 192.168.10.0/24
         exclude: [192.168.0.0/19]  # the cluster CIDR: every node's pod CIDR, not the node network
+        out_interface_not: br0
+    prune: true
+
+- name: Dual-stack egress, one IPv4 and one IPv6 entry (the IPv6 one in ip6tables' table nat)
+  handcni.podnet.nat_rule:
+    masquerade:
+      - source: 192.168.10.0/24
+        exclude: [192.168.0.0/19]
+        out_interface_not: br0
+      - source: fd00:10::/64
+        exclude: [fd00::/48]  # the IPv6 cluster prefix: every node's IPv6 pod prefix
         out_interface_not: br0
     prune: true
 
@@ -282,19 +305,23 @@ RETURN = r"""
 actions:
   description: >-
     One line per firewall transaction run, or in check mode that would be run, then one per conntrack flush.
+    With iptables, IPv6's transaction is C(ip6tables-restore)'s; with nftables, one C(nft -f) names each table.
   returned: always
   type: list
   elements: str
   sample: ["iptables-restore --noflush: table nat: add jump POSTROUTING -> HANDCNI-POSTROUTING,
             write chain HANDCNI-POSTROUTING (2 rules)",
+           "ip6tables-restore --noflush: table nat: add jump POSTROUTING -> HANDCNI-POSTROUTING,
+            write chain HANDCNI-POSTROUTING (2 rules)",
            "conntrack -D -p udp --orig-dst 11.96.10.7 --orig-port-dst 7 --reply-src 192.168.30.3 --reply-port-src 7007
             (UDP flows of service echo to removed endpoint 192.168.30.3:7007)"]
 masquerade:
-  description: The masquerade entries of ours after the run (in check mode, after a real run), normalised.
+  description: The masquerade entries of ours after the run (in check mode, after a real run), normalised, IPv4 first.
   returned: always
   type: list
   elements: dict
-  sample: [{source: 192.168.10.0/24, exclude: [192.168.0.0/19], out_interface_not: br0}]
+  sample: [{source: 192.168.10.0/24, exclude: [192.168.0.0/19], out_interface_not: br0},
+           {source: "fd00:10::/64", exclude: ["fd00::/48"], out_interface_not: br0}]
 services:
   description:
     - The services of ours after the run (in check mode, after a real run), normalised, sorted by name.
@@ -352,8 +379,8 @@ transactions:
       input: "add table ip handcni\ndelete table ip handcni\nadd table ip handcni\n..."
 diff:
   description: >-
-    Our rules per backend before and after, as canonical lines: C(iptables-save) style for iptables,
-    C(nft add ...) statements for nftables.
+    Our rules per backend before and after, as canonical lines: C(iptables-save) style for iptables (IPv6's
+    follow, each after C(ip6tables: )), C(nft add ...) statements for nftables (IPv6's name C(table ip6 handcni)).
   returned: when diff mode is on
   type: dict
   sample:
@@ -366,6 +393,12 @@ diff:
           "handcni.podnet masquerade 192.168.10.0/24" -j RETURN
         - -A HANDCNI-POSTROUTING -s 192.168.10.0/24 ! -o br0 -m comment --comment
           "handcni.podnet masquerade 192.168.10.0/24" -j MASQUERADE
+        - "ip6tables: :HANDCNI-POSTROUTING - [0:0]"
+        - "ip6tables: -A POSTROUTING -m comment --comment handcni.podnet -j HANDCNI-POSTROUTING"
+        - "ip6tables: -A HANDCNI-POSTROUTING -s fd00:10::/64 -d fd00::/48 -m comment --comment
+          \"handcni.podnet masquerade fd00:10::/64\" -j RETURN"
+        - "ip6tables: -A HANDCNI-POSTROUTING -s fd00:10::/64 ! -o br0 -m comment --comment
+          \"handcni.podnet masquerade fd00:10::/64\" -j MASQUERADE"
       nftables: []
 """
 
@@ -480,8 +513,12 @@ def main():
         else:
             have = {name: backends[name].read() for name in names}
         targets = targets_for(params, kinds, names, have)
-        plans = [backends[name].plan(have[name], targets[name], kinds) for name in names]
-        transactions = [tx for tx in plans if tx is not None]
+        plans = {name: backends[name].plans(have[name], targets[name], kinds) for name in names}
+        want = {name: plans[name][0] for name in names}
+        transactions = [tx for name in names for tx in plans[name][1]]
+        refused = backends[chosen].refused(plans[chosen][1]) if state == "present" else None
+        if refused:
+            raise ValueError(refused)
         before = firewall.merged(have[name].nat for name in names)
         held = {name: firewall.carried(targets[name], have[name].nat, kinds) for name in names}
         after = firewall.merged(held[name] for name in names)
@@ -493,7 +530,7 @@ def main():
             flushes = []
         if module._diff:  # the lines of a large set cost time: made only for a diff
             module.before = {name: have[name].lines for name in names}
-            module.after = {name: tx.after if tx else have[name].lines for name, tx in zip(names, plans)}
+            module.after = {name: (want[name] if plans[name][1] else have[name]).lines for name in names}
         module.apply([Action(tx.description, lambda tx=tx: backends[tx.backend].apply(tx)) for tx in transactions]
                      + [Action(flush.description, lambda flush=flush: flush_flows(runner, flush)) for flush in flushes])
         if params["restore"] and params["netns"] is None:
@@ -501,8 +538,7 @@ def main():
             probe = backends[chosen].probe(backends[chosen].render(targets[chosen], kinds).detail)
             module.canary["commands"] = [probe] if probe else []
         if not module.check_mode:
-            exact = all(backends[name].draw(held[name]).same((tx.want if tx else have[name]).detail)
-                        for name, tx in zip(names, plans))
+            exact = all(backends[name].draw(held[name]).same(want[name].detail) for name in names)
             # list(): an empty NatSet is false, and json writes a false list as [] whatever it holds
             # what the same run again returns: all but the services, which it was given (at 10,000 services,
             # returning them again would cost more than the rest of the run)

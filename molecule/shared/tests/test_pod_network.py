@@ -1,7 +1,7 @@
 """Same-node pod networking, proven by traffic, in whatever mode the scenario converged."""
 import json
 
-from lab import HOSTVARS, LEAF, POD_CIDRS6, ROOT, playbook
+from lab import HOSTVARS, LEAF, OUTSIDE, POD_CIDRS6, ROOT, playbook
 
 
 def test_pods_on_one_node_ping_each_other(node):
@@ -79,6 +79,7 @@ def test_verify_playbook_matrix_is_green():
     assert {cell["kind"] for cell in cells} >= {"same_node", "mtu", "egress", "cross_node",
                                                 "clusterip", "hairpin", "nodeport", "udp"}
     ipv6 = {cell["kind"] for cell in cells if cell["family"] == 6}
-    assert ipv6 == ({"same_node", "mtu", "cross_node"} if POD_CIDRS6 else set()), ipv6
+    egress6 = {"egress"} if HOSTVARS.get(OUTSIDE, {}).get("podnet_node_ip6") else set()
+    assert ipv6 == ({"same_node", "mtu", "cross_node"} | egress6 if POD_CIDRS6 else set()), ipv6
     if HOSTVARS[LEAF].get("bgp_advertise_services") and HOSTVARS[LEAF].get("cross_node_method") == "bgp":
         assert {cell["kind"] for cell in cells} >= {"bgp_service", "ecmp"}

@@ -105,7 +105,7 @@ def test_normalise_sorts_and_merges_excludes():
 @pytest.mark.parametrize("items, prefix", [
     ([{"source": "192.168.10.0/33"}], "masquerade[0].source: "),
     ([{"source": "192.168.10.1/24"}], "masquerade[0].source: "),
-    ([{"source": "fd00::/64"}], "masquerade[0].source: "),
+    ([{"source": "fd00::/64", "exclude": ["10.0.0.0/8"]}], "masquerade[0].exclude[0]: "),
     ([{"source": None}], "masquerade[0].source: "),
     ([SEED, {"source": "192.168.20.0/24", "exclude": ["10.0.0.0/8", "10.0.0.300/8"]}], "masquerade[1].exclude[1]: "),
     ([{"source": "192.168.10.0/24", "exclude": ["fd00::/8"]}], "masquerade[0].exclude[0]: "),
@@ -389,7 +389,8 @@ def test_backend_missing_tool():
     assert not nft.NftablesNat(runner).available() and ipt.IptablesNat(runner).available()
 
 
-def test_nft_read_missing_table_and_other_errors():
+def test_nft_read_missing_table_and_other_errors(monkeypatch):
+    monkeypatch.setattr(nft, "nf_table_exists", lambda netns, family, table: False)  # no table ip6 handcni
     missing = FakeTools({"nft": (1, "", "Error: No such file or directory\nlist table ip handcni\n")})
     assert nft.NftablesNat(command.Runner(missing.run_command, missing.which)).read().lines == []
     broken = FakeTools({"nft": (1, "", "Error: Operation not permitted\n")})
@@ -397,7 +398,9 @@ def test_nft_read_missing_table_and_other_errors():
         nft.NftablesNat(command.Runner(broken.run_command, broken.which)).read()
 
 
-def test_backend_apply_runs_the_planned_transaction():
+def test_backend_apply_runs_the_planned_transaction(monkeypatch):
+    monkeypatch.setattr(ipt, "legacy_tables", lambda netns, family: set())
+    monkeypatch.setattr(ipt, "nf_table_exists", lambda netns, family, table: False)  # no IPv6 table nat
     tools = FakeTools({"iptables-save": (0, FOREIGN_ONLY, "")})
     backend = ipt.IptablesNat(command.Runner(tools.run_command, tools.which, "pod"))
     tx = backend.plan(backend.read(), nat(SEED))
