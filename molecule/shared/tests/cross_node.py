@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from lab import HOSTVARS, INVENTORY, LEAF, POD_CIDRS, ROOT, SUBNETS, WORKERS, run_in, subnet_of
+from lab import HOSTVARS, INVENTORY, LEAF, POD_CIDRS, POD_CIDRS6, ROOT, SUBNETS, WORKERS, run_in, subnet_of
 
 FIRST = HOSTVARS[WORKERS[0]]
 METHOD = FIRST.get("cross_node_method", "static")
@@ -20,6 +20,10 @@ NODE_MTU = int(FIRST.get("podnet_node_mtu", 1500))
 NODE_IP = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
 CIDR = POD_CIDRS
 UNDERLAY = {w: subnet_of(w) for w in WORKERS}
+# Dual stack: the workers' IPv6 prefixes and underlay addresses, and the leaf's IPv6 address on each subnet.
+NODE_IP6 = {w: HOSTVARS[w].get("podnet_node_ip6") for w in WORKERS}
+SUBNETS6 = {ipaddress.ip_interface(s["address"]).network: str(ipaddress.ip_interface(s["address6"]).ip)
+            for s in HOSTVARS.get(LEAF, {}).get("podnet_leaf_subnets", []) if s.get("address6")}
 PROTO = "202"
 
 
@@ -32,22 +36,26 @@ def vtep_mac(node_ip: str) -> str:
     return "0e:00:" + ":".join(f"{b:02x}" for b in ipaddress.ip_address(node_ip).packed)
 
 
-def tunnel_ip(worker: str) -> str:
-    return str(ipaddress.ip_network(CIDR[worker]).network_address)
+def tunnel_ip(worker: str, version: int = 4) -> str:
+    return str(ipaddress.ip_network((CIDR if version == 4 else POD_CIDRS6)[worker]).network_address)
 
 
 def expected_routes(name: str) -> dict:
-    """{dst: (via, dev or None)} of our routes (proto 202) on a node."""
-    if name == LEAF:
-        return {CIDR[w]: (NODE_IP[w], None) for w in WORKERS} if METHOD == "static" else {}
+    """{dst: (via, dev or None)} of our routes (proto 202) on a node, of both families on a dual-stack one."""
+    families = [(CIDR, NODE_IP, SUBNETS)] + ([(POD_CIDRS6, NODE_IP6, SUBNETS6)] if POD_CIDRS6 else [])
     routes = {}
-    for peer in (w for w in WORKERS if w != name):
-        if tunnelled(name, peer):
-            routes[CIDR[peer]] = (NODE_IP[peer] if METHOD == "ipip" else tunnel_ip(peer), DEVICE)
-        elif UNDERLAY[name] == UNDERLAY[peer]:
-            routes[CIDR[peer]] = (NODE_IP[peer], None)
-        else:  # static across subnets: through the leaf
-            routes[CIDR[peer]] = (SUBNETS[UNDERLAY[name]], None)
+    for cidrs, node_ips, leaf_ips in families:
+        if name == LEAF:
+            routes.update({cidrs[w]: (node_ips[w], None) for w in WORKERS} if METHOD == "static" else {})
+            continue
+        for peer in (w for w in WORKERS if w != name):
+            if tunnelled(name, peer):
+                via = NODE_IP[peer] if METHOD == "ipip" else str(ipaddress.ip_network(cidrs[peer]).network_address)
+                routes[cidrs[peer]] = (via, DEVICE)
+            elif UNDERLAY[name] == UNDERLAY[peer]:
+                routes[cidrs[peer]] = (node_ips[peer], None)
+            else:  # static across subnets: through the leaf
+                routes[cidrs[peer]] = (leaf_ips[UNDERLAY[name]], None)
     return routes
 
 

@@ -9,7 +9,7 @@ import pytest
 from cross_node import (CIDR, DEVICE, METHOD, NODE_IP, NODE_MTU, OVERHEAD, expected_routes, fdb, forwarded,
                         inventory_without, link, matrix, neighbours, playbook_with, routes, scratch, tunnel_ip,
                         tunnelled, tx_packets, vtep_mac)
-from lab import LEAF, WORKERS, Node, playbook, run_in, sources
+from lab import LEAF, POD_CIDRS6, WORKERS, Node, playbook, run_in, sources
 
 PAIRS = list(itertools.permutations(WORKERS, 2))
 COUNT = 5
@@ -59,7 +59,8 @@ def test_the_tunnel_device_is_the_seeds(name):
     assert (data["id"], data["port"], data["local"], data["learning"]) == (100, 4789, NODE_IP[name], False)
     assert device["address"] == vtep_mac(NODE_IP[name])
     assert fdb(name) == {vtep_mac(NODE_IP[p]): NODE_IP[p] for p in peers}
-    assert neighbours(name) == {tunnel_ip(p): vtep_mac(NODE_IP[p]) for p in peers}
+    assert neighbours(name) == {address: vtep_mac(NODE_IP[p]) for p in peers
+                                for address in [tunnel_ip(p)] + ([tunnel_ip(p, 6)] if POD_CIDRS6 else [])}
 
 
 def test_the_leaf_routes_pod_cidrs_only_without_a_tunnel():
@@ -142,6 +143,8 @@ def test_a_worker_dropped_from_the_inventory_leaves_no_entry_for_it(dropped, nam
     seen = dropped["seen"][name]
     assert CIDR[GONE] not in seen, f"a route to {GONE}'s pods is left on {name}"
     assert tunnel_ip(GONE) not in seen, f"a neighbour entry for {GONE}'s VTEP is left on {name}"
+    if POD_CIDRS6:
+        assert POD_CIDRS6[GONE] not in seen and f"{tunnel_ip(GONE, 6)} " not in seen, f"IPv6 of {GONE} left on {name}"
     ours = [line for line in seen.splitlines() if DEVICE and f"dev {DEVICE}" in line]
     assert not [line for line in ours if NODE_IP[GONE] in line or vtep_mac(NODE_IP[GONE]) in line], ours
 
