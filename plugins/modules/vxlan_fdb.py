@@ -90,7 +90,7 @@ options:
             type: str
           ip6:
             description:
-              - The peer's IPv6 overlay next hop, a second neighbour entry at the same MAC (dual stack: the
+              - The peer's IPv6 overlay next hop, a second neighbour entry at the same MAC (dual stack; the
                 device carries the pods' IPv6 traffic too, over the same underlay).
             type: str
 seealso:
