@@ -3,9 +3,10 @@
 """The nftables backend of the NAT sets in _firewall.py: `nft -j` parsing, rendering, and the `nft -f`
 script. Private to this collection (what every nftables backend shares is in _nft.py).
 
-Ours is the table `ip handcni`, and for IPv6 `ip6 handcni` (the same chains and maps, in the IPv6 family). One `nft -f -` creates them, changes the chains, maps and map elements
-that differ, or deletes a table holding nothing of ours. Each kind has its chains and maps (`nft_kind`),
-its reader (`_nft_masquerade`, `_nft_services`) and its drawing (in `nft_render`, `_nft_render_services`).
+Ours is the table `ip handcni`, and for IPv6 `ip6 handcni` (the same chains and maps, in the IPv6 family).
+One `nft -f -` creates them, changes the chains, maps and map elements that differ, or deletes a table
+holding nothing of ours. Each kind has its chains and maps (`nft_kind`), its reader (`_nft_masquerade`,
+`_nft_services`) and its drawing (in `nft_render`, `_nft_render_services`).
 """
 from __future__ import annotations
 

@@ -285,8 +285,10 @@ def check_unique(services: list, field: str, listed: int) -> None:
             for value in key(service):
                 if value in seen:
                     first = seen[value]
-                    what = {"name": service.name + (" (IPv6)" if service.version == 6 else ""), "cluster_ip": f"{service.cluster_ip}:{service.port}/{service.protocol}",
-                            "node_port": f"{service.node_port}/{service.protocol}", "external_ips": value}[attribute]
+                    six = " (IPv6)" if service.version == 6 else ""
+                    what = {"name": service.name + six,
+                            "cluster_ip": f"{Endpoint(service.cluster_ip, service.port).text()}/{service.protocol}",
+                            "node_port": f"{service.node_port}/{service.protocol}{six}", "external_ips": value}[attribute]
                     if index < listed:
                         raise ValueError(f"{field}[{index}].{attribute}: {what} is also used by {field}[{first}]")
                     if first < listed:
