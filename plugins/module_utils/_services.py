@@ -276,9 +276,9 @@ _UNIQUE = {
 }
 
 
-def check_unique(services: list, field: str, listed: int) -> None:
+def check_unique(services: list, field: str, listed: int, labels: list | None = None) -> None:
     """Names, cluster IP:port and node ports must be unique. `services[:listed]` are `field`'s items, in
-    order; the rest are ours already and kept (not pruned)."""
+    order (or named by `labels`); the rest are ours already and kept (not pruned)."""
     for attribute, key in _UNIQUE.items():
         seen = {}
         for index, service in enumerate(services):
@@ -289,10 +289,11 @@ def check_unique(services: list, field: str, listed: int) -> None:
                     what = {"name": service.name + six,
                             "cluster_ip": f"{Endpoint(service.cluster_ip, service.port).text()}/{service.protocol}",
                             "node_port": f"{service.node_port}/{service.protocol}{six}", "external_ips": value}[attribute]
+                    label = (lambda at: labels[at] if labels else f"{field}[{at}]")
                     if index < listed:
-                        raise ValueError(f"{field}[{index}].{attribute}: {what} is also used by {field}[{first}]")
+                        raise ValueError(f"{label(index)}.{attribute}: {what} is also used by {label(first)}")
                     if first < listed:
-                        raise ValueError(f"{field}[{first}].{attribute}: {what} is also used by service "
+                        raise ValueError(f"{label(first)}.{attribute}: {what} is also used by service "
                                          f"{service.name}, which handcni.podnet has already (list it too, or use prune)")
                 seen[value] = index
 
