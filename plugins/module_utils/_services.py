@@ -160,7 +160,7 @@ def service_address(value, field: str, version: int | None = None) -> str:
     """A service or endpoint address, IPv4 or IPv6 (canonical); of family `version` when given."""
     if not (isinstance(value, str) and ":" in value):
         if version == 6:
-            raise ValueError(f"{field}: {value!r} is not an IPv6 address, but the service's cluster_ip is "
+            raise ValueError(f"{field}: {value!r} is not an IPv6 address, as the service's cluster_ip is "
                              "(a dual-stack service is one entry per family)")
         return ipv4_address(value, field)
     try:

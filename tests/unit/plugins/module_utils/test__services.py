@@ -53,7 +53,7 @@ def test_endpoints_sort_numerically():
     ([dict(WEB, name="x" * 64)], "services[0].name: "),
     ([dict(WEB, cluster_ip=None)], "services[0].cluster_ip: required"),
     ([dict(WEB, cluster_ip="11.96.10.300")], "services[0].cluster_ip: '11.96.10.300' is not a valid IPv4 address"),
-    ([dict(WEB, cluster_ip="fd00::1")], "services[0].endpoints[0].ip: '192.168.20.2' is not an IPv6 address, but "),
+    ([dict(WEB, cluster_ip="fd00::1")], "services[0].endpoints[0].ip: '192.168.20.2' is not an IPv6 address, as "),
     ([dict(WEB, cluster_ip="fd00::1", endpoints=[{"ip": "fd00:20::2"}], external_ips=["198.51.100.1"])],
      "services[0].external_ips[0]: '198.51.100.1' is not an IPv6 address"),
     ([dict(WEB, endpoints=[{"ip": "fd00:20::2"}])], "services[0].endpoints[0].ip: 'fd00:20::2' is an IPv6 address, but "),
