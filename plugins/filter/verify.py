@@ -8,6 +8,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils import _service_families as service_families
 from ansible_collections.handcni.podnet.plugins.module_utils._services import announced, answers_outside, external_addresses
 
 ICMP_IP_HEADER = 28  # IPv4 header + ICMP header: payload = MTU - 28
@@ -121,7 +122,7 @@ def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int, n
 # sockets (a new flow each), print each answer (fixed text).
 UDP_CLIENT = ("import socket, sys\n"
               "for _ in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):\n"
-              "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+              "    s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)\n"
               "    s.settimeout(float(sys.argv[3]))\n"
               "    s.sendto(b'probe', (sys.argv[1], int(sys.argv[2])))\n"
               "    print(s.recv(512).decode().strip())\n")
@@ -133,12 +134,12 @@ def _identities(service: dict) -> list:
     return [f"{e['node']}/{e['pod']}" for e in service.get("endpoints") or [] if e.get("node") and e.get("pod")]
 
 
-def _endpoints(service: dict, everyone: dict | None) -> list | None:
-    """A service's endpoints as flow targets {ip, port, identity?, node?}; `everyone` is {worker: [{name, ip}]}
-    (None: no flows)."""
+def _endpoints(service: dict, everyone: dict | None, key: str = "ip") -> list | None:
+    """A service's endpoints as flow targets {ip, port, identity?, node?}; `everyone` is {worker: [{name, ip, ip6?}]}
+    (None: no flows); `key` the family's address of the pods, an {ip} endpoint counting for its own family."""
     if everyone is None:
         return None
-    addresses = {(worker, pod["name"]): pod["ip"] for worker, pods in everyone.items() for pod in pods or []}
+    addresses = {(worker, pod["name"]): pod.get(key) for worker, pods in everyone.items() for pod in pods or []}
     default = service.get("target_port") or service["port"]
     targets = []
     for endpoint in service.get("endpoints") or []:
@@ -146,7 +147,7 @@ def _endpoints(service: dict, everyone: dict | None) -> list | None:
         if endpoint.get("node") and (endpoint["node"], endpoint.get("pod")) in addresses:
             targets.append({"ip": addresses[endpoint["node"], endpoint["pod"]], "port": port, "node": endpoint["node"],
                             "identity": f"{endpoint['node']}/{endpoint['pod']}"})
-        elif endpoint.get("ip"):
+        elif endpoint.get("ip") and (":" in endpoint["ip"]) == (key == "ip6"):
             targets.append({"ip": endpoint["ip"], "port": port})
     return targets
 
@@ -176,7 +177,24 @@ def _request(service: dict, target: str, port, prefix: list, tries: int = 1) -> 
     """argv asking the service at target:port once (or `tries` times), run after `prefix`."""
     if (service.get("protocol") or "tcp") == "udp":
         return prefix + ["python3", "-c", UDP_CLIENT, target, str(port), "3"] + ([str(tries)] if tries > 1 else [])
-    return prefix + ["curl", "-sS", "--max-time", "3"] + [f"http://{target}:{port}/"] * tries
+    return prefix + ["curl", "-sS", "--max-time", "3"] + [f"http://{_host_port(target, port)}/"] * tries
+
+
+def _host_port(address: str, port) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _sides(services: list, dual_stack: bool) -> list:
+    """(the service's entry of each family it has on the cluster, its pods' address key, its cell marker)."""
+    out = []
+    for index, service in enumerate(services or []):
+        try:
+            sides = service_families.families(service, dual_stack, f"podnet_services[{index}]")
+        except ValueError as err:
+            raise AnsibleFilterError(str(err)) from None
+        out += [(service_families.entry(service, version, ip), "ip6" if version == 6 else "ip",
+                 {"family": 6} if version == 6 else {}) for version, ip in sides]
+    return out
 
 
 def quick(argv: list, seconds: int = 1) -> list:
@@ -194,59 +212,67 @@ def _answered(kind: str, source: str, service: dict, target: str, argv: list, **
     return {"kind": kind, "from": source, "to": f"{service['name']} {target}", "argv": argv, **expect}
 
 
-def service_probes(services: list, node: str, node_ip: str, pods: list, everyone: dict | None = None) -> list:
+def service_probes(services: list, node: str, node_ip: str, pods: list, everyone: dict | None = None,
+                   dual_stack: bool = False, node_ip6: str | None = None) -> list:
     """Probes of every service from one worker (seed 004 labs 4 and 5): the cluster IP from a pod that is
     not one of its endpoints and from the node (kinds clusterip, udp), the node port on the node's own
     address (nodeport), and every endpoint pod of this node reaching itself through its service (hairpin).
-    `everyone` ({worker: pods}) gives each probe its flow for the policy judge."""
+    `everyone` ({worker: pods}) gives each probe its flow for the policy judge. A service's IPv6 side (dual stack)
+    is probed the same way over IPv6 (cells marked family 6), its node port on the node's `node_ip6`."""
     probes = []
-    addresses = {pod["name"]: pod["ip"] for pod in pods or []}
-    for service in services or []:
+    for service, key, family in _sides(services, dual_stack):
+        node_address = node_ip if key == "ip" else node_ip6
+        addresses = {pod["name"]: pod.get(key) for pod in pods or []}
         identities = _identities(service)
-        targets = _endpoints(service, everyone)
-        expect = {"expect_one_of": identities} if identities else {}
+        targets = _endpoints(service, everyone, key)
+        expect = {"expect_one_of": identities, **family} if identities else dict(family)
         kind = "udp" if (service.get("protocol") or "tcp") == "udp" else "clusterip"
-        cluster = f"{service['cluster_ip']}:{service['port']}"
+        cluster = _host_port(service["cluster_ip"], service["port"])
         mine = [e["pod"] for e in service.get("endpoints") or [] if e.get("node") == node]
         client = next((pod["name"] for pod in pods or [] if pod["name"] not in mine), None)
         if client:
             probes.append(_answered(kind, f"{node}/{client}", service, cluster, _request(
                 service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", client]), **expect,
                 **_service_flow(service, [addresses[client]], targets)))
-        probes.append(_answered(kind, node, service, cluster,
-                                _request(service, service["cluster_ip"], service["port"], []), **expect,
-                                **_service_flow(service, [node_ip], targets)))
-        if service.get("node_port") and answers_outside(service, node):
-            local = _from_outside(service, targets, node_ip, {node: node_ip}, [node])
-            probes.append(_answered("nodeport", node, service, f"{node_ip}:{service['node_port']}",
-                                    _request(service, node_ip, service["node_port"], []), **expect,
-                                    **_service_flow(service, [node_ip], local)))
+        if node_address:
+            probes.append(_answered(kind, node, service, cluster,
+                                    _request(service, service["cluster_ip"], service["port"], []), **expect,
+                                    **_service_flow(service, [node_address], targets)))
+        if service.get("node_port") and answers_outside(service, node) and node_address:
+            local = _from_outside(service, targets, node_address, {node: node_address}, [node])
+            probes.append(_answered("nodeport", node, service, _host_port(node_address, service["node_port"]),
+                                    _request(service, node_address, service["node_port"], []), **expect,
+                                    **_service_flow(service, [node_address], local)))
         if kind == "clusterip":
             for pod in mine:
                 probes.append(_answered("hairpin", f"{node}/{pod}", service, cluster, _request(
                     service, service["cluster_ip"], service["port"], ["ip", "netns", "exec", pod], HAIRPIN_TRIES),
-                    expect_line=f"{node}/{pod}", **_service_flow(service, [addresses[pod]], targets)))
+                    expect_line=f"{node}/{pod}", **family, **_service_flow(service, [addresses[pod]], targets)))
     return probes
 
 
 def nodeport_probes(services: list, source: str, nodes: dict, everyone: dict | None = None,
-                    source_ip: str | None = None) -> list:
+                    source_ip: str | None = None, nodes6: dict | None = None, source_ip6: str | None = None) -> list:
     """From a host outside the cluster (address `source_ip`) to every service's node port on every worker
-    ({worker: address})."""
+    ({worker: address}); a service's IPv6 side (dual stack: `nodes6` given) on every worker's IPv6 address
+    ({worker: podnet_node_ip6}, from `source_ip6`), its cells marked family 6."""
     probes = []
-    for service in services or []:
+    for service, key, family in _sides(services, nodes6 is not None):
         if not service.get("node_port"):
             continue
         identities = _identities(service)
-        targets = _endpoints(service, everyone)
-        for worker, address in sorted(nodes.items()):
+        targets = _endpoints(service, everyone, key)
+        addresses, client = (nodes, source_ip) if key == "ip" else ({w: a for w, a in nodes6.items() if a}, source_ip6)
+        if key == "ip6" and not client:
+            continue  # the host outside has no IPv6 address
+        for worker, address in sorted(addresses.items()):
             if not answers_outside(service, worker):
                 continue
-            probes.append(_answered("nodeport", source, service, f"{worker} {address}:{service['node_port']}",
+            probes.append(_answered("nodeport", source, service, f"{worker} {_host_port(address, service['node_port'])}",
                                     _request(service, address, service["node_port"], []),
-                                    **({"expect_one_of": identities} if identities else {}),
-                                    **_service_flow(service, [source_ip],
-                                                    _from_outside(service, targets, source_ip, nodes, [worker]))))
+                                    **({"expect_one_of": identities} if identities else {}), **family,
+                                    **_service_flow(service, [client],
+                                                    _from_outside(service, targets, client, addresses, [worker]))))
     return probes
 
 

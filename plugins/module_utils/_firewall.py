@@ -13,8 +13,8 @@ _iptables.py (chains HANDCNI-* in table nat, one `iptables-restore --noflush`, a
 `ip6tables-restore --noflush`) and _nftables.py (the tables `ip handcni` and `ip6 handcni`, one `nft -f -`).
 Both run their tools through _command.Runner.
 
-The kernel keeps tables per family, so a NAT backend's state is `Families`: IPv4's (masquerade and the
-services) and IPv6's (masquerade so far), each drawn from its part of the NatSet (`NatSet.family`).
+The kernel keeps tables per family, so a NAT backend's state is `Families`: IPv4's and IPv6's (masquerade
+and services, a dual-stack service being one entry per family), each drawn from its part of the NatSet (`NatSet.family`).
 
 A run manages some kinds (those it is given); what is ours of the other kinds is carried
 over untouched. Each backend reads what is ours into `Owned`: canonical text lines (what
@@ -86,9 +86,11 @@ class NatSet(NamedTuple):
         return bool(self.masquerade or self.services)
 
     def family(self, version: int) -> "NatSet":
-        """The part of this set that goes in one family's tables: the services are IPv4 only so far."""
-        masquerade = tuple(entry for entry in self.masquerade if entry.version == version)
-        return self._replace(masquerade=masquerade) if version == 4 else NatSet(masquerade)
+        """The part of this set that goes in one family's tables (a dual-stack service is an entry in each)."""
+        return NatSet(tuple(entry for entry in self.masquerade if entry.version == version),
+                      tuple(service for service in self.services if service.version == version),
+                      tuple(address for address in self.node_addresses if (":" in address) == (version == 6)),
+                      tuple(cidr for cidr in self.cluster_cidrs if (":" in cidr) == (version == 6)))
 
     def public(self, with_services: bool = True) -> dict:
         """As a module returns it; without the services themselves (their count) unless `with_services`."""
@@ -128,11 +130,11 @@ def merged(sets) -> NatSet:
         for entry in nat.masquerade:
             masquerade.setdefault(entry.source, entry)
         for service in nat.services:
-            services.setdefault(service.name, service)
+            services.setdefault(service.key, service)
         addresses = addresses or (nat.node_addresses if nat.services else ())
         cidrs = cidrs or (nat.cluster_cidrs if nat.services else ())
     return NatSet(tuple(sorted(masquerade.values(), key=source_order)),
-                  tuple(sorted(services.values(), key=lambda s: s.name)), addresses, cidrs)
+                  tuple(sorted(services.values(), key=svc.service_order)), addresses, cidrs)
 
 
 def carried(target: NatSet, have: NatSet, kinds) -> NatSet:
@@ -140,13 +142,6 @@ def carried(target: NatSet, have: NatSet, kinds) -> NatSet:
     services = target if "services" in kinds else have
     return NatSet(target.masquerade if "masquerade" in kinds else have.masquerade,
                   services.services, services.node_addresses, services.cluster_cidrs)
-
-
-def _ipv4_network(value, field: str) -> ipaddress.IPv4Network:
-    net = ipaddress.ip_network(validate.network(value, field))
-    if net.version != 4:
-        raise ValueError(f"{field}: {value!r} is not an IPv4 network (IPv6 is not supported yet)")
-    return net
 
 
 def _family_network(value, field: str, source) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -159,8 +154,10 @@ def _family_network(value, field: str, source) -> ipaddress.IPv4Network | ipaddr
 
 
 def collapse(networks) -> tuple:
-    """Networks as the kernel keeps an interval set: overlaps and neighbours merged, sorted."""
-    return tuple(str(n) for n in ipaddress.collapse_addresses(networks))
+    """Networks as the kernel keeps an interval set: overlaps and neighbours merged, sorted (IPv4's, then IPv6's)."""
+    networks = list(networks)
+    return tuple(str(n) for version in (4, 6)
+                 for n in ipaddress.collapse_addresses(net for net in networks if net.version == version))
 
 
 def firewall_ifname(value, field: str) -> str:
@@ -189,9 +186,13 @@ def normalise_masquerade(item: dict, field: str) -> Masquerade:
     )
 
 
-def normalise_cidrs(values, field: str = "cluster_cidrs") -> tuple:
-    """IPv4 networks as the kernel keeps an interval set (see collapse)."""
-    return collapse(_ipv4_network(value, f"{field}[{index}]") for index, value in enumerate(values or []))
+def normalise_cidrs(values, field: str = "cluster_cidrs", ipv6: bool = True) -> tuple:
+    """Networks as the kernel keeps an interval set (see collapse), of either family unless not `ipv6`."""
+    nets = [ipaddress.ip_network(validate.network(value, f"{field}[{index}]")) for index, value in enumerate(values or [])]
+    for index, net in enumerate(nets):
+        if net.version == 6 and not ipv6:
+            raise ValueError(f"{field}[{index}]: {values[index]!r} is not an IPv4 network (IPv6 is not supported yet)")
+    return collapse(nets)
 
 
 def source_order(entry: Masquerade) -> tuple:
@@ -447,22 +448,31 @@ def chain_parts(verb: str, names: list, rules: dict | None = None) -> list:
 # --- reading addresses back ------------------------------------------------------
 
 def address(text: str) -> str:
-    """An IPv4 address as the tools print it (canonical dotted quad); ValueError otherwise. Cheaper than
-    ipaddress for the thousands a large service set has."""
+    """An address as the tools print it: IPv4's canonical dotted quad (checked without ipaddress's cost, for the
+    thousands a large service set has) or IPv6's canonical form; ValueError otherwise."""
+    if ":" in text:
+        return str(ipaddress.IPv6Address(text))
     if not svc.DOTTED_QUAD.fullmatch(text):
         raise ValueError(text)
     return text
 
 
 def host(value: str) -> str:
-    """'11.96.10.3/32' or '11.96.10.3' as the address; ValueError for a wider network."""
+    """'11.96.10.3/32', 'fd00::1/128' or the address alone as the address; ValueError for a wider network."""
     text, dummy, length = value.partition("/")
-    if length not in ("", "32"):
+    if length not in ("", "128" if ":" in text else "32"):
         raise ValueError(value)
     return address(text)
 
 
+def host_network(ip: str) -> str:
+    """An address as a host network: '11.96.10.3/32', 'fd00::1/128'."""
+    return f"{ip}/128" if ":" in ip else f"{ip}/32"
+
+
 def endpoint_from(text: str) -> svc.Endpoint:
-    """'192.168.10.3:80' as an Endpoint; ValueError otherwise."""
+    """'192.168.10.3:80' or '[fd00:10::3]:80' as an Endpoint; ValueError otherwise."""
     ip, dummy, port = text.rpartition(":")
+    if ip.startswith("[") and ip.endswith("]"):
+        ip = ip[1:-1]
     return svc.Endpoint(address(ip), int(port))

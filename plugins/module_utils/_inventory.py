@@ -19,6 +19,7 @@ from ansible.module_utils.common.validation import check_type_dict, check_type_l
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from . import _policy as policy_model
+from . import _service_families as service_families
 from . import _services as services_model
 from . import _dual_stack as dual_stack
 from . import _topology as topology
@@ -42,6 +43,9 @@ _SERVICE = {
     "external_ips": {"type": "list", "elements": "str", "default": []}, "load_balancer_ip": {"type": "str"},
     "external_traffic_policy": {"type": "str", "choices": list(services_model.POLICIES), "default": "Cluster"},
     "endpoints": {"type": "list", "elements": "dict", "options": _ENDPOINT, "default": []},
+    "cluster_ips": {"type": "list", "elements": "str"},
+    "ip_families": {"type": "list", "elements": "str"},
+    "ip_family_policy": {"type": "str", "choices": list(service_families.POLICIES)},
 }
 
 # The inventory's own variables, as argument-spec options (README's inventory reference lists them all).
@@ -74,6 +78,7 @@ FIELDS = {
     "podnet_service_cidr": {"type": "str", "description": "where cluster IPs lie (Kubernetes' "
                                                           "--service-cluster-ip-range); bgp_advertise_services "
                                                           "announces it"},
+    "podnet_service_cidr6": {"type": "str", "description": "where IPv6 cluster IPs lie (dual stack)"},
     "podnet_service_node_port_range": {"type": "str", "default": NODE_PORT_RANGE,
                                        "description": "where node ports may lie (Kubernetes' --service-node-port-range)"},
     "podnet_firewall_backend": {"type": "str", "choices": ["iptables", "nftables"], "default": "iptables",
@@ -245,7 +250,7 @@ def problems(hostvars: dict, groups: dict, options: dict) -> list:
     nodes = _node_addresses(values, workers + [h for h in groups.get("external", []) if h in values], workers, subnets,
                             found)
     cidrs = _pod_cidrs(values, workers, subnets, nodes, found)
-    dual_stack.check(values, workers, leaves, found)
+    cidrs6 = dual_stack.check(values, workers, leaves, found)
     for host in workers:
         if host in cidrs:
             _pods(host, values[host], cidrs[host], found)
@@ -253,7 +258,7 @@ def problems(hostvars: dict, groups: dict, options: dict) -> list:
         if values[host].get("cross_node_route_protocol") == POD_ROUTE_PROTOCOL:
             found.add(host, f"cross_node_route_protocol: {POD_ROUTE_PROTOCOL} is pod_network's own")
     if workers:
-        _services(values, workers, cidrs, nodes, subnets, found)
+        _services(values, workers, cidrs, nodes, subnets, found, cidrs6)
         _policies(values, workers, found)
     _router_ids(values, workers + leaves, found)
     _announcements(values, workers, options, found)
@@ -442,7 +447,8 @@ def _node_port_range(hv: dict, found: Problems) -> tuple:
         return port_range(NODE_PORT_RANGE)
 
 
-def _services(values: dict, workers: list, cidrs: dict, nodes: dict, subnets: dict, found: Problems) -> None:
+def _services(values: dict, workers: list, cidrs: dict, nodes: dict, subnets: dict, found: Problems,
+              cidrs6: dict | None = None) -> None:
     """The services of every worker (usually one list for all, from group_vars; its problems then name no
     host): each valid, none on a pod range or a node's address, no ClusterIP+port or node port twice, node
     ports in range, every endpoint naming a pod that exists."""
@@ -451,11 +457,11 @@ def _services(values: dict, workers: list, cidrs: dict, nodes: dict, subnets: di
         holders.setdefault(repr(values[host].get("podnet_services") or []), []).append(host)
     for hosts in holders.values():
         for host in hosts if len(holders) > 1 else [None]:
-            _service_list(values[hosts[0]], host, values, workers, cidrs, nodes, subnets, found)
+            _service_list(values[hosts[0]], host, values, workers, cidrs, nodes, subnets, found, cidrs6 or {})
 
 
 def _service_list(hv: dict, host: str | None, values: dict, workers: list, cidrs: dict, nodes: dict, subnets: dict,
-                  found: Problems) -> None:
+                  found: Problems, cidrs6: dict) -> None:
     low, high = _node_port_range(hv, found)
     service_cidr = None
     if hv.get("podnet_service_cidr") is not None:
@@ -466,39 +472,66 @@ def _service_list(hv: dict, host: str | None, values: dict, workers: list, cidrs
         for worker, cidr in cidrs.items() if service_cidr else ():
             if service_cidr.overlaps(cidr):
                 found.add(host, f"podnet_service_cidr: {service_cidr} overlaps {worker}'s pod CIDR {cidr}")
+    service_cidr6 = _service_cidr6(hv, host, found)
     clusters = [ipaddress.ip_network(c) for c in {values[w].get("podnet_cluster_cidr") for w in workers} - {None}
                 if _is_network(c)]
     pods = {w: {p["name"] for p in values[w].get("podnet_pods") or []} for w in workers}
-    valid = []
+    valid, valid6, fields6 = [], [], []
     for index, service in enumerate(hv.get("podnet_services") or []):
         field = f"podnet_services[{index}]"
-        try:
-            model = services_model.normalise_service(dict(service, endpoints=[]), field)
+        try:  # a dual-stack service is checked side by side, each as nat_rule takes it
+            sides = service_families.families(service, bool(hv.get("podnet_dual_stack")), field)
+            models = [(services_model.normalise_service(dict(service_families.entry(service, version, ip), endpoints=[]),
+                                                        field), ip) for version, ip in sides]
         except ValueError as err:
             found.add(host, str(err))
             continue
-        valid.append(model)
-        ranges = [(f"{w}'s pod CIDR {c}", c) for w, c in cidrs.items()] + \
+        for problem in service_families.foreign_addresses(service, field):
+            found.add(host, problem)
+        ranges = [(f"{w}'s pod CIDR {c}", c) for w, c in list(cidrs.items()) + list(cidrs6.items())] + \
                  [(f"podnet_cluster_cidr {c}", c) for c in clusters] + \
                  [(f"the underlay subnet {i.network}", i.network) for i in subnets]
-        for key, value in [("cluster_ip", model.cluster_ip)] + services_model.external_addresses(service):
-            ip = ipaddress.ip_address(value)
-            where = next((name for name, net in ranges if ip in net), None)
-            if ip in nodes:
-                found.add(host, f"{field}.{key}: {ip} is the address of {nodes[ip]}")
-            elif where:
-                found.add(host, f"{field}.{key}: {ip} is inside {where}")
-        if service_cidr and ipaddress.ip_address(model.cluster_ip) not in service_cidr:
-            found.add(host, f"{field}.cluster_ip: {model.cluster_ip} is outside podnet_service_cidr {service_cidr}")
-        if model.node_port is not None and not low <= model.node_port <= high:
-            found.add(host, f"{field}.node_port: {model.node_port} is outside the node-port range {low}-{high} "
+        for model, given in models:
+            cluster_key = "cluster_ip" if not service.get("cluster_ips") else f"cluster_ips[{service['cluster_ips'].index(given)}]"
+            (valid6 if model.version == 6 else valid).append(model)
+            fields6 += [field] if model.version == 6 else []
+            for key, value in [(cluster_key, model.cluster_ip)] + services_model.external_addresses(
+                    service_families.entry(service, model.version, given)):
+                ip = ipaddress.ip_address(value)
+                where = next((name for name, net in ranges if ip in net), None)
+                if ip in nodes:
+                    found.add(host, f"{field}.{key}: {ip} is the address of {nodes[ip]}")
+                elif where:
+                    found.add(host, f"{field}.{key}: {ip} is inside {where}")
+            within, name = (service_cidr6, "podnet_service_cidr6") if model.version == 6 else (service_cidr, "podnet_service_cidr")
+            if within and ipaddress.ip_address(model.cluster_ip) not in within:
+                found.add(host, f"{field}.{cluster_key}: {model.cluster_ip} is outside {name} {within}")
+        node_port = models[0][0].node_port if models else None
+        if node_port is not None and not low <= node_port <= high:
+            found.add(host, f"{field}.node_port: {node_port} is outside the node-port range {low}-{high} "
                             "(podnet_service_node_port_range)")
         for number, endpoint in enumerate(service.get("endpoints") or []):
             _endpoint(endpoint, f"{field}.endpoints[{number}]", pods, host, found)
+    for listed, labels in ((valid, None), (valid6, fields6)):
+        try:
+            services_model.check_unique(listed, "podnet_services", len(listed), labels)
+        except ValueError as err:
+            found.add(host, str(err))
+
+
+def _service_cidr6(hv: dict, host: str | None, found: Problems):
+    """podnet_service_cidr6: an IPv6 network, or None."""
+    value = hv.get("podnet_service_cidr6")
+    if value is None:
+        return None
     try:
-        services_model.check_unique(valid, "podnet_services", len(valid))
-    except ValueError as err:
-        found.add(host, str(err))
+        net = ipaddress.ip_network(value)
+    except (TypeError, ValueError):
+        net = None
+    if net is None or net.version != 6:
+        found.add(host, f"podnet_service_cidr6: {value!r} is not a valid IPv6 network")
+        return None
+    return net
 
 
 def _endpoint(endpoint: dict, field: str, pods: dict, host: str | None, found: Problems) -> None:
@@ -512,7 +545,7 @@ def _endpoint(endpoint: dict, field: str, pods: dict, host: str | None, found: P
             found.add(host, f"{field}.pod: {endpoint.get('pod')!r} is not a pod of {endpoint['node']}")
         return
     try:
-        services_model.ipv4_address(endpoint.get("ip"), f"{field}.ip")
+        services_model.service_address(endpoint.get("ip"), f"{field}.ip")
     except ValueError as err:
         found.add(host, str(err) if endpoint.get("ip") is not None else f"{field}: needs {{node, pod}} or {{ip}}")
 

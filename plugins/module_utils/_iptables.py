@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from . import _services as svc
 from ._firewall import (NODEPORTS_COMMENT, OUTSIDE_COMMENT, SERVICES_MASQ_COMMENT, Backend, Families, NatSet, Owned,
-                        Transaction, chain_changes, chain_parts, collapse, draw_families, endpoint_from, host, masquerade_from,
+                        Transaction, chain_changes, chain_parts, collapse, draw_families, endpoint_from, host, host_network, masquerade_from,
                         masquerade_source, merge_families, merge_kinds, source_order)
 from ._netlink import OWNER, legacy_tables, nf_table_exists
 
@@ -40,7 +40,7 @@ IPT_EXT = "HANDCNI-EXT-"                     # one per service with a node port 
 IPT_SVL = "HANDCNI-SVL-"                     # one per Local service with endpoints here: pick one of them
 IPT_SEP = "HANDCNI-SEP-"                     # one per endpoint: hairpin mark, DNAT
 IPT_MARK = f"{svc.MASQUERADE_MARK:#x}/{svc.MASQUERADE_MARK:#x}"
-_IPT_BARE = re.compile(r"^[A-Za-z0-9_.:/=@%,+!-]+$")
+_IPT_BARE = re.compile(r"^[A-Za-z0-9_.:/=@%,+!\[\]-]+$")  # [fd00::1]:80 as ip6tables-save prints it
 
 
 # --- iptables-save text -------------------------------------------------------
@@ -324,7 +324,7 @@ def _ipt_render_services(nat: NatSet, chains: dict, jumps: list) -> None:
         comment = _ipt_comment(service.comment)
         match = ("-p", service.protocol) + comment + ("-m", service.protocol)
         chain = IPT_SVC + svc.service_hash(service)
-        dispatch.append(("-A", IPT_SERVICES, "-d", f"{service.cluster_ip}/32") + match
+        dispatch.append(("-A", IPT_SERVICES, "-d", host_network(service.cluster_ip)) + match
                         + ("--dport", str(service.port), "-j", chain))
         outside = [("-A", chain) + comment + ("-j", IPT_OUTSIDE)] if nat.cluster_cidrs and service.endpoints else []
         chains[chain] = outside + _ipt_pick(service, service.endpoints, chain, chains)
@@ -341,14 +341,14 @@ def _ipt_render_services(nat: NatSet, chains: dict, jumps: list) -> None:
         if entry and service.node_port:
             nodeports.append(("-A", IPT_NODEPORTS) + match + ("--dport", str(service.node_port), "-j", entry))
         if entry:
-            dispatch += [("-A", IPT_SERVICES, "-d", f"{external}/32") + match + ("--dport", str(service.port), "-j", entry)
+            dispatch += [("-A", IPT_SERVICES, "-d", host_network(external)) + match + ("--dport", str(service.port), "-j", entry)
                          for external in service.external]
     if nat.cluster_cidrs:
         chains[IPT_OUTSIDE] = [("-A", IPT_OUTSIDE) + _ipt_addr("-s", cidr) + _ipt_comment(OUTSIDE_COMMENT)
                                + ("-j", "RETURN") for cidr in nat.cluster_cidrs] + \
             [("-A", IPT_OUTSIDE) + _ipt_comment(OUTSIDE_COMMENT) + mark]
     if nodeports and nat.node_addresses:
-        dispatch += [("-A", IPT_SERVICES, "-d", f"{node}/32") + _ipt_comment(NODEPORTS_COMMENT)
+        dispatch += [("-A", IPT_SERVICES, "-d", host_network(node)) + _ipt_comment(NODEPORTS_COMMENT)
                      + ("-j", IPT_NODEPORTS) for node in nat.node_addresses]
         chains[IPT_NODEPORTS] = nodeports
     chains[IPT_SERVICES] = dispatch
@@ -368,7 +368,7 @@ def _ipt_pick(service: svc.Service, endpoints: tuple, chain: str, chains: dict) 
         chance = ("-m", "statistic", "--mode", "random", "--probability",
                   ipt_probability(count - index)) if index < count - 1 else ()
         rules.append(("-A", chain) + comment + chance + ("-j", sep))
-        chains[sep] = [("-A", sep, "-s", f"{endpoint.ip}/32") + comment + ("-j", "MARK", "--set-xmark", IPT_MARK),
+        chains[sep] = [("-A", sep, "-s", host_network(endpoint.ip)) + comment + ("-j", "MARK", "--set-xmark", IPT_MARK),
                        ("-A", sep, "-p", service.protocol) + comment + ("-m", service.protocol)
                        + ("-j", "DNAT", "--to-destination", endpoint.text())]
     return rules
@@ -552,11 +552,12 @@ class IptablesNat(Iptables):
 
     def refused(self, transactions: list) -> str | None:
         """Writing IPv6 entries needs ip6tables, whose variant must not have others' rules in the other one either."""
-        six = [entry for tx in transactions if tx.family == 6 for entry in tx.want.nat.masquerade]
+        six = [f"masquerade entry {entry.source}" for tx in transactions if tx.family == 6 for entry in tx.want.nat.masquerade]
+        six += [f"service {service.name}" for tx in transactions if tx.family == 6 for service in tx.want.nat.services]
         if not six:
             return None
         if not self.six.available():
-            return (f"backend: iptables writes the IPv6 masquerade entry {six[0].source} with "
+            return (f"backend: iptables writes the IPv6 {six[0]} with "
                     f"{' and '.join(self.six.tools)}, which are not on the node; install them or choose the nftables backend")
         return self.six.mixed()
 
@@ -580,9 +581,10 @@ class IptablesNat(Iptables):
     def parse(text: str, text6: str | None = None) -> Owned:
         """Our part of `iptables-save -t nat` and `ip6tables-save -t nat` output (None: no IPv6 table nat)."""
         four, six = parse_iptables_save(text), parse_iptables_save(text6 or "")
-        services, addresses, cidrs = ipt_services(four)
+        (services, addresses, cidrs), (services6, addresses6, cidrs6) = ipt_services(four), ipt_services(six)
         masquerade = sorted(ipt_masquerade(four) + ipt_masquerade(six, 6), key=source_order)
-        return Owned(NatSet(tuple(masquerade), tuple(services), addresses, cidrs), Families(four, six, IPT6_LABEL))
+        return Owned(NatSet(tuple(masquerade), tuple(sorted(services + services6, key=svc.service_order)),
+                            addresses + addresses6, cidrs + cidrs6), Families(four, six, IPT6_LABEL))
 
     draw = staticmethod(draw_families(lambda nat, version: ipt_render(nat), IPT6_LABEL))
     merge = staticmethod(merge_families(ipt_merge))

@@ -25,7 +25,7 @@ class _Unrecognised(Exception):
 
 NFT_ADDRESS_FIELDS = {("ip", "saddr"), ("ip", "daddr"), ("ip6", "saddr"), ("ip6", "daddr")}
 # The keys our vmaps look up, as nft -j prints them and as we write them.
-NFT_KEYS = {("payload", "ip", "daddr"): "ip daddr", ("meta", "l4proto"): "meta l4proto",
+NFT_KEYS = {("payload", "ip", "daddr"): "ip daddr", ("payload", "ip6", "daddr"): "ip6 daddr", ("meta", "l4proto"): "meta l4proto",
             ("payload", "th", "dport"): "th dport"}
 
 
@@ -151,7 +151,7 @@ def nft_term(expr: dict) -> Term:
             return Term("set mark", f"meta mark set meta mark | 0x{bits[1]:08x}", None, bits[1])
         raise _Unrecognised(expr)
     if kind == "dnat" and isinstance(value, dict) and set(value) <= {"addr", "port", "family"} \
-            and value.get("family", "ip") == "ip" \
+            and value.get("family", "ip") in ("ip", "ip6") \
             and isinstance(value.get("addr"), str) and isinstance(value.get("port"), int):
         endpoint = svc.Endpoint(address(value["addr"]), value["port"])
         return Term("dnat", f"dnat to {endpoint.text()}", None, endpoint)

@@ -3,10 +3,10 @@
 """The nftables backend of the NAT sets in _firewall.py: `nft -j` parsing, rendering, and the `nft -f`
 script. Private to this collection (what every nftables backend shares is in _nft.py).
 
-Ours is the table `ip handcni`, and for IPv6 `ip6 handcni` (the same chains, in the IPv6 family; only
-masquerade so far, services later). One `nft -f -` creates them, changes the chains, maps and map elements
-that differ, or deletes a table holding nothing of ours. Each kind has its chains and maps (`nft_kind`),
-its reader (`_nft_masquerade`, `_nft_services`) and its drawing (in `nft_render`, `_nft_render_services`).
+Ours is the table `ip handcni`, and for IPv6 `ip6 handcni` (the same chains and maps, in the IPv6 family).
+One `nft -f -` creates them, changes the chains, maps and map elements that differ, or deletes a table
+holding nothing of ours. Each kind has its chains and maps (`nft_kind`), its reader (`_nft_masquerade`,
+`_nft_services`) and its drawing (in `nft_render`, `_nft_render_services`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from . import _services as svc
 from ._firewall import (NODEPORTS_COMMENT, SERVICES_COMMENT, SERVICES_MASQ_COMMENT, Families, Masquerade, NatSet, Owned,
-                        chain_changes, chain_parts, collapse, draw_families, host, masquerade_from, masquerade_source,
+                        chain_changes, chain_parts, collapse, draw_families, host, host_network, masquerade_from, masquerade_source,
                         merge_families, merge_kinds, plural, source_order)
 from ._netlink import OWNER, nf_table_exists
 # _policy_rules.py takes the shared ones from here too
@@ -25,6 +25,7 @@ from ._nft import (NftChain, NftMap, Nftables, _Unrecognised, nft_addresses, nft
 
 NFT_FAMILY = "ip"
 NFT_FAMILIES = {4: NFT_FAMILY, 6: "ip6"}
+NFT_ADDRESS_TYPES = {"ip": "ipv4_addr", "ip6": "ipv6_addr"}
 NFT_TABLE = "handcni"
 NFT_DSTNAT = -100  # priority `dstnat` of a nat chain on the prerouting (and output) hook
 NFT_SRCNAT = 100   # priority `srcnat` of a nat chain on the postrouting hook
@@ -82,9 +83,10 @@ def _nft_masquerade(comment: str | None, terms: list, version: int) -> Masquerad
     return masquerade_from(source, exclude, oif, version)
 
 
-def _nft_services(maps: dict, rules: dict) -> tuple:
-    """(services, node addresses, cluster CIDRs) read back from our maps and chains ({chain: [terms of each rule]})."""
-    found, external, cidrs = {}, {}, []
+def _nft_services(maps: dict, rules: dict, version: int = 4) -> tuple:
+    """(services, node addresses, cluster CIDRs) read back from our maps and chains ({chain: [terms of each rule]})
+    of family `version`'s table."""
+    found, external, cidrs, family = {}, {}, [], NFT_FAMILIES[version]
     ips = maps.get(NFT_SERVICE_IPS)
     for key, verdict in sorted(ips.elements.items()) if ips else []:
         parts, target = key.split(" . "), verdict.partition(" ")[2]
@@ -100,7 +102,7 @@ def _nft_services(maps: dict, rules: dict) -> tuple:
             external.setdefault(name, set()).add(address)
             continue
         for terms in rules.get(target, [])[:1]:
-            cidrs += [net for t in terms if t.kind == "ip saddr" and t.op == "!=" for net in nft_networks(t.value)]
+            cidrs += [net for t in terms if t.kind == f"{family} saddr" and t.op == "!=" for net in nft_networks(t.value)]
         local = f"local-{name}"
         found.setdefault(name, svc.Service(name, address, port, parts[1], None, _nft_endpoints(rules, target),
                                            local=_nft_endpoints(rules, local) if local in rules else None))
@@ -117,7 +119,7 @@ def _nft_services(maps: dict, rules: dict) -> tuple:
     for terms in rules.get("services", []):
         if any(t.kind == "vmap" and t.value == NFT_SERVICE_NODEPORTS for t in terms):
             for term in terms:
-                if term.kind == "ip daddr" and term.op == "==":
+                if term.kind == f"{family} daddr" and term.op == "==":
                     addresses.update(str(a) for net in nft_networks(term.value) for a in net)
     return [found[name] for name in sorted(found)], tuple(sorted(addresses, key=svc.ip_key)), collapse(cidrs)
 
@@ -155,14 +157,14 @@ def parse_nft_json(text: str | None, version: int = 4) -> tuple:
         entry = _nft_masquerade(comment, terms, version)
         if entry:
             entries.append(entry)
-    services, addresses, cidrs = _nft_services(maps, terms_of)
+    services, addresses, cidrs = _nft_services(maps, terms_of, version)
     nat = NatSet(tuple(sorted(entries, key=source_order)), tuple(services), addresses, cidrs)
     return NftState(exists, chains, unrecognised, maps, family), nat
 
 
 # --- drawing each kind --------------------------------------------------------
 
-def _nft_render_services(nat: NatSet, chains: dict, maps: dict) -> None:
+def _nft_render_services(nat: NatSet, chains: dict, maps: dict, family: str = NFT_FAMILY) -> None:
     """kube-proxy's nftables layout: a verdict map from cluster IP . protocol . port to the service's
     chain, which picks an endpoint chain with numgen; node ports through a second map on the node's
     addresses, via a chain that marks for masquerade; endpoint chains mark hairpin traffic and DNAT."""
@@ -171,9 +173,9 @@ def _nft_render_services(nat: NatSet, chains: dict, maps: dict) -> None:
     for service in sorted(nat.services, key=lambda s: s.name):
         chain = f"service-{service.name}"
         ips[f"{service.cluster_ip} . {service.protocol} . {service.port}"] = f"goto {chain}"
-        outside = [nft_rule_text([f"ip saddr != {nft_addresses(nat.cluster_cidrs)}", mark], service.comment)] \
+        outside = [nft_rule_text([f"{family} saddr != {nft_addresses(nat.cluster_cidrs)}", mark], service.comment)] \
             if nat.cluster_cidrs and service.endpoints else []
-        chains[chain] = NftChain("", outside + _nft_pick(service, service.endpoints, chains, mark))
+        chains[chain] = NftChain("", outside + _nft_pick(service, service.endpoints, chains, mark, family))
         # Node ports and external addresses: Cluster marks for masquerade, then the service; Local goes to
         # this node's endpoints, unmarked (the client's address is kept), and is not answered without one.
         if service.local is None:
@@ -184,16 +186,16 @@ def _nft_render_services(nat: NatSet, chains: dict, maps: dict) -> None:
         else:
             entry = f"local-{service.name}" if service.local else None
             if entry:
-                chains[entry] = NftChain("", _nft_pick(service, service.local, chains, mark))
+                chains[entry] = NftChain("", _nft_pick(service, service.local, chains, mark, family))
         if entry and service.node_port:
             nodeports[f"{service.protocol} . {service.node_port}"] = f"goto {entry}"
         for external in service.external if entry else ():
             ips[f"{external} . {service.protocol} . {service.port}"] = f"goto {entry}"
-    dispatch = [nft_rule_text([f"ip daddr . meta l4proto . th dport vmap @{NFT_SERVICE_IPS}"], SERVICES_COMMENT)]
-    maps[NFT_SERVICE_IPS] = NftMap("ipv4_addr . inet_proto . inet_service : verdict", ips)
+    dispatch = [nft_rule_text([f"{family} daddr . meta l4proto . th dport vmap @{NFT_SERVICE_IPS}"], SERVICES_COMMENT)]
+    maps[NFT_SERVICE_IPS] = NftMap(f"{NFT_ADDRESS_TYPES[family]} . inet_proto . inet_service : verdict", ips)
     if nodeports and nat.node_addresses:
-        addresses = nft_addresses(f"{node}/32" for node in nat.node_addresses)
-        dispatch.append(nft_rule_text([f"ip daddr {addresses}", f"meta l4proto . th dport vmap @{NFT_SERVICE_NODEPORTS}"],
+        addresses = nft_addresses(host_network(node) for node in nat.node_addresses)
+        dispatch.append(nft_rule_text([f"{family} daddr {addresses}", f"meta l4proto . th dport vmap @{NFT_SERVICE_NODEPORTS}"],
                                       NODEPORTS_COMMENT))
         maps[NFT_SERVICE_NODEPORTS] = NftMap("inet_proto . inet_service : verdict", nodeports)
     chains["services"] = NftChain("", dispatch)
@@ -205,7 +207,7 @@ def _nft_render_services(nat: NatSet, chains: dict, maps: dict) -> None:
         [nft_rule_text([f"meta mark & {NFT_MARK} == {NFT_MARK}", "masquerade"], SERVICES_MASQ_COMMENT)])
 
 
-def _nft_pick(service: svc.Service, endpoints: tuple, chains: dict, mark: str) -> list:
+def _nft_pick(service: svc.Service, endpoints: tuple, chains: dict, mark: str, family: str = NFT_FAMILY) -> list:
     """The rules of a chain choosing one of `endpoints` at random, each an endpoint chain, which is drawn into
     `chains`: it marks hairpin traffic for masquerade and DNATs. Of N endpoints the k-th (from 0) is taken
     when a fresh `numgen random mod N-k` is 0, the last one otherwise: 1/N each, as iptables' statistic
@@ -213,10 +215,11 @@ def _nft_pick(service: svc.Service, endpoints: tuple, chains: dict, mark: str) -
     down with the square of their number (10,000 services: 29 s of `nft -f` for those rules alone)."""
     targets = []
     for endpoint in endpoints:
-        target = f"endpoint-{service.name}-{endpoint.ip}-{endpoint.port}"
+        # an IPv6 address's ':' cannot be in a chain name: '.' instead
+        target = f"endpoint-{service.name}-{endpoint.ip.replace(':', '.')}-{endpoint.port}"
         targets.append(target)
         chains[target] = NftChain("", [
-            nft_rule_text([f"ip saddr {endpoint.ip}", mark], service.comment),
+            nft_rule_text([f"{family} saddr {endpoint.ip}", mark], service.comment),
             nft_rule_text([f"meta l4proto {service.protocol}", f"dnat to {endpoint.text()}"], service.comment)])
     count = len(targets)
     return [nft_rule_text(([f"numgen random mod {count - index} 0"] if index < count - 1 else []) + [f"goto {target}"],
@@ -243,7 +246,7 @@ def nft_render(nat: NatSet, version: int = 4) -> NftState:
             rules.append(nft_rule_text(texts, entry.comment))
         chains["postrouting"] = NftChain(f"type nat hook postrouting priority {NFT_SRCNAT}; policy accept;", rules)
     if nat.services:
-        _nft_render_services(nat, chains, maps)
+        _nft_render_services(nat, chains, maps, family)
     return NftState(True, chains, [], maps, family)
 
 
@@ -365,7 +368,10 @@ class NftablesNat(Nftables):
     def parse(text: str | None, text6: str | None = None) -> Owned:
         """Our tables from `nft -j list table` output of each family (None: that table does not exist)."""
         (four, nat), (six, nat6) = parse_nft_json(text, 4), parse_nft_json(text6, 6)
-        return Owned(nat._replace(masquerade=nat.masquerade + nat6.masquerade), Families(four, six))
+        return Owned(NatSet(nat.masquerade + nat6.masquerade,
+                            tuple(sorted(nat.services + nat6.services, key=svc.service_order)),
+                            nat.node_addresses + nat6.node_addresses, nat.cluster_cidrs + nat6.cluster_cidrs),
+                     Families(four, six))
 
     draw = staticmethod(draw_families(nft_render))
     merge = staticmethod(merge_families(nft_merge))

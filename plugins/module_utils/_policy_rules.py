@@ -151,7 +151,7 @@ def _ports(items, field: str) -> tuple | None:
 def _peers(items, field: str) -> tuple | None:
     if items is None:
         return None
-    peers = firewall.normalise_cidrs(validate.items(items, field), field)
+    peers = firewall.normalise_cidrs(validate.items(items, field), field, ipv6=False)
     return None if peers == ("0.0.0.0/0",) else peers  # every IPv4 address: no match needed
 
 

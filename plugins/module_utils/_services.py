@@ -53,7 +53,7 @@ class Endpoint(NamedTuple):
     port: int
 
     def text(self) -> str:
-        return f"{self.ip}:{self.port}"
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
     def public(self) -> dict:
         return {"ip": self.ip, "port": self.port}
@@ -74,6 +74,17 @@ class Service(NamedTuple):
     def comment(self) -> str:
         return f"{SERVICE_COMMENT} {self.name}"
 
+    @property
+    def version(self) -> int:
+        """The entry's family (its cluster IP's; its endpoints and external addresses are of the same): a
+        dual-stack Service is two entries of one name, one per family."""
+        return 6 if ":" in self.cluster_ip else 4
+
+    @property
+    def key(self) -> tuple:
+        """What identifies an entry: its name and family."""
+        return self.name, self.version
+
     def public(self) -> dict:
         return {"name": self.name, "cluster_ip": self.cluster_ip, "port": self.port, "protocol": self.protocol,
                 "node_port": self.node_port, "endpoints": [e.public() for e in self.endpoints],
@@ -83,7 +94,10 @@ class Service(NamedTuple):
 
 
 def ip_key(address: str) -> tuple:
-    """Sort key of an IPv4 address in dotted quad form, numerically (cheap: thousands are sorted per run)."""
+    """Sort key of an address, numerically: IPv4 in dotted quad form (cheap: thousands are sorted per run),
+    then IPv6."""
+    if ":" in address:
+        return 256, int(ipaddress.IPv6Address(address))
     return tuple(int(part) for part in address.split("."))
 
 
@@ -142,6 +156,25 @@ def ipv4_address(value, field: str) -> str:
     return str(address)
 
 
+def service_address(value, field: str, version: int | None = None) -> str:
+    """A service or endpoint address, IPv4 or IPv6 (canonical); of family `version` when given."""
+    if not (isinstance(value, str) and ":" in value):
+        if version == 6:
+            raise ValueError(f"{field}: {value!r} is not an IPv6 address, as the service's cluster_ip is "
+                             "(a dual-stack service is one entry per family)")
+        return ipv4_address(value, field)
+    try:
+        address = ipaddress.IPv6Address(value)
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not a valid IP address") from None
+    if version == 4:
+        raise ValueError(f"{field}: {value!r} is an IPv6 address, but the service's cluster_ip is IPv4 "
+                         "(a dual-stack service is one entry per family)")
+    if address.is_unspecified or address.is_multicast:
+        raise ValueError(f"{field}: {value!r} cannot be a service or endpoint address")
+    return str(address)
+
+
 def service_name(value, field: str) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValueError(f"{field}: {value!r} is not a valid service name "
@@ -184,7 +217,8 @@ def normalise_service(item: dict, field: str) -> Service:
     name = service_name(item.get("name"), f"{field}.name")
     if item.get("cluster_ip") is None:
         raise ValueError(f"{field}.cluster_ip: required for service {name}")
-    cluster_ip = ipv4_address(item.get("cluster_ip"), f"{field}.cluster_ip")
+    cluster_ip = service_address(item.get("cluster_ip"), f"{field}.cluster_ip")
+    version = 6 if ":" in cluster_ip else 4
     if item.get("port") is None:
         raise ValueError(f"{field}.port: required for service {name}")
     port = _port(item.get("port"), f"{field}.port")
@@ -201,7 +235,7 @@ def normalise_service(item: dict, field: str) -> Service:
     external = []
     for key, value in external_addresses(item):
         where = f"{field}.{key}"
-        ip = ipv4_address(value, where)
+        ip = service_address(value, where, version)
         if ip == cluster_ip or ip in external:
             raise ValueError(f"{where}: {ip} is listed twice for service {name}")
         external.append(ip)
@@ -214,7 +248,7 @@ def normalise_service(item: dict, field: str) -> Service:
         if not isinstance(endpoint, dict):
             raise ValueError(f"{where}: {endpoint!r} is not a dict with ip and port")
         _known(endpoint, SERVICE_SPEC["endpoints"]["options"], where)
-        ip = ipv4_address(endpoint.get("ip"), f"{where}.ip")
+        ip = service_address(endpoint.get("ip"), f"{where}.ip", version)
         eport = target_port if endpoint.get("port") is None else _port(endpoint.get("port"), f"{where}.port")
         entry = Endpoint(ip, eport)
         if entry in seen:
@@ -235,28 +269,31 @@ def normalise_service(item: dict, field: str) -> Service:
 # What must be unique among services: the name, the cluster IP and port, the node port, each external address
 # (one service's: it is announced, and answered, for that service).
 _UNIQUE = {
-    "name": lambda s: [s.name],
+    "name": lambda s: [s.key],
     "cluster_ip": lambda s: [(s.cluster_ip, s.protocol, s.port)],
-    "node_port": lambda s: [(s.protocol, s.node_port)] if s.node_port else [],
+    "node_port": lambda s: [(s.version, s.protocol, s.node_port)] if s.node_port else [],  # a dual-stack one: each family
     "external_ips": lambda s: list(s.external),
 }
 
 
-def check_unique(services: list, field: str, listed: int) -> None:
+def check_unique(services: list, field: str, listed: int, labels: list | None = None) -> None:
     """Names, cluster IP:port and node ports must be unique. `services[:listed]` are `field`'s items, in
-    order; the rest are ours already and kept (not pruned)."""
+    order (or named by `labels`); the rest are ours already and kept (not pruned)."""
     for attribute, key in _UNIQUE.items():
         seen = {}
         for index, service in enumerate(services):
             for value in key(service):
                 if value in seen:
                     first = seen[value]
-                    what = {"name": service.name, "cluster_ip": f"{service.cluster_ip}:{service.port}/{service.protocol}",
-                            "node_port": f"{service.node_port}/{service.protocol}", "external_ips": value}[attribute]
+                    six = " (IPv6)" if service.version == 6 else ""
+                    what = {"name": service.name + six,
+                            "cluster_ip": f"{Endpoint(service.cluster_ip, service.port).text()}/{service.protocol}",
+                            "node_port": f"{service.node_port}/{service.protocol}{six}", "external_ips": value}[attribute]
+                    label = (lambda at: labels[at] if labels else f"{field}[{at}]")
                     if index < listed:
-                        raise ValueError(f"{field}[{index}].{attribute}: {what} is also used by {field}[{first}]")
+                        raise ValueError(f"{label(index)}.{attribute}: {what} is also used by {label(first)}")
                     if first < listed:
-                        raise ValueError(f"{field}[{first}].{attribute}: {what} is also used by service "
+                        raise ValueError(f"{label(first)}.{attribute}: {what} is also used by service "
                                          f"{service.name}, which handcni.podnet has already (list it too, or use prune)")
                 seen[value] = index
 
@@ -283,7 +320,7 @@ def normalise_services(items, field: str = "services", state: str = "present") -
 
 
 def normalise_addresses(values, field: str = "node_addresses") -> tuple:
-    addresses = [ipv4_address(value, f"{field}[{index}]") for index, value in enumerate(values or [])]
+    addresses = [service_address(value, f"{field}[{index}]") for index, value in enumerate(values or [])]
     for index, address in enumerate(addresses):
         if address in addresses[:index]:
             raise ValueError(f"{field}[{index}]: {address} is listed twice")
@@ -297,24 +334,30 @@ def wanted(listed: list, have: list, state: str, prune: bool, field: str = "serv
     absent: ours minus the listed names; with none listed, nothing."""
     names = {s.name for s in listed}
     if state == "absent":
-        return tuple(sorted((s for s in have if s.name not in names), key=lambda s: s.name)) if listed else ()
+        return tuple(sorted((s for s in have if s.name not in names), key=service_order)) if listed else ()
     kept = [] if prune else [s for s in have if s.name not in names]
     seen, unique = set(), []
     for service in kept:
-        if service.name not in seen:
-            seen.add(service.name)
+        if service.key not in seen:
+            seen.add(service.key)
             unique.append(service)
     check_unique(list(listed) + unique, field, len(listed))
-    return tuple(sorted(list(listed) + unique, key=lambda s: s.name))
+    return tuple(sorted(list(listed) + unique, key=service_order))
+
+
+def service_order(service: Service) -> tuple:
+    """Services by name, a dual-stack one's IPv4 entry first."""
+    return service.key
 
 
 def check_node_addresses(services, addresses: tuple) -> None:
-    if addresses:
-        return
+    """A node port needs node addresses of its service's family."""
+    versions = {6 if ":" in address else 4 for address in addresses}
     for service in services:
-        if service.node_port:
+        if service.node_port and service.version not in versions:
+            which = "IPv6 addresses" if service.version == 6 else "own addresses"
             raise ValueError(f"node_addresses: service {service.name} has node_port {service.node_port}, "
-                             "so the node's own addresses are needed (the addresses node ports listen on)")
+                             f"so the node's {which} are needed (the addresses node ports listen on)")
 
 
 # --- conntrack ------------------------------------------------------------------------
@@ -329,35 +372,40 @@ class Flush(NamedTuple):
         return f"{' '.join(self.argv)} ({self.reason})"
 
 
+def _delete(service: Service) -> list:
+    """conntrack -D of the service's family (IPv4's is the default)."""
+    return ["conntrack", "-D"] + (["-f", "ipv6"] if service.version == 6 else []) + ["-p", "udp"]
+
+
 def _flush_to_endpoint(service: Service, endpoint: Endpoint, why: str) -> list:
     reply = ["--reply-src", endpoint.ip, "--reply-port-src", str(endpoint.port)]
-    flushes = [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", service.cluster_ip,
+    flushes = [Flush([*_delete(service), "--orig-dst", service.cluster_ip,
                       "--orig-port-dst", str(service.port), *reply],
                      f"UDP flows of service {service.name} to {why} endpoint {endpoint.text()}")]
-    flushes += [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", external, "--orig-port-dst", str(service.port),
+    flushes += [Flush([*_delete(service), "--orig-dst", external, "--orig-port-dst", str(service.port),
                        *reply], f"UDP flows to {external} of service {service.name} to {why} endpoint {endpoint.text()}")
                 for external in service.external]
     if service.node_port:
-        flushes.append(Flush(["conntrack", "-D", "-p", "udp", "--orig-port-dst", str(service.node_port), *reply],
+        flushes.append(Flush([*_delete(service), "--orig-port-dst", str(service.node_port), *reply],
                              f"UDP flows to node port {service.node_port} of service {service.name} "
                              f"to {why} endpoint {endpoint.text()}"))
     return flushes
 
 
 def _flush_unnatted(service: Service, addresses: tuple) -> list:
-    flushes = [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", service.cluster_ip,
+    flushes = [Flush([*_delete(service), "--orig-dst", service.cluster_ip,
                       "--orig-port-dst", str(service.port)],
                      f"UDP flows to {service.cluster_ip}:{service.port} from before service {service.name} "
                      "had endpoints")]
-    flushes += [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", external, "--orig-port-dst", str(service.port)],
+    flushes += [Flush([*_delete(service), "--orig-dst", external, "--orig-port-dst", str(service.port)],
                       f"UDP flows to {external}:{service.port} from before service {service.name} had endpoints")
                 for external in service.external]
     if service.node_port:
-        flushes += [Flush(["conntrack", "-D", "-p", "udp", "--orig-dst", address,
+        flushes += [Flush([*_delete(service), "--orig-dst", address,
                            "--orig-port-dst", str(service.node_port)],
                           f"UDP flows to {address}:{service.node_port} from before service {service.name} "
                           "had endpoints")
-                    for address in addresses]
+                    for address in addresses if (":" in address) == (service.version == 6)]
     return flushes
 
 
@@ -372,8 +420,8 @@ def conntrack_flushes(before, after, addresses: tuple = ()) -> list:
     keeps talking to an endpoint removed from its service. Flows to a service address that had no
     endpoints were never translated and would never be: they are flushed too. TCP is left alone:
     established connections finish where they are."""
-    old = {s.name: s for s in before if s.protocol == "udp"}
-    new = {s.name: s for s in after if s.protocol == "udp"}
+    old = {s.key: s for s in before if s.protocol == "udp"}
+    new = {s.key: s for s in after if s.protocol == "udp"}
     flushes = []
     for name in sorted(set(old) | set(new)):
         was, now = old.get(name), new.get(name)

@@ -108,7 +108,7 @@ options:
       - Services to translate, kube-proxy style, on this node. Every node of a cluster gets the same list.
       - With O(state=absent), only the names matter; an empty list removes every service of ours.
       - Not given, the services of ours are left as they are (unless O(masquerade) is not given either).
-      - Names, cluster IP and port (per protocol), and node ports (per protocol) must be unique.
+      - Names, cluster IP and port (per protocol), and node ports (per protocol) must be unique within a family.
     type: list
     elements: dict
     suboptions:
@@ -119,7 +119,10 @@ options:
         type: str
         required: true
       cluster_ip:
-        description: The service's virtual IPv4 address, such as seed lab 4's V(11.96.10.3). Required with O(state=present).
+        description:
+          - The service's virtual address, such as seed lab 4's V(11.96.10.3), IPv4 or IPv6. Required with O(state=present).
+          - An entry is of one family, its endpoints and external addresses of the same. A dual-stack Service is two
+            entries of the same name, one per family (as the services role expands it); its node port is the same.
         type: str
       port:
         description: The service's port on O(services[].cluster_ip). Required with O(state=present).
@@ -169,7 +172,7 @@ options:
         default: []
         suboptions:
           ip:
-            description: The endpoint's IPv4 address, usually a pod's.
+            description: The endpoint's address, usually a pod's, of O(services[].cluster_ip)'s family.
             type: str
             required: true
           port:
@@ -181,8 +184,8 @@ options:
             default: false
   node_addresses:
     description:
-      - The node's own addresses, where node ports are reachable (kube-proxy's C(--nodeport-addresses)). Needed
-        when a service has a node port.
+      - The node's own addresses, where node ports are reachable (kube-proxy's C(--nodeport-addresses)), of either
+        family: an IPv6 service's node port listens on the IPv6 ones. Needed when a service of that family has a node port.
       - Not given, the addresses of ours in place are kept. Given alone (without O(services)), they replace those
         addresses and the services of ours stay as they are.
     type: list
@@ -196,8 +199,9 @@ options:
     type: list
     elements: str
 notes:
-  - Services are IPv4 only for now; masquerade entries may be IPv6. With O(backend=iptables), IPv6 entries need
-    C(ip6tables-save) and C(ip6tables-restore); a node without them is refused only for IPv6 entries.
+  - IPv6 services and masquerade entries go in ip6tables' table C(nat) or the nftables table C(ip6 handcni), with the
+    same chains as IPv4's. With O(backend=iptables), IPv6 entries need C(ip6tables-save) and C(ip6tables-restore); a
+    node without them is refused only for IPv6 entries. UDP flows of IPv6 services are flushed with C(conntrack -f ipv6).
   - The kernel must forward (C(net.ipv4.ip_forward=1), for IPv6 C(net.ipv6.conf.all.forwarding=1), see
     M(handcni.podnet.sysctl)) for pod egress and services to work. Pods on a bridge reach a service on the same bridge only with C(br_netfilter)
     (C(net.bridge.bridge-nf-call-iptables=1)), which kube-proxy needs as well, and a pod reaches itself through its

@@ -1,6 +1,7 @@
 """handcni.podnet.nat_rule's services (kube-proxy style DNAT, seed 004 labs 4 and 5) through Ansible on a
 throwaway lab: leaf03 and worker1, with two pods on a bridge made by hand (netns1 192.168.10.1, netns3
-192.168.10.3) running servers that answer with their own name."""
+192.168.10.3) running servers that answer with their own name; for the IPv6 services (dual stack) the pods get
+fd00:10::1 and fd00:10::3 and servers on them, the node fd00:210::21 and the leaf fd00:210::254."""
 from __future__ import annotations
 
 import os
@@ -50,12 +51,16 @@ SETUP = [
 # Remove ours by hand (not through the module under test), whatever a failed test left.
 RESET = r"""
 nft delete table ip handcni 2>/dev/null
-iptables-save -t nat | grep -e '-j HANDCNI-' | grep -v '^-A HANDCNI-' | sed 's/^-A /-D /' |
-  while read -r rule; do eval "iptables -t nat $rule"; done
-for option in -F -X; do
-  for chain in $(iptables-save -t nat | sed -n 's/^:\(HANDCNI-[^ ]*\).*/\1/p'); do iptables -t nat $option "$chain"; done
+nft delete table ip6 handcni 2>/dev/null
+for tool in iptables ip6tables; do
+  $tool-save -t nat | grep -e '-j HANDCNI-' | grep -v '^-A HANDCNI-' | sed 's/^-A /-D /' |
+    while read -r rule; do eval "$tool -t nat $rule"; done
+  for option in -F -X; do
+    for chain in $($tool-save -t nat | sed -n 's/^:\(HANDCNI-[^ ]*\).*/\1/p'); do $tool -t nat $option "$chain"; done
+  done
 done
 conntrack -F 2>/dev/null
+conntrack -F -f ipv6 2>/dev/null
 true
 """
 
@@ -283,17 +288,19 @@ def test_nftables_drift_change_absent(r):
 # --- traffic ----------------------------------------------------------------------------------
 
 UDP_ASK = ("import socket, sys\n"
-           "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "six = ':' in sys.argv[1]\n"
+           "s = socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_DGRAM)\n"
            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-           "s.bind(('0.0.0.0', int(sys.argv[3])))\n"
+           "s.bind(('::' if six else '0.0.0.0', int(sys.argv[3])))\n"
            "s.settimeout(5)\n"
            "s.sendto(b'hi', (sys.argv[1], int(sys.argv[2])))\n"
            "print(s.recv(100).decode().strip())\n")
 
 
 def curl(url: str, pod: str | None = None, times: int = 1) -> str:
-    """A command asking an HTTP service `times` times (a new connection each time)."""
-    return (f"ip netns exec {pod} " if pod else "") + "curl -sS --max-time 5 " + " ".join([url] * times)
+    """A command asking an HTTP service `times` times (a new connection each time); over IPv6 for an [address]."""
+    return (f"ip netns exec {pod} " if pod else "") + "curl -sS --max-time 5 " + ("-6 " if "[" in url else "") + \
+        " ".join([url] * times)
 
 
 def answers(result: dict) -> set:
@@ -410,3 +417,104 @@ def test_external_addresses_keep_the_client_address_only_with_local_policy(clean
         assert seen("11.96.10.8", NODE, "netns3") == "192.168.10.3"  # ... and from a pod: not masqueraded
     finally:
         lab.sh("sh", "-c", f'kill "$(cat {pidfile})"', check=False)
+
+
+# --- IPv6 services (dual stack) -------------------------------------------------------------------
+
+NODE_IP6, LEAF_IP6 = "fd00:210::21", "fd00:210::254"
+IDENTITY6 = {"fd00:10::1": "netns1", "fd00:10::3": "netns3"}
+WEB6 = dict(WEB, cluster_ip="fd00:96::3", endpoints=[{"ip": ip} for ip in IDENTITY6])
+ECHO6 = dict(ECHO, cluster_ip="fd00:96::7", endpoints=[{"ip": ip, "port": 7007} for ip in IDENTITY6])
+DUAL = {"services": [WEB, WEB6, ECHO, ECHO6], "node_addresses": [NODE_IP, NODE_IP6],
+        "cluster_cidrs": ["192.168.10.0/24", "fd00:10::/64"], "prune": True}
+SETUP6 = [
+    (NODE, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]),
+    (NODE, ["ip", "address", "replace", f"{NODE_IP6}/64", "dev", "eth0", "nodad"]),
+    (NODE, ["ip", "address", "replace", "fd00:10::fe/64", "dev", "br0", "nodad"]),
+    *[(NODE, argv) for ip, pod in IDENTITY6.items() for argv in (
+        ["ip", "-n", pod, "address", "replace", f"{ip}/64", "dev", "eth0", "nodad"],
+        ["ip", "-n", pod, "-6", "route", "replace", "default", "via", "fd00:10::fe"])],
+    ("leaf03", ["ip", "address", "replace", f"{LEAF_IP6}/64", "dev", "vlan210", "nodad"]),
+    (NODE, ["ip", "-6", "route", "replace", "default", "via", LEAF_IP6]),  # the node's route to the cluster IPs, as a lab's
+]
+
+
+def ipv6_rules(name: str) -> dict:
+    return raw(name, "ip6tables-save -t nat | grep HANDCNI; echo ---; nft list table ip6 handcni 2>/dev/null; true")
+
+
+def ipv4_rules(name: str) -> dict:
+    return raw(name, "iptables-save -t nat | grep HANDCNI; echo ---; nft list table ip handcni 2>/dev/null; true")
+
+
+@pytest.fixture
+def servers6(clean):
+    """The pods' IPv6 addresses, and servers on them (HTTP on port 80, UDP echo on 7007) stopped by their PIDs."""
+    lab = clean
+    for node, argv in SETUP6:
+        lab.sh(*argv, node=node)
+    processes = []
+    try:
+        for ip, pod in IDENTITY6.items():
+            www = lab.workdir / f"www6-{pod}"
+            www.mkdir(exist_ok=True)
+            (www / "index.html").write_text(f"{pod}\n")
+            for argv in (["python3", "-m", "http.server", "--bind", ip, "--directory", str(www), "80"],
+                         ["python3", str(PODSERVER), "udp", "--bind", ip, "--port", "7007", "--identity", pod]):
+                processes.append(subprocess.Popen(lab.enter(NODE) + ["ip", "netns", "exec", pod] + argv,
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            lab.sh("ip", "netns", "exec", pod, "sh", "-c",
+                   f"for i in $(seq 600); do ss -Htln 'src [{ip}]:80' | grep -q . && ss -Huln 'src [{ip}]:7007' "
+                   "| grep -q . && exit 0; sleep 0.1; done; exit 1")
+        yield lab
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_ipv6_services_by_traffic(servers6, backend):
+    """A dual-stack Service is an entry per family: the IPv6 one's cluster IP from a pod and from the node, its
+    node port on the node's IPv6 address (from the node and from the leaf), hairpin, UDP and its conntrack flush;
+    again: no change; back to IPv4 only: no IPv6 rule of ours is left, the IPv4 ones as they were."""
+    lab = servers6
+    ask = lab.workdir / "ask.py"
+    ask.write_text(UDP_ASK)
+    port = 40000 + uuid.uuid4().int % 20000
+    udp = f"ip netns exec netns1 python3 {ask} fd00:96::7 7 {port}"
+    dual, ipv4 = dict(DUAL, backend=backend), dict(ARGS, backend=backend, cluster_cidrs=["192.168.10.0/24"])
+    r = lab.play(nat("ipv4 only", ipv4), ipv4_rules("ipv4 rules"), nat("dual stack", dual), nat("dual stack again", dual),
+                 ipv6_rules("ipv6 rules"), ipv4_rules("ipv4 rules, dual stack"),
+                 raw("from a pod", curl("http://[fd00:96::3]:8080/", "netns1", 20)),
+                 raw("from the node", curl("http://[fd00:96::3]:8080/", None, 20)),
+                 raw("node port", curl(f"http://[{NODE_IP6}]:32080/", None, 10)),
+                 raw("hairpin", curl("http://[fd00:96::3]:8080/", "netns3", 20)),
+                 raw("udp", udp))
+    assert changed(r["dual stack"]) and not changed(r["dual stack again"]), r["dual stack again"].get("actions")
+    six = r["dual stack"]["actions"]
+    # one transaction of the IPv6 side alone, then the flushes of UDP flows from before echo's IPv6 side had endpoints
+    assert six[0].split(":")[0] == ("ip6tables-restore --noflush" if backend == "iptables" else "nft -f")
+    assert six[1:] and all(a.startswith("conntrack -D -f ipv6 -p udp --orig-dst fd00:") for a in six[1:]), six
+    rules = r["ipv6 rules"]["stdout"]
+    assert "fd00:96::3" in rules and ("[fd00:10::1]:80" in rules)
+    # the IPv4 side is what the IPv4-only run made, rule for rule
+    assert sorted(r["ipv4 rules, dual stack"]["stdout"].splitlines()) == sorted(r["ipv4 rules"]["stdout"].splitlines())
+    assert "HANDCNI-SERVICES" in r["ipv4 rules"]["stdout"] or "service-ips" in r["ipv4 rules"]["stdout"]
+    assert answers(r["from a pod"]) == {"netns1", "netns3"} and answers(r["from the node"]) == {"netns1", "netns3"}
+    assert r["node port"]["rc"] == 0 and answers(r["node port"]) <= {"netns1", "netns3"}
+    assert "netns3" in answers(r["hairpin"])
+    first = r["udp"]["stdout"].strip()
+    assert first in ("netns1", "netns3"), r["udp"]
+    leaf = lab.sh("curl", "-sS", "-6", "--max-time", "5", *[f"http://[{NODE_IP6}]:32080/"] * 10, node="leaf03", check=False)
+    assert leaf.returncode == 0 and set(leaf.stdout.split()) <= {"netns1", "netns3"}, leaf.stderr
+    # the UDP flow's endpoint removed: its flows flushed (conntrack -f ipv6), the same flow moves to the other one
+    gone = next(ip for ip, pod in IDENTITY6.items() if pod == first)
+    fewer = dict(dual, services=[WEB, WEB6, ECHO, dict(ECHO6, endpoints=[e for e in ECHO6["endpoints"] if e["ip"] != gone])])
+    r = lab.play(nat("fewer", fewer), raw("udp, same flow", udp), nat("ipv4 only again", ipv4), ipv6_rules("after"),
+                 nat("ipv4 only, again", ipv4))
+    assert any(a.startswith("conntrack -D -f ipv6 -p udp") and f"--reply-src {gone}" in a for a in r["fewer"]["actions"])
+    assert r["udp, same flow"]["stdout"].strip() not in ("", first), r["udp, same flow"]
+    assert changed(r["ipv4 only again"]) and not changed(r["ipv4 only, again"])
+    assert r["after"]["stdout"].split() == ["---"], r["after"]["stdout"]  # no IPv6 rule or table of ours left

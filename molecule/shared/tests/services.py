@@ -2,9 +2,10 @@
 from lab import HOSTVARS, OUTSIDE, WORKERS, playbook, recap, run_in  # noqa: F401  (re-exported for the tests)
 
 UDP_ASK = ("import socket, sys\n"
-           "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "six = ':' in sys.argv[1]\n"
+           "s = socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_DGRAM)\n"
            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-           "s.bind(('0.0.0.0', int(sys.argv[3])))\n"
+           "s.bind(('::' if six else '0.0.0.0', int(sys.argv[3])))\n"
            "s.settimeout(5)\n"
            "s.sendto(b'hi', (sys.argv[1], int(sys.argv[2])))\n"
            "print(s.recv(100).decode().strip())\n")
@@ -35,6 +36,13 @@ def identities(service: dict) -> set:
 
 def node_ip(node: str) -> str:
     return HOSTVARS[node]["podnet_node_ip"]
+
+
+def cluster_ip6(service: dict) -> str | None:
+    """A dual-stack service's IPv6 cluster IP on a dual-stack lab (None: the service or the lab has no IPv6 side)."""
+    if not HOSTVARS[WORKERS[0]].get("podnet_dual_stack") or "IPv6" not in (service.get("ip_families") or []):
+        return None
+    return next((ip for ip in service.get("cluster_ips") or [] if ":" in ip), None)
 
 
 def http(node: str, url: str, times: int = 1, pod: str | None = None) -> list:

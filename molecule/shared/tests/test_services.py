@@ -5,7 +5,8 @@ import json
 import random
 
 import pytest
-from services import HOSTVARS, OUTSIDE, WORKERS, client, first, http, identities, node_ip, ours, playbook, recap, udp
+from services import (HOSTVARS, OUTSIDE, WORKERS, client, cluster_ip6, first, http, identities, node_ip, ours, playbook, recap,
+                      udp)
 
 WEB, ECHO = first("tcp"), first("udp")  # the seed's web and echo
 WEB_URL = f"http://{WEB['cluster_ip']}:{WEB['port']}/"
@@ -50,6 +51,34 @@ def test_udp_service_from_a_pod_from_the_node_and_from_outside():
     assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT, pod=CLIENT_POD) in identities(ECHO)
     assert udp(CLIENT, ECHO["cluster_ip"], ECHO["port"], SOURCE_PORT + 1) in identities(ECHO)
     assert udp(OUTSIDE, node_ip(WORKERS[2]), ECHO["node_port"], SOURCE_PORT) in identities(ECHO)
+
+
+# --- over IPv6 (a dual-stack lab: web and echo have an IPv6 side) --------------------------------
+
+WEB6, ECHO6 = cluster_ip6(WEB), cluster_ip6(ECHO)
+ipv6 = pytest.mark.skipif(not (WEB6 and ECHO6), reason="the lab's services have no IPv6 side (IPv4 only)")
+
+
+@ipv6
+@pytest.mark.parametrize("node", WORKERS)
+def test_ipv6_cluster_ip_from_pods_and_node_and_node_port_from_outside(node):
+    url = f"http://[{WEB6}]:{WEB['port']}/"
+    pod = next(p["name"] for p in HOSTVARS[node]["podnet_pods"] if p["name"] not in endpoint_pods(WEB, node))
+    from_pod, from_node = http(node, url, 10, pod=pod), http(node, url, 10)
+    assert len(from_pod) == 10 and set(from_pod) <= identities(WEB), from_pod
+    assert len(from_node) == 10 and set(from_node) <= identities(WEB), from_node
+    node_port = f"http://[{HOSTVARS[node]['podnet_node_ip6']}]:{WEB['node_port']}/"
+    from_outside = http(OUTSIDE, node_port, 10)
+    assert len(from_outside) == 10 and set(from_outside) <= identities(WEB), from_outside
+
+
+@ipv6
+def test_ipv6_hairpin_and_udp():
+    for endpoint in WEB["endpoints"]:
+        me = f"{endpoint['node']}/{endpoint['pod']}"
+        assert me in http(endpoint["node"], f"http://[{WEB6}]:{WEB['port']}/", 20, pod=endpoint["pod"]), me
+    assert udp(CLIENT, ECHO6, ECHO["port"], SOURCE_PORT + 2, pod=CLIENT_POD) in identities(ECHO)
+    assert udp(OUTSIDE, HOSTVARS[WORKERS[2]]["podnet_node_ip6"], ECHO["node_port"], SOURCE_PORT + 3) in identities(ECHO)
 
 
 # --- one endpoint less ------------------------------------------------------------------------

@@ -4,7 +4,8 @@
                                                     make exactly SPEC's servers run, print what changed (JSON)
   podserver.py udp --bind IP --port N --identity X  a UDP server answering each datagram with X
 
-SPEC is JSON {"servers": [{pod, kind: http|udp, ip, port, identity}], "helper": TEXT}: TEXT is this file,
+SPEC is JSON {"servers": [{pod, kind: http|udp, ip, ip6?, port, identity}], "helper": TEXT} (with ip6 on `::`,
+both families); TEXT is this file,
 kept as DIR/podserver.py for the UDP servers (so the role can run it as `python3 -c` in one task). With no
 servers, every server is stopped and DIR removed. An `http` server is the seed's
 `python3 -m http.server --bind IP PORT` (seed 004 lab 4), serving a page that holds its identity
@@ -29,11 +30,17 @@ NETNS_DIR = "/run/netns"
 STATES = {"http": ("tcp", "0A"), "udp": ("udp", "07")}  # /proc/net table and socket state when listening
 
 
+def listen_address(server: dict) -> str:
+    """Where a server listens: the pod's address, or with an IPv6 one too (`ip6`) every address of the pod, of both
+    families (`::`, IPv6's socket taking IPv4 too, as http.server does): the pod has no others but loopback."""
+    return "::" if server.get("ip6") else server["ip"]
+
+
 def command(server: dict, directory: str) -> list:
     if server["kind"] == "http":
-        return ["python3", "-m", "http.server", "--bind", server["ip"], "--directory", www(server, directory),
+        return ["python3", "-m", "http.server", "--bind", listen_address(server), "--directory", www(server, directory),
                 str(server["port"])]
-    return ["python3", os.path.join(directory, "podserver.py"), "udp", "--bind", server["ip"],
+    return ["python3", os.path.join(directory, "podserver.py"), "udp", "--bind", listen_address(server),
             "--port", str(server["port"]), "--identity", server["identity"]]
 
 
@@ -98,11 +105,13 @@ def stop(path: str) -> None:
 def listening(pid: int, kind: str, port: int) -> bool:
     """The process's network namespace has a socket listening on the port (read through /proc/PID/net)."""
     table, state = STATES[kind]
-    try:
-        with open(f"/proc/{pid}/net/{table}") as handle:
-            rows = [line.split() for line in handle.readlines()[1:]]
-    except OSError:
-        return False
+    rows = []
+    for name in (table, table + "6"):
+        try:
+            with open(f"/proc/{pid}/net/{name}") as handle:
+                rows += [line.split() for line in handle.readlines()[1:]]
+        except OSError:
+            pass
     return any(int(row[1].split(":")[1], 16) == port and row[3] == state for row in rows)
 
 
@@ -173,7 +182,8 @@ def sync(directory: str, servers: list, helper: str, check: bool, record: str | 
     if write(os.path.join(directory, "podserver.py"), helper, check):
         done["files"].append("podserver.py")
     for server in servers:
-        label = f"{server['identity']} {server['kind']} {server['ip']}:{server['port']}"
+        label = f"{server['identity']} {server['kind']} {server['ip']}:{server['port']}" + \
+            (f" [{server['ip6']}]:{server['port']}" if server.get("ip6") else "")
         if server["kind"] == "http" and write(os.path.join(www(server, directory), "index.html"),
                                               server["identity"] + "\n", check):
             done["pages"].append(label)
@@ -190,7 +200,9 @@ def sync(directory: str, servers: list, helper: str, check: bool, record: str | 
 
 def serve_udp(bind: str, port: int, identity: str) -> None:
     import socket
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_DGRAM)
+    if ":" in bind:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, as IPv4-mapped peers
     sock.bind((bind, port))
     answer = f"{identity}\n".encode()
     while True:

@@ -37,6 +37,40 @@ def test_nodeport_probes_from_outside():
     assert probes[0]["argv"][-1] == "http://192.168.210.21:32080/"
 
 
+WEB2 = dict(WEB, cluster_ips=["11.96.10.3", "fd00:96::3"], ip_families=["IPv4", "IPv6"])
+ECHO2 = dict(ECHO, cluster_ips=["11.96.10.7", "fd00:96::7"], ip_families=["IPv4", "IPv6"])
+PODS2 = [{"name": "netns1", "ip": "192.168.10.1", "ip6": "fd00:10::1:1"},
+         {"name": "netns3", "ip": "192.168.10.3", "ip6": "fd00:10::3"}]
+
+
+def test_service_probes_of_a_dual_stack_service_over_ipv6_too():
+    ipv4 = v.service_probes([WEB, ECHO], "worker1", "192.168.210.21", PODS2)
+    probes = v.service_probes([WEB2, ECHO2], "worker1", "192.168.210.21", PODS2, None, True, "fd00:210::21")
+    assert probes[:len(ipv4) - 2] == ipv4[:4]  # web's IPv4 side as before
+    six = [(p["kind"], p["from"], p["to"]) for p in probes if p.get("family") == 6]
+    assert six == [
+        ("clusterip", "worker1/netns1", "web [fd00:96::3]:8080"),
+        ("clusterip", "worker1", "web [fd00:96::3]:8080"),
+        ("nodeport", "worker1", "web [fd00:210::21]:32080"),
+        ("hairpin", "worker1/netns3", "web [fd00:96::3]:8080"),
+        ("udp", "worker1/netns1", "echo [fd00:96::7]:7"),
+        ("udp", "worker1", "echo [fd00:96::7]:7"),
+    ]
+    assert probes[4]["argv"][-1] == "http://[fd00:96::3]:8080/"
+    # an IPv4-only cluster keeps the IPv4 side of a PreferDualStack service alone
+    assert v.service_probes([WEB2, ECHO2], "worker1", "192.168.210.21", PODS2) == ipv4
+
+
+def test_nodeport_probes_over_ipv6_from_outside():
+    nodes6 = {"worker1": "fd00:210::21", "worker2": None}
+    probes = v.nodeport_probes([WEB2], "outside", {"worker1": "192.168.210.21"}, None, "203.0.113.10", nodes6,
+                               "2001:db8:113::10")
+    assert [(p["to"], p.get("family", 4)) for p in probes] == [
+        ("web worker1 192.168.210.21:32080", 4), ("web worker1 [fd00:210::21]:32080", 6)]
+    assert probes[1]["argv"][-1] == "http://[fd00:210::21]:32080/"
+    assert len(v.nodeport_probes([WEB2], "outside", {"worker1": "192.168.210.21"}, None, "203.0.113.10", nodes6)) == 1
+
+
 def cell(probe: dict, rc: int, stdout: str) -> dict:
     return v.probe_cells([{"item": probe, "rc": rc, "stdout": stdout, "stderr": ""}])[0]
 

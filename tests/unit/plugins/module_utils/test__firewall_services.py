@@ -310,7 +310,6 @@ def test_nft_unreadable_rule_is_rewritten_not_kept():
     {"vmap": {"key": {"numgen": {"mode": "random", "mod": 1, "offset": 0}}, "data": {"set": [[0, {"jump": {"target": "x"}}]]}}},
     {"vmap": {"key": {"concat": [{"meta": {"key": "iifname"}}]}, "data": "@m"}},
     {"dnat": {"addr": "10.0.0.1", "port": 80, "flags": "random"}},
-    {"dnat": {"family": "ip6", "addr": "::1", "port": 80}},
     {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 5}},
     {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "sctp"}},
     {"match": {"op": "!=", "left": {"numgen": {"mode": "random", "mod": 2, "offset": 0}}, "right": 0}},
