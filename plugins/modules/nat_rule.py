@@ -185,7 +185,7 @@ options:
   node_addresses:
     description:
       - The node's own addresses, where node ports are reachable (kube-proxy's C(--nodeport-addresses)), of either
-        family: an IPv6 service's node port listens on the IPv6 ones. Needed when a service of that family has a node port.
+        family; an IPv6 service's node port listens on the IPv6 ones. Needed when a service of that family has a node port.
       - Not given, the addresses of ours in place are kept. Given alone (without O(services)), they replace those
         addresses and the services of ours stay as they are.
     type: list
