@@ -140,12 +140,13 @@ def snapshot(nodes) -> dict:
 
 
 # Everything of a node that converge may change and teardown must put back: SNAPSHOT, plus permanent
-# neighbour and FDB entries, forwarding (both families), the daemons running in the node, and our files (with digests).
+# neighbour and FDB entries (not the multicast ones the kernel keeps for the groups a link joins, e.g. IPv6's
+# solicited-node groups, which come and go with DAD and forwarding), forwarding (both families), the daemons running in the node, and our files (with digests).
 # Daemons by name, not by count (a machine's sshd forks one per login). Not ours: `nc`, the machines
 # lab's SSH ProxyCommand in the leaf, and /run/netns itself, iproute2's directory, made by the first
 # `ip netns add` on a node (the pods' namespaces in it are listed).
 NODE_STATE = SNAPSHOT + (
-    "; ip neigh show nud permanent; bridge fdb show | grep -v ' master '; "
+    "; ip neigh show nud permanent; bridge fdb show | grep -v -e ' master ' -e '^33:33:' -e '^01:00:5e:'; "
     "sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding; "
     "me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do "
     "[ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && cat $p/comm 2>/dev/null; done | grep -Evx 'sh|cat|readlink|grep|nc|sort' | sort -u; "
