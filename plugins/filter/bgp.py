@@ -37,12 +37,14 @@ def _leaf_interfaces(hostvars: dict, leaf: str, version: int = 4) -> list:
 
 
 def _node_ip(hostvars: dict, host: str, version: int):
+    """The node's address of one family: its end of that family's session."""
     value = hostvars[host].get(NODE_IP[version])
     try:
         return ipaddress.ip_address(value)
     except ValueError:
-        raise AnsibleFilterError(f"{host}: {NODE_IP[version]}: {value!r} is not an IP address; the node's BGP "
-                                 f"session of IPv{version} starts from it") from None
+        what = "not set" if value in (None, "") else f"{value!r} is not an IP address"
+        raise AnsibleFilterError(f"{host}: {NODE_IP[version]}: {what}; the node's IPv{version} BGP session "
+                                 "starts from it") from None
 
 
 def _node_as(host: str, hostvars: dict, workers: list, settings: dict) -> int:
