@@ -41,10 +41,13 @@ options:
       name:
         description:
           - The neighbour's name (a letter or V(_), then letters, digits or V(_), at most 32), used for BIRD's
-            protocol and FRR's prefix lists; defaults to C(peer_) and the address with V(_) for dots.
+            protocol and FRR's prefix lists; defaults to C(peer_) and the address with V(_) for dots and colons.
         type: str
       address:
-        description: The neighbour's IPv4 address. Required.
+        description:
+          - The neighbour's IPv4 or IPv6 address. Required.
+          - The session's family - its O(neighbors[].source_address), its prefix rules and the routes it carries
+            are of it. Dual stack is two neighbours, one per family.
         type: str
       remote_as:
         description: The neighbour's AS number, 1 to 4294967295. Required.
@@ -67,7 +70,7 @@ options:
             a route decides, and a route no rule matches is rejected. An empty list accepts nothing.
           - A rule is a network in CIDR form (that network exactly), or a dictionary with C(prefix) (a network
             in CIDR form), C(ge) and C(le) (the shortest and longest lengths matched inside it; C(ge) defaults to
-            the prefix's length, C(le) to 32 when C(ge) is given and to the prefix's length otherwise) and
+            the prefix's length, C(le) to 32 (128 for IPv6) when C(ge) is given and to the prefix's length otherwise) and
             C(action) (V(permit), the default, or V(deny)).
           - "Example: C([{prefix: 192.168.20.0/24, action: deny}, {prefix: 192.168.0.0/16, ge: 24, le: 24}])."
         type: list

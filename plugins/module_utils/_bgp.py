@@ -4,7 +4,9 @@
 
 One model for both daemons: a `Speaker` (router id, local AS, networks it originates, neighbours
 with their prefix filters) is validated here from module parameters, then rendered by `_bird` or
-`_frr` into the daemon's own configuration text. Validation is pure and raises ValueError naming
+`_frr` into the daemon's own configuration text. A neighbour's family is its address's: an IPv6 neighbour is
+a session of its own whose routes and prefix rules are IPv6 (dual stack: one IPv4 and one IPv6 session per
+peer); the router id stays an IPv4 address. Validation is pure and raises ValueError naming
 the field (never the value of a password); atomic config files are written by `_state.write_text`, which
 raises OSError. How a daemon runs (a process of ours, or a systemd unit) is in `_daemon`.
 """
@@ -73,6 +75,11 @@ class PrefixRule(NamedTuple):
     def length(self) -> int:
         return ipaddress.ip_network(self.prefix).prefixlen
 
+    @property
+    def max_length(self) -> int:
+        """The family's longest prefix: 32 or 128."""
+        return ipaddress.ip_network(self.prefix).max_prefixlen
+
     def public(self) -> dict:
         return {"action": self.action, "prefix": self.prefix, "ge": self.ge, "le": self.le}
 
@@ -107,6 +114,11 @@ class Neighbor(NamedTuple):
     connect_retry_time: int | None = None
     bfd: Bfd | None = None
 
+    @property
+    def version(self) -> int:
+        """The session's address family, 4 or 6: its routes and prefix rules are of it."""
+        return ipaddress.ip_address(self.address).version
+
     def public(self) -> dict:
         """The neighbour as returned to the play: everything but the password."""
         data = self._asdict()
@@ -132,6 +144,17 @@ class Speaker(NamedTuple):
         """Some session uses BFD: the daemon runs its BFD part."""
         return any(item.bfd for item in self.neighbors)
 
+    def networks_of(self, version: int) -> tuple:
+        return tuple(n for n in self.networks if ipaddress.ip_network(n).version == version)
+
+    def neighbors_of(self, version: int) -> tuple:
+        return tuple(item for item in self.neighbors if item.version == version)
+
+    @property
+    def ipv6(self) -> bool:
+        """Some IPv6 session or network: the daemon needs its IPv6 side (kernel table, address family)."""
+        return bool(self.networks_of(6) or self.neighbors_of(6))
+
 
 # --- validation -----------------------------------------------------------------
 
@@ -144,20 +167,29 @@ def asn(value, field: str) -> int:
 def ipv4_address(value, field: str) -> str:
     address = validate.address(value, field)
     if ipaddress.ip_address(address).version != 4:
-        raise ValueError(f"{field}: {value!r} is not an IPv4 address (IPv6 is not supported yet)")
+        raise ValueError(f"{field}: {value!r} is not an IPv4 address (a router id is 32 bits)")
     return address
 
 
-def ipv4_network(value, field: str) -> str:
+def address_of(value, field: str, version: int | None = None) -> str:
+    """An IPv4 or IPv6 address; of `version` when given (a session's source is of its neighbour's family)."""
+    address = validate.address(value, field)
+    if version is not None and ipaddress.ip_address(address).version != version:
+        raise ValueError(f"{field}: {value!r} is not an IPv{version} address, as the neighbour's is")
+    return address
+
+
+def network(value, field: str, version: int | None = None) -> str:
+    """A network in CIDR form (`default`: IPv4's 0.0.0.0/0); of `version` when given."""
     if value == "default":
-        value = "0.0.0.0/0"
+        value = "::/0" if version == 6 else "0.0.0.0/0"
     try:
-        network = ipaddress.ip_network(value, strict=True)
+        found = ipaddress.ip_network(value, strict=True)
     except (TypeError, ValueError):
         raise ValueError(f"{field}: {value!r} is not a valid network (CIDR with host bits zero)") from None
-    if network.version != 4:
-        raise ValueError(f"{field}: {value!r} is not an IPv4 network (IPv6 is not supported yet)")
-    return str(network)
+    if version is not None and found.version != version:
+        raise ValueError(f"{field}: {value!r} is not an IPv{version} network, as the neighbour's address is")
+    return str(found)
 
 
 def name(value, field: str) -> str:
@@ -168,7 +200,7 @@ def name(value, field: str) -> str:
 
 
 def default_name(address: str) -> str:
-    return "peer_" + address.replace(".", "_")
+    return ("peer_" + address.replace(".", "_").replace(":", "_"))[:32]
 
 
 def password(value, field: str) -> str | None:
@@ -197,7 +229,8 @@ def description(value, field: str) -> str | None:
     return value
 
 
-def prefix_rule(item, field: str) -> PrefixRule:
+def prefix_rule(item, field: str, version: int = 4) -> PrefixRule:
+    """A prefix rule of the `version` family (its lengths up to 32 or 128)."""
     if isinstance(item, str):
         item = {"prefix": item}
     if not isinstance(item, dict):
@@ -205,26 +238,26 @@ def prefix_rule(item, field: str) -> PrefixRule:
     unknown = sorted(set(item) - {"prefix", "ge", "le", "action"})
     if unknown:
         raise ValueError(f"{field}: unknown key {unknown[0]!r} (a rule has prefix, ge, le and action)")
-    network = ipv4_network(item.get("prefix"), f"{field}.prefix")
-    length = ipaddress.ip_network(network).prefixlen
+    prefix = network(item.get("prefix"), f"{field}.prefix", version)
+    length, longest = ipaddress.ip_network(prefix).prefixlen, ipaddress.ip_network(prefix).max_prefixlen
     ge, le = item.get("ge"), item.get("le")
-    ge = in_range(ge, f"{field}.ge", length, 32)
-    le = in_range(le, f"{field}.le", length, 32)
+    ge = in_range(ge, f"{field}.ge", length, longest)
+    le = in_range(le, f"{field}.le", length, longest)
     if ge is None:
         ge = length
         le = length if le is None else le
     elif le is None:
-        le = 32
+        le = longest
     if ge > le:
         raise ValueError(f"{field}: ge {ge} is greater than le {le}")
     action = item.get("action") or "permit"
     if action not in ("permit", "deny"):
         raise ValueError(f"{field}.action: {action!r} is not permit or deny")
-    return PrefixRule(action, network, ge, le)
+    return PrefixRule(action, prefix, ge, le)
 
 
-def prefix_rules(items, field: str) -> tuple:
-    return tuple(prefix_rule(item, f"{field}[{index}]") for index, item in enumerate(items or []))
+def prefix_rules(items, field: str, version: int = 4) -> tuple:
+    return tuple(prefix_rule(item, f"{field}[{index}]", version) for index, item in enumerate(items or []))
 
 
 def bfd(value, field: str) -> Bfd | None:
@@ -242,7 +275,8 @@ def neighbor(item: dict, field: str) -> Neighbor:
         raise ValueError(f"{field}: {item!r} is not a neighbour")
     if not item.get("address"):
         raise ValueError(f"{field}.address: the neighbour's address is required")
-    address = ipv4_address(item["address"], f"{field}.address")
+    address = address_of(item["address"], f"{field}.address")
+    version = ipaddress.ip_address(address).version
     if item.get("remote_as") is None:
         raise ValueError(f"{field}.remote_as: the neighbour's AS is required")
     hold = in_range(item.get("hold_time"), f"{field}.hold_time", 0, 65535)
@@ -256,11 +290,11 @@ def neighbor(item: dict, field: str) -> Neighbor:
         name=name(item.get("name") or default_name(address), f"{field}.name"),
         address=address,
         remote_as=asn(item["remote_as"], f"{field}.remote_as"),
-        source_address=ipv4_address(source, f"{field}.source_address") if source else None,
+        source_address=address_of(source, f"{field}.source_address", version) if source else None,
         password=password(item.get("password"), f"{field}.password"),
         description=description(item.get("description"), f"{field}.description"),
-        import_prefixes=prefix_rules(item.get("import_prefixes"), f"{field}.import_prefixes"),
-        export_prefixes=prefix_rules(item.get("export_prefixes"), f"{field}.export_prefixes"),
+        import_prefixes=prefix_rules(item.get("import_prefixes"), f"{field}.import_prefixes", version),
+        export_prefixes=prefix_rules(item.get("export_prefixes"), f"{field}.export_prefixes", version),
         import_limit=in_range(item.get("import_limit") or 0, f"{field}.import_limit", 0, 4294967295),
         graceful_restart=bool(item.get("graceful_restart", True)),
         route_reflector_client=bool(item.get("route_reflector_client", False)),
@@ -282,7 +316,7 @@ def speaker(params: dict) -> Speaker:
     if params.get("local_as") is None:
         raise ValueError("local_as: required with state=present")
     local_as = asn(params["local_as"], "local_as")
-    networks = tuple(sorted({ipv4_network(n, f"networks[{i}]") for i, n in enumerate(params.get("networks") or [])},
+    networks = tuple(sorted({network(n, f"networks[{i}]") for i, n in enumerate(params.get("networks") or [])},
                             key=validate.address_order))
     neighbors = tuple(neighbor(item, f"neighbors[{i}]") for i, item in enumerate(params.get("neighbors") or []))
     for key in ("name", "address"):

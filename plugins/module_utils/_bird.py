@@ -77,21 +77,41 @@ def bgp_block(speaker: Speaker, item: Neighbor) -> list:
         interval = item.bfd.interval
         lines.append(f"    bfd {{ {mode}min rx interval {interval} ms; min tx interval {interval} ms; "
                      f"multiplier {item.bfd.multiplier}; }};")
-    lines.append("    ipv4 {")
+    lines.append(f"    ipv{item.version} {{")
     lines += filter_block("import", item.import_prefixes)
     lines += filter_block("export", item.export_prefixes)
     if item.import_limit:
         lines.append(f"        import limit {item.import_limit} action restart;")
     if item.next_hop_self:
         lines.append("        next hop self;")
+    if item.version == 6:
+        # an IPv6 route carries a global next hop and the sender's link-local one: the global one (the node
+        # itself, a third-party next hop) goes into the kernel, as with IPv4
+        lines.append("        next hop prefer global;")
     lines += ["    };", "}"]
     return lines
 
 
+def kernel_block(speaker: Speaker, version: int, kernel_export: bool, scan_time: int) -> list:
+    """The kernel protocol of one family: routes learned by BGP go into its main table, nothing comes back."""
+    return [
+        "protocol kernel {" if version == 4 else "protocol kernel handcni_kernel6 {",
+        f"    scan time {scan_time};",
+        f"    ipv{version} {{",
+        "        import none;",
+        "        export where source = RTS_BGP;" if kernel_export else "        export none;",
+        "    };",
+    ] + ([f"    merge paths on limit {speaker.max_paths};"] if speaker.max_paths > 1 else []) + [
+        "}",
+    ]
+
+
 def render(speaker: Speaker, direct_interfaces: tuple = (), kernel_export: bool = True,
            scan_time: int = 10) -> str:
-    """bird.conf for the speaker: device, kernel (BGP routes into the kernel), direct, the
-    originated networks (static, unreachable in BIRD only) and one BGP protocol per neighbour."""
+    """bird.conf for the speaker: device, kernel (BGP routes into the kernel; IPv6's too when the speaker has
+    some), direct, the originated networks (static, unreachable in BIRD only) and one BGP protocol per
+    neighbour (with the channel of its family)."""
+    families = (4, 6) if speaker.ipv6 else (4,)
     lines = [
         MARKER,
         f"router id {speaker.router_id};",
@@ -101,27 +121,22 @@ def render(speaker: Speaker, direct_interfaces: tuple = (), kernel_export: bool 
         "protocol device {",
         f"    scan time {scan_time};",
         "}",
-        "",
-        "protocol kernel {",
-        f"    scan time {scan_time};",
-        "    ipv4 {",
-        "        import none;",
-        "        export where source = RTS_BGP;" if kernel_export else "        export none;",
-        "    };",
-    ] + ([f"    merge paths on limit {speaker.max_paths};"] if speaker.max_paths > 1 else []) + [
-        "}",
     ]
+    for version in families:
+        lines += [""] + kernel_block(speaker, version, kernel_export, scan_time)
     if speaker.bfd:
         lines += ["", "protocol bfd handcni_bfd {", "}"]  # the sessions' BFD; their timers are the sessions'
     if direct_interfaces:
         lines += ["", "protocol direct {", "    ipv4;"]
         lines += [f'    interface "{name}";' for name in direct_interfaces]
         lines.append("}")
-    if speaker.networks:
-        # Originated here and announced as one route each; never exported to the kernel.
-        lines += ["", "protocol static handcni_networks {", "    ipv4;"]
-        lines += [f"    route {network} unreachable;" for network in speaker.networks]
-        lines.append("}")
+    for version in families:
+        networks = speaker.networks_of(version)
+        if networks:
+            # Originated here and announced as one route each; never exported to the kernel.
+            lines += ["", f"protocol static handcni_networks{'' if version == 4 else '6'} {{", f"    ipv{version};"]
+            lines += [f"    route {network} unreachable;" for network in networks]
+            lines.append("}")
     for item in speaker.neighbors:
         lines.append("")
         lines += bgp_block(speaker, item)

@@ -4,9 +4,10 @@
 
 Every worker or none is dual-stack; each dual-stack worker's IPv6 pod prefix can be made and overlaps
 no other; the pods' fixed IPv6 addresses are usable ones of it; the cross-node method carries IPv6
-(IPIP cannot, BGP does not yet), and no network policy is asked for (IPv4 only so far); where IPv6 pod traffic crosses the underlay unencapsulated (static
-routes, direct paths of cross_subnet) every worker has an IPv6 underlay address on one of the leaf's
-IPv6 subnets. One line per problem, naming the host, the field and the value.
+(IPIP cannot), and no network policy is asked for (IPv4 only so far); where IPv6 pod traffic crosses the
+underlay unencapsulated (static routes, BGP's IPv6 sessions and routes, direct paths of cross_subnet) every
+worker has an IPv6 underlay address on one of the leaf's IPv6 subnets. One line per problem, naming the host,
+the field and the value.
 """
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ import ipaddress
 from . import _topology as topology
 from . import _validate as validate
 
-NO_IPV6 = {"ipip": "ipip carries IPv4 only (an IPv4-in-IPv4 tunnel); with podnet_dual_stack use vxlan, static "
-                   "or none",
-           "bgp": "bgp announces IPv4 pod prefixes only so far; with podnet_dual_stack use vxlan, static or none"}
+NO_IPV6 = {"ipip": "ipip carries IPv4 only (an IPv4-in-IPv4 tunnel); with podnet_dual_stack use vxlan, static, "
+                   "bgp or none"}
 
 
 def check(values: dict, workers: list, leaves: list, found) -> dict:
@@ -39,7 +39,7 @@ def check(values: dict, workers: list, leaves: list, found) -> dict:
         if hv.get("podnet_network_policies"):
             found.add(host, "podnet_network_policies: enforced for IPv4 only so far; with podnet_dual_stack the pods' "
                             "IPv6 traffic would pass unfiltered")
-        if method == "static" or (method == "vxlan" and hv.get("cross_node_encapsulation") == "cross_subnet"):
+        if method in ("static", "bgp") or (method == "vxlan" and hv.get("cross_node_encapsulation") == "cross_subnet"):
             _underlay(host, hv, subnets, found)
         cidr = _cidr6(host, values, workers, cidrs, subnets, found)
         if cidr is not None:
@@ -77,7 +77,8 @@ def _underlay(host: str, hv: dict, subnets: list, found) -> None:
     value = hv.get("podnet_node_ip6")
     if value is None:
         found.add(host, f"podnet_node_ip6: required with podnet_dual_stack and cross_node_method "
-                        f"{hv.get('cross_node_method', 'static')} (the pods' IPv6 routes go via the node's IPv6 address)")
+                        f"{hv.get('cross_node_method', 'static')} (the pods' IPv6 routes go via the node's IPv6 address"
+                        f"{', learned over its IPv6 BGP session' if hv.get('cross_node_method') == 'bgp' else ''})")
         return
     try:
         ip = ipaddress.ip_address(value)

@@ -29,7 +29,7 @@ def prefix_list_entry(rule: PrefixRule) -> str:
     text = f"{rule.action} {rule.prefix}"
     if rule.ge > rule.length:
         text += f" ge {rule.ge}"
-        if rule.le != 32:
+        if rule.le != rule.max_length:
             text += f" le {rule.le}"
     elif rule.le > rule.length:
         text += f" le {rule.le}"
@@ -40,11 +40,34 @@ def prefix_list_name(item: Neighbor, direction: str) -> str:
     return f"HANDCNI-{item.name}-{direction}"
 
 
-def prefix_list(name: str, rules: tuple) -> list:
-    """The rules as a prefix list. A list with no rules denies everything (FRR would take a missing
-    list as permitting everything)."""
-    entries = [prefix_list_entry(rule) for rule in rules] or ["deny 0.0.0.0/0 le 32"]
-    return [f"ip prefix-list {name} seq {10 * (index + 1)} {entry}" for index, entry in enumerate(entries)]
+def prefix_list(name: str, rules: tuple, version: int = 4) -> list:
+    """The rules as a prefix list of the family (`ip` or `ipv6 prefix-list`). A list with no rules denies
+    everything (FRR would take a missing list as permitting everything)."""
+    entries = [prefix_list_entry(rule) for rule in rules] or \
+        ["deny 0.0.0.0/0 le 32" if version == 4 else "deny ::/0 le 128"]
+    kind = "ip" if version == 4 else "ipv6"
+    return [f"{kind} prefix-list {name} seq {10 * (index + 1)} {entry}" for index, entry in enumerate(entries)]
+
+
+def address_family(speaker: Speaker, version: int) -> list:
+    """`address-family ipvN unicast`: the family's networks, ECMP, and its neighbours activated with their
+    filters (a neighbour is activated in its own family only: `no bgp default ipv4-unicast`)."""
+    lines = [" !", f" address-family ipv{version} unicast"]
+    lines += [f"  network {network}" for network in speaker.networks_of(version)]
+    if speaker.max_paths > 1:
+        lines += [f"  maximum-paths {speaker.max_paths}", f"  maximum-paths ibgp {speaker.max_paths}"]
+    for item in speaker.neighbors_of(version):
+        peer = f"  neighbor {item.address}"
+        lines.append(f"{peer} activate")
+        if item.route_reflector_client:
+            lines.append(f"{peer} route-reflector-client")
+        if item.next_hop_self:
+            lines.append(f"{peer} next-hop-self force")
+        lines.append(f"{peer} prefix-list {prefix_list_name(item, 'IN')} in")
+        lines.append(f"{peer} prefix-list {prefix_list_name(item, 'OUT')} out")
+        if item.import_limit:
+            lines.append(f"{peer} maximum-prefix {item.import_limit} restart 1")
+    return lines + [" exit-address-family"]
 
 
 def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
@@ -53,8 +76,8 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
         lines.append(f"log file {log_file} informational")
     lines += ["service integrated-vtysh-config", "!"]
     for item in speaker.neighbors:
-        lines += prefix_list(prefix_list_name(item, "IN"), item.import_prefixes)
-        lines += prefix_list(prefix_list_name(item, "OUT"), item.export_prefixes)
+        lines += prefix_list(prefix_list_name(item, "IN"), item.import_prefixes, item.version)
+        lines += prefix_list(prefix_list_name(item, "OUT"), item.export_prefixes, item.version)
     lines += ["!", f"router bgp {speaker.local_as}", f" bgp router-id {speaker.router_id}",
               " no bgp default ipv4-unicast", " bgp log-neighbor-changes"]
     if any(item.graceful_restart for item in speaker.neighbors):
@@ -88,22 +111,10 @@ def render(speaker: Speaker, hostname: str, log_file: str | None = None) -> str:
             # the timers in the session itself: bgpd registers it with bfdd complete, whatever order the
             # daemons read their configuration in (a profile bfdd had not read yet reset every session once)
             lines.append(f"{peer} bfd {item.bfd.multiplier} {item.bfd.interval} {item.bfd.interval}")
-    lines += [" !", " address-family ipv4 unicast"]
-    lines += [f"  network {network}" for network in speaker.networks]
-    if speaker.max_paths > 1:
-        lines += [f"  maximum-paths {speaker.max_paths}", f"  maximum-paths ibgp {speaker.max_paths}"]
-    for item in speaker.neighbors:
-        peer = f"  neighbor {item.address}"
-        lines.append(f"{peer} activate")
-        if item.route_reflector_client:
-            lines.append(f"{peer} route-reflector-client")
-        if item.next_hop_self:
-            lines.append(f"{peer} next-hop-self force")
-        lines.append(f"{peer} prefix-list {prefix_list_name(item, 'IN')} in")
-        lines.append(f"{peer} prefix-list {prefix_list_name(item, 'OUT')} out")
-        if item.import_limit:
-            lines.append(f"{peer} maximum-prefix {item.import_limit} restart 1")
-    lines += [" exit-address-family", "exit", "!"]
+    lines += address_family(speaker, 4)
+    if speaker.ipv6:
+        lines += address_family(speaker, 6)
+    lines += ["exit", "!"]
     return "\n".join(lines) + "\n"
 
 
@@ -126,7 +137,7 @@ def owned(text: str | None) -> bool:
 
 
 def parse_summary(text: str, neighbors) -> tuple:
-    """(router id, local AS, {neighbour name: Session}) from `show bgp summary json`.
+    """(router id, local AS, {neighbour name: Session}) from `show bgp summary json`, IPv4 and IPv6 sessions.
 
     bgpd names peers by address; the listed neighbours give them their names. An empty
     object (no BGP instance) gives (None, None, {})."""
@@ -134,10 +145,11 @@ def parse_summary(text: str, neighbors) -> tuple:
         data = json.loads(text or "{}")
     except ValueError:
         raise ValueError(f"vtysh printed something that is not JSON: {text[:200]!r}") from None
-    family = data.get("ipv4Unicast") or {}
+    families = [data.get(key) or {} for key in ("ipv4Unicast", "ipv6Unicast")]
+    family = next((f for f in families if f.get("routerId")), families[0])
     names = {item.address: item.name for item in neighbors}
     found = {}
-    for address, peer in (family.get("peers") or {}).items():
+    for address, peer in ((a, p) for f in families for a, p in (f.get("peers") or {}).items()):
         state = peer.get("state", "")
         info = "" if state == "Established" else (peer.get("lastNotificationReason") or
                                                   peer.get("lastResetDueTo") or "")

@@ -68,7 +68,8 @@ FIELDS = {
     "podnet_node_prefix6": {"type": "int", "range": (0, 128), "default": topology.NODE_PREFIX6,
                             "description": "the prefix length of each worker's block of podnet_cluster_cidr6"},
     "podnet_node_ip6": {"type": "str", "description": "the node's IPv6 underlay address (dual stack: static routes "
-                                                      "and direct paths carry the pods' IPv6 traffic over it)"},
+                                                      "and direct paths carry the pods' IPv6 traffic over it, BGP its "
+                                                      "IPv6 session)"},
     "podnet_leaf_subnets": {"type": "list", "elements": "dict", "default": [], "description": "the leaf's SVIs",
                             "options": {"name": {"type": "str", "required": True},
                                         "address": {"type": "str", "required": True},

@@ -77,7 +77,10 @@ options:
     description: Group BIRD drops to (C(bird -g)); the configuration is then readable by it (C(0640)).
     type: str
 notes:
-  - BIRD 2 (Debian's C(bird2)). IPv4 sessions and prefixes only, for now.
+  - BIRD 2 (Debian's C(bird2)). A neighbour's family is its address's - an IPv6 neighbour gets an C(ipv6) channel, and
+    IPv6 routes learned go into the kernel through a second kernel protocol (C(handcni_kernel6)); IPv6
+    O(networks) are originated by C(handcni_networks6). Of an IPv6 route's next hops the global one is
+    installed (C(next hop prefer global)), not the sender's link-local one.
   - "How BIRD runs: on a node booted with systemd (and without O(netns)) it is Debian's C(bird.service)
     with a drop-in C(/etc/systemd/system/bird.service.d/handcni-podnet.conf) naming O(config_file) and
     O(socket), enabled at boot, so it comes back after a reboot; it runs as user C(bird), and reads the

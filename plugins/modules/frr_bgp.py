@@ -65,7 +65,9 @@ requirements:
   - FRR 8 (Debian package C(frr)); C(frr-pythontools) for reloads without restart
   - root on the node
 notes:
-  - IPv4 sessions and prefixes only, for now.
+  - A neighbour's family is its address's - an IPv6 neighbour gets C(ipv6 prefix-list)s and is activated in
+    C(address-family ipv6 unicast) only (and an IPv4 one in C(address-family ipv4 unicast) only), with the IPv6
+    O(networks).
   - A neighbour on the same AS is iBGP; a leaf reflecting routes between nodes of one AS sets
     O(neighbors[].route_reflector_client) and O(neighbors[].next_hop_self) (rendered C(next-hop-self force)).
 seealso:

@@ -4,7 +4,7 @@ import ipaddress
 import json
 import time
 
-from lab import HOSTVARS, LEAF, POD_CIDRS, WORKERS, playbook, run_in
+from lab import HOSTVARS, LEAF, POD_CIDRS, POD_CIDRS6, WORKERS, playbook, run_in
 
 from ansible_collections.handcni.podnet.plugins.module_utils._services import announced
 
@@ -15,6 +15,10 @@ PATHSPACE = LEAF_VARS.get("bgp_frr_pathspace", "handcni")
 LEAF_PROTO = "bgp" if DAEMON == "frr" else "bird"  # how the leaf's kernel marks learned routes
 CIDRS = POD_CIDRS
 NODE_IP = {w: HOSTVARS[w]["podnet_node_ip"] for w in WORKERS}
+# dual stack: the IPv6 prefixes, over an IPv6 session per peer (named as the IPv4 one, then _v6)
+CIDRS6 = POD_CIDRS6
+NODE_IP6 = {w: HOSTVARS[w].get("podnet_node_ip6") for w in WORKERS}
+SESSIONS = WORKERS + [f"{w}_v6" for w in WORKERS if w in CIDRS6]  # the leaf's sessions, by BIRD's names
 PIDFILE = "/run/bird/bird.pid"
 # {worker: service prefixes it announces} with bgp_advertise_services, else {}
 ANNOUNCED = announced(LEAF_VARS.get("podnet_services") or [], WORKERS, LEAF_VARS.get("podnet_service_cidr")) \
@@ -31,10 +35,10 @@ def until(read, done, timeout: float = 90.0, interval: float = 1.0):
     return value
 
 
-def routes(node: str, proto: str) -> dict:
-    """{destination: gateway} of the node's main table for routes of one protocol (a host route as X/32; an
-    ECMP route's gateway None)."""
-    out = run_in(node, "ip", "-j", "route", "show", "proto", proto).stdout
+def routes(node: str, proto: str, version: int = 4) -> dict:
+    """{destination: gateway} of the node's main table for routes of one protocol and family (a host route as
+    X/32; an ECMP route's gateway None)."""
+    out = run_in(node, "ip", f"-{version}", "-j", "route", "show", "proto", proto).stdout
     return {str(ipaddress.ip_network(r["dst"])): r.get("gateway") for r in json.loads(out or "[]")}
 
 
@@ -57,21 +61,23 @@ def bird_sessions(node: str) -> dict:
 def frr_summary() -> dict:
     """{peer address: peer} of the leaf's `show bgp summary json`."""
     out = run_in(LEAF, "vtysh", "-N", PATHSPACE, "-c", "show bgp summary json").stdout
-    return json.loads(out).get("ipv4Unicast", {}).get("peers", {})
+    data = json.loads(out)
+    return {**data.get("ipv4Unicast", {}).get("peers", {}), **data.get("ipv6Unicast", {}).get("peers", {})}
 
 
 def leaf_sessions() -> dict:
-    """{worker: (state, established count or since)} as the leaf's daemon reports them."""
+    """{session: (state, established count or since)} as the leaf's daemon reports them (SESSIONS' names)."""
     if DAEMON == "frr":
-        by_ip = {ip: w for w, ip in NODE_IP.items()}
+        by_ip = {**{ip: w for w, ip in NODE_IP.items()}, **{ip: f"{w}_v6" for w, ip in NODE_IP6.items() if ip}}
         return {by_ip[ip]: (p["state"], p["connectionsEstablished"]) for ip, p in frr_summary().items()}
     return bird_sessions(LEAF)
 
 
-def leaf_address(worker: str) -> str:
-    ip = ipaddress.ip_address(NODE_IP[worker])
+def leaf_address(worker: str, version: int = 4) -> str:
+    """The leaf's address on the worker's subnet, of one family (the SVI's address or address6)."""
+    ip = ipaddress.ip_address(NODE_IP[worker] if version == 4 else NODE_IP6[worker])
     for subnet in LEAF_VARS["podnet_leaf_subnets"]:
-        iface = ipaddress.ip_interface(subnet["address"])
+        iface = ipaddress.ip_interface(subnet["address" if version == 4 else "address6"])
         if ip in iface.network:
             return str(iface.ip)
     raise AssertionError(f"{worker} is on no leaf subnet")

@@ -2,8 +2,9 @@
 state and by traffic; then what happens when a speaker stops or a session is misconfigured."""
 import pytest
 
-from bgp import (ANNOUNCED, CIDRS, DAEMON, LEAF_PROTO, LEAF_VARS, NODE_IP, PATHSPACE, PIDFILE, bird_sessions, converge_bgp,
-                 expected_gateway, leaf_address, leaf_sessions, pod_routes, routes, until)
+from bgp import (ANNOUNCED, AS_MODE, CIDRS, CIDRS6, DAEMON, LEAF_PROTO, LEAF_VARS, NODE_IP, NODE_IP6, PATHSPACE, PIDFILE,
+                 SESSIONS, bird_sessions, converge_bgp, expected_gateway, leaf_address, leaf_sessions, pod_routes, routes,
+                 until)
 from lab import LEAF, WORKERS, Node, recap, run_in
 
 
@@ -28,12 +29,13 @@ def test_every_node_learned_the_others_and_nothing_else(name):
 def test_the_daemons_report_every_session_established():
     for name in WORKERS:
         own = bird_sessions(name)
-        assert list(own) == [LEAF] and own[LEAF][0] == "Established", (name, own)
+        wanted = [LEAF] + ([f"{LEAF}_v6"] if CIDRS6 else [])  # dual stack: an IPv6 session beside the IPv4 one
+        assert sorted(own) == wanted and all(state == "Established" for state, _ in own.values()), (name, own)
     sessions = leaf_sessions()
-    assert set(sessions) == set(WORKERS) and all(state == "Established" for state, _ in sessions.values())
+    assert set(sessions) == set(SESSIONS) and all(state == "Established" for state, _ in sessions.values())
     if DAEMON == "frr":
         text = run_in(LEAF, "vtysh", "-N", PATHSPACE, "-c", "show bgp summary").stdout
-        assert text.count("worker") == len(WORKERS)
+        assert text.count("worker") == len(SESSIONS)  # one line per session, in its family's table
         # converged twice (molecule's idempotence): each session came up once and never dropped; with BFD,
         # BIRD drops each session once, a second after it first comes up (BFD leaving its start-up rate),
         # and never again (docs/lab9-bgp.md)
@@ -49,6 +51,40 @@ def test_pods_reach_the_pods_of_every_other_node(name):
             for dst in other.pods:
                 result = node.ping(src["name"], dst["ip"])
                 assert result.rc == 0, f"{name}/{src['name']} -> {other.name}/{dst['ip']}: {result.stdout}"
+
+
+def expected_gateway6(node: str, other: str) -> set:
+    """Where a node's IPv6 route to another node's pods may point: as IPv4's (the other node itself on a shared
+    subnet with eBGP, else the leaf); FRR may keep its own address as the global next hop of a route it passes on
+    between eBGP peers, so there the leaf's is right too."""
+    gateway = leaf_address(node, 6)
+    if AS_MODE == "per_node" and leaf_address(other) == leaf_address(node):
+        return {NODE_IP6[other]} | ({gateway} if DAEMON == "frr" else set())
+    return {gateway}
+
+
+@pytest.mark.skipif(not CIDRS6, reason="IPv4 only: no IPv6 prefix to learn")
+def test_with_dual_stack_the_ipv6_prefixes_are_learned_and_installed_by_the_leaf_and_every_node():
+    leaf = until(lambda: routes(LEAF, LEAF_PROTO, 6), lambda r: set(r) == set(CIDRS6.values()))
+    assert set(leaf) == set(CIDRS6.values()), leaf
+    for worker, prefix in CIDRS6.items():  # via the node: its global address, or its link-local one (FRR's zebra)
+        assert leaf[prefix] == NODE_IP6[worker] or leaf[prefix].startswith("fe80:"), (worker, leaf)
+    for name in WORKERS:
+        learned = routes(name, "bird", 6)
+        assert set(learned) == {CIDRS6[o] for o in WORKERS if o != name}, (name, learned)
+        for other in (o for o in WORKERS if o != name):
+            assert learned[CIDRS6[other]] in expected_gateway6(name, other), (name, other, learned)
+
+
+@pytest.mark.skipif(not CIDRS6, reason="IPv4 only: no IPv6 pod addresses")
+@pytest.mark.parametrize("name", WORKERS)
+def test_with_dual_stack_pods_reach_the_pods_of_every_other_node_over_ipv6(name):
+    node = Node(name)
+    for src in node.pods:
+        for other in (Node(o) for o in WORKERS if o != name):
+            for dst in other.pods:
+                result = node.in_pod(src["name"], "ping", "-6", "-c1", "-W2", "-n", dst["ip6"])
+                assert result.rc == 0, f"{name}/{src['name']} -> {other.name}/{dst['ip6']}: {result.stdout}"
 
 
 def test_converging_again_changes_nothing_and_resets_no_session():
@@ -67,6 +103,9 @@ def test_a_stopped_node_is_withdrawn_and_returns_when_started():
     assert stop.rc == 0, stop.stderr
     gone = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: CIDRS[node] not in r)
     assert CIDRS[node] not in gone, "the leaf kept the route of a node whose BIRD stopped"
+    if node in CIDRS6:
+        gone6 = until(lambda: routes(LEAF, LEAF_PROTO, 6), lambda r: CIDRS6[node] not in r)
+        assert CIDRS6[node] not in gone6, "the leaf kept the IPv6 route of a node whose BIRD stopped"
     for other in WORKERS:
         if other != node:
             left = until(lambda o=other: routes(o, "bird"), lambda r: CIDRS[node] not in r)
@@ -76,6 +115,8 @@ def test_a_stopped_node_is_withdrawn_and_returns_when_started():
     assert recap(run.stdout) == {node: 1}, run.stdout[-3000:]  # BIRD started, nothing else changed
     back = until(lambda: routes(LEAF, LEAF_PROTO), lambda r: CIDRS[node] in r)
     assert back.get(CIDRS[node]) == NODE_IP[node]
+    if node in CIDRS6:
+        assert CIDRS6[node] in until(lambda: routes(LEAF, LEAF_PROTO, 6), lambda r: CIDRS6[node] in r)
     src, dst = Node(WORKERS[-1]), Node(node)
     assert src.ping(src.pods[0]["name"], dst.pods[0]["ip"]).rc == 0
 

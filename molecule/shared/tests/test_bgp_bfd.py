@@ -4,7 +4,7 @@ node's BIRD does with BFD on, per leaf daemon."""
 import json
 import time
 
-from bgp import CIDRS, DAEMON, LEAF_PROTO, LEAF_VARS, NODE_IP, bird_sessions, converge_bgp, routes, until
+from bgp import CIDRS, CIDRS6, DAEMON, LEAF_PROTO, LEAF_VARS, NODE_IP, bird_sessions, converge_bgp, leaf_address, routes, until
 from lab import HOSTVARS, LEAF, WORKERS, Node, recap, run_in
 
 NODE = WORKERS[1]  # the seed's worker2
@@ -24,9 +24,12 @@ def learned_again(node: str) -> dict:
 
 
 def test_every_worker_runs_bfd_with_the_leaf():
+    """On each of its sessions: the IPv4 one, and with dual stack the IPv6 one too."""
     for name in WORKERS:
         out = run_in(name, "birdc", "show", "bfd", "sessions").stdout
-        assert " Up " in out, f"{name}: {out}"
+        states = {line.split()[0]: line.split()[2] for line in out.splitlines() if len(line.split()) > 2}
+        peers = [leaf_address(name)] + ([leaf_address(name, 6)] if name in CIDRS6 else [])
+        assert all(states.get(peer) == "Up" for peer in peers), f"{name}: {out}"
 
 
 def test_a_cut_cable_is_withdrawn_by_bfd_long_before_the_hold_time():

@@ -171,3 +171,84 @@ def test_off_nothing_but_pod_cidrs_is_announced():
 def test_more_announcements_than_the_leaf_accepts_are_refused():
     with pytest.raises(AnsibleFilterError, match=r"^worker1: bgp_prefix_limit: 3 is less than the 4 prefixes"):
         speaker("worker2", **dict(ADVERTISE, prefix_limit=3))
+
+
+# --- dual stack (issue 18): an IPv6 session beside each IPv4 one ------------------------------------------
+
+HOSTVARS6 = {
+    "worker1": dict(HOSTVARS["worker1"], podnet_node_ip6="fd00:210::21"),
+    "worker2": dict(HOSTVARS["worker2"], podnet_node_ip6="fd00:210::22"),
+    "worker3": dict(HOSTVARS["worker3"], podnet_node_ip6="fd00:230::23"),
+    "leaf03": {"podnet_leaf_subnets": [dict(s, address6=a) for s, a in zip(
+        HOSTVARS["leaf03"]["podnet_leaf_subnets"], ("fd00:210::254/64", "fd00:230::254/64", "2001:db8:113::254/64"))]},
+    "outside": HOSTVARS["outside"],
+}
+CIDRS6 = {"worker1": "fd00:10::/64", "worker2": "fd00:20::/64", "worker3": "fd00:30::/64"}
+CLUSTER6 = [{"prefix": c, "ge": 64, "le": 64} for c in CIDRS6.values()]
+
+
+def speaker6(host: str, hostvars: dict | None = None, **settings) -> dict:
+    return bgp_speaker(host, hostvars or HOSTVARS6, GROUPS, CIDRS, dict(SETTINGS, **settings), CIDRS6)
+
+
+def test_a_dual_stack_node_announces_exactly_its_ipv6_prefix_over_an_ipv6_session_with_the_leaf():
+    result = speaker6("worker2", password="s3cret", bfd={"interval": 100, "multiplier": 3})
+    assert result["router_id"] == "192.168.210.22" and result["networks"] == ["192.168.20.0/24", "fd00:20::/64"]
+    four, six = result["neighbors"]
+    assert four == speaker("worker2", password="s3cret", bfd={"interval": 100, "multiplier": 3})["neighbors"][0]
+    assert six["name"] == "leaf03_v6" and six["address"] == "fd00:210::254" and six["source_address"] == "fd00:210::22"
+    assert six["remote_as"] == 65000 and six["password"] == "s3cret" and six["import_limit"] == 256
+    assert six["export_prefixes"] == [{"prefix": "fd00:20::/64"}]
+    assert six["import_prefixes"] == [{"prefix": "fd00:20::/64", "action": "deny"}] + CLUSTER6
+    assert six["bfd"] == {"interval": 100, "multiplier": 3, "graceful": True} and six["graceful_restart"]
+    assert speaker6("worker3")["neighbors"][1]["address"] == "fd00:230::254"
+
+
+def test_the_dual_stack_leaf_learns_each_nodes_ipv6_prefix_and_announces_the_others():
+    result = speaker6("leaf03")
+    by_name = {n["name"]: n for n in result["neighbors"]}
+    assert list(by_name) == ["worker1", "worker2", "worker3", "worker1_v6", "worker2_v6", "worker3_v6"]
+    assert by_name["worker3_v6"]["address"] == "fd00:230::23" and by_name["worker3_v6"]["source_address"] == "fd00:230::254"
+    assert by_name["worker3_v6"]["remote_as"] == 65003
+    assert by_name["worker1_v6"]["import_prefixes"] == [{"prefix": "fd00:10::/64"}]
+    assert by_name["worker1_v6"]["export_prefixes"] == [{"prefix": "fd00:10::/64", "action": "deny"}] + CLUSTER6
+    single = {n["name"]: n for n in speaker6("leaf03", as_mode="single")["neighbors"]}
+    assert single["worker2_v6"]["route_reflector_client"] and single["worker2_v6"]["next_hop_self"]
+    for host in GROUPS["workers"] + GROUPS["leaf"]:  # valid module parameters, and both ends agree
+        bgp.speaker(speaker6(host, as_mode="single"))
+    leaf = {n["address"]: n for n in result["neighbors"]}
+    for worker in GROUPS["workers"]:
+        up = speaker6(worker)["neighbors"][1]
+        assert leaf[up["source_address"]]["source_address"] == up["address"]
+
+
+def test_services_stay_ipv4_and_an_ipv6_cluster_prefix_admits_the_node_prefixes_inside_it():
+    worker2 = speaker6("worker2", **ADVERTISE)
+    assert worker2["networks"] == ["192.168.20.0/24", "11.96.0.0/16", "198.51.100.10/32", "fd00:20::/64"]
+    assert worker2["neighbors"][1]["export_prefixes"] == [{"prefix": "fd00:20::/64"}]
+    assert speaker6("leaf03", **ADVERTISE)["neighbors"][4]["import_prefixes"] == [{"prefix": "fd00:20::/64"}]
+    node = speaker6("worker1", cluster_cidrs6=["fd00::/16"])
+    assert node["neighbors"][1]["import_prefixes"][1:] == [{"prefix": "fd00::/16", "ge": 16, "le": 64}]
+
+
+def test_an_ipv4_only_cluster_has_no_ipv6_session():
+    assert speaker6("worker1", None) == speaker6("worker1") and bgp_speaker(
+        "worker1", HOSTVARS6, GROUPS, CIDRS, SETTINGS, {}) == speaker("worker1", HOSTVARS6)
+    assert [n["name"] for n in bgp_speaker("leaf03", HOSTVARS6, GROUPS, CIDRS, SETTINGS)["neighbors"]] == GROUPS["workers"]
+
+
+def test_a_dual_stack_node_off_the_leafs_ipv6_subnets_is_an_error():
+    hostvars = dict(HOSTVARS6, worker1=dict(HOSTVARS6["worker1"], podnet_node_ip6="fd00:999::21"))
+    with pytest.raises(AnsibleFilterError, match=r"^worker1: podnet_node_ip6 fd00:999::21 is on none of the leaf's "
+                                                 r"podnet_leaf_subnets' address6"):
+        speaker6("worker1", hostvars)
+    hostvars = dict(HOSTVARS6, worker1=HOSTVARS["worker1"])
+    for host in ("worker1", "leaf03"):
+        with pytest.raises(AnsibleFilterError, match=r"^worker1: podnet_node_ip6: not set; the node's IPv6 BGP session"):
+            speaker6(host, hostvars)
+
+
+@pytest.mark.parametrize("host, version, name", [("leaf03", 6, "leaf03_v6"), ("x" * 40, 6, "x" * 29 + "_v6"),
+                                                 ("1leaf", 6, "n_1leaf_v6")])
+def test_ipv6_peer_names(host, version, name):
+    assert peer_name(host, version) == name and len(peer_name(host, version)) <= 32

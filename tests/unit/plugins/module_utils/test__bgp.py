@@ -69,7 +69,40 @@ def test_neighbour_address_and_as_are_required():
     assert "required" in fails(params(neighbors=[{"remote_as": 65000}]), "neighbors[0].address")
     assert "required" in fails(params(neighbors=[{"address": "10.0.0.1"}]), "neighbors[0].remote_as")
     fails(params(**neighbor(remote_as=0)), "neighbors[0].remote_as")
-    fails(params(**neighbor(address="2001:db8::1")), "neighbors[0].address")
+    fails(params(**neighbor(address="2001:db8::x")), "neighbors[0].address")
+
+
+# --- IPv6 sessions (dual stack) -----------------------------------------------------
+
+LEAF6 = {"name": "leaf03_v6", "address": "fd00:210::254", "remote_as": 65000, "source_address": "fd00:210::22",
+         "import_prefixes": [{"prefix": "fd00:20::/64", "action": "deny"}, {"prefix": "fd00::/48", "ge": 64, "le": 64}],
+         "export_prefixes": ["fd00:20::/64"]}
+
+
+def test_an_ipv6_neighbour_is_a_session_of_its_own_family():
+    speaker = bgp.speaker(params(networks=["fd00:20::/64", "192.168.20.0/24"], neighbors=[dict(LEAF), dict(LEAF6)]))
+    four, six = speaker.neighbors
+    assert (four.version, six.version) == (4, 6) and speaker.ipv6
+    assert speaker.networks == ("192.168.20.0/24", "fd00:20::/64")  # IPv4 first
+    assert speaker.networks_of(6) == ("fd00:20::/64",) and speaker.neighbors_of(6) == (six,)
+    assert six.import_prefixes[1] == bgp.PrefixRule("permit", "fd00::/48", 64, 64)
+    assert six.import_prefixes[1].max_length == 128 and four.version == 4
+    assert not bgp.speaker(params()).ipv6
+    assert bgp.speaker(params(neighbors=[{"address": "fd00::1", "remote_as": 1}])).neighbors[0].name == "peer_fd00__1"
+
+
+@pytest.mark.parametrize("item, field, words", [
+    ({"source_address": "192.168.210.22"}, "neighbors[0].source_address", "is not an IPv6 address"),
+    ({"import_prefixes": ["192.168.20.0/24"]}, "neighbors[0].import_prefixes[0].prefix", "is not an IPv6 network"),
+    ({"export_prefixes": [{"prefix": "fd00::/48", "le": 129}]}, "neighbors[0].export_prefixes[0].le", "48..128"),
+])
+def test_an_ipv6_neighbours_source_and_rules_are_ipv6(item, field, words):
+    assert words in fails(params(neighbors=[dict(LEAF6, **item)]), field)
+
+
+def test_an_ipv4_neighbours_rules_are_ipv4():
+    assert "is not an IPv4 network" in fails(params(**neighbor(export_prefixes=["fd00::/64"])),
+                                             "neighbors[0].export_prefixes[0].prefix")
 
 
 @pytest.mark.parametrize("rule, field", [
@@ -95,6 +128,15 @@ def test_a_bad_filter_names_the_field(rule, field):
 ])
 def test_prefix_rule_ranges(rule, expected):
     assert tuple(bgp.prefix_rule(rule, "f")) == expected
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ("fd00:20::/64", ("permit", "fd00:20::/64", 64, 64)),
+    ({"prefix": "fd00::/48", "ge": 64}, ("permit", "fd00::/48", 64, 128)),
+    ({"prefix": "default", "le": 128}, ("permit", "::/0", 0, 128)),
+])
+def test_ipv6_prefix_rule_ranges(rule, expected):
+    assert tuple(bgp.prefix_rule(rule, "f", 6)) == expected
 
 
 def test_the_password_is_checked_but_never_echoed():

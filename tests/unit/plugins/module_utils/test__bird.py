@@ -128,8 +128,48 @@ def test_bfd_runs_the_bfd_protocol_with_the_sessions_timers():
     assert "bfd" not in bird.render(WORKER2)
 
 
+# Dual stack: worker2's IPv6 prefix over a second session with the leaf's IPv6 address (bgp_speaker's leaf03_v6).
+DUAL = bgp.speaker({
+    "router_id": "192.168.210.22", "local_as": 65002, "networks": ["192.168.20.0/24", "fd00:20::/64"],
+    "neighbors": [WORKER2.neighbors[0].public() | {"password": "s3cret", "bfd": {"graceful": True}}, {
+        "name": "leaf03_v6", "address": "fd00:210::254", "remote_as": 65000, "source_address": "fd00:210::22",
+        "description": "leaf03", "password": "s3cret", "import_limit": 256, "bfd": {"graceful": True},
+        "import_prefixes": [{"prefix": "fd00:20::/64", "action": "deny"}, {"prefix": "fd00::/48", "ge": 64, "le": 64}],
+        "export_prefixes": ["fd00:20::/64"],
+    }],
+})
+
+
+def test_an_ipv6_session_has_its_channel_and_the_ipv6_kernel_table_and_networks_their_protocols():
+    text = bird.render(DUAL)
+    assert "\nprotocol kernel handcni_kernel6 {\n    scan time 10;\n    ipv6 {\n        import none;\n" \
+           "        export where source = RTS_BGP;\n    };\n}\n" in text
+    assert "\nprotocol static handcni_networks6 {\n    ipv6;\n    route fd00:20::/64 unreachable;\n}\n" in text
+    assert "\nprotocol static handcni_networks {\n    ipv4;\n    route 192.168.20.0/24 unreachable;\n}\n" in text
+    six = text[text.index("protocol bgp leaf03_v6 {"):]
+    assert "    source address fd00:210::22;\n    neighbor fd00:210::254 as 65000;\n" in six
+    assert "    bfd { graceful; " in six and text.count("protocol bfd handcni_bfd") == 1  # one BFD protocol for both
+    assert "    ipv6 {\n        import filter {\n            if net ~ [ fd00:20::/64 ] then reject;\n" \
+           "            if net ~ [ fd00::/48{64,64} ] then accept;\n" in six
+    assert "        import limit 256 action restart;\n        next hop prefer global;\n    };\n}\n" in six
+    four = text[text.index("protocol bgp leaf03 {"):text.index("protocol bgp leaf03_v6 {")]
+    assert "    ipv4 {\n" in four and "ipv6" not in four and "prefer global" not in four
+    assert bgp.passwords(text, bird.PASSWORD) == {"leaf03": "s3cret", "leaf03_v6": "s3cret"}
+
+
+def test_ecmp_merges_paths_in_both_kernel_protocols():
+    text = bird.render(DUAL._replace(max_paths=3))
+    assert text.count("    merge paths on limit 3;\n}") == 2
+
+
+def test_an_ipv4_only_speaker_has_no_ipv6_side():
+    text = bird.render(WORKER2)
+    assert "ipv6" not in text and "handcni_kernel6" not in text and "handcni_networks6" not in text
+
+
 @pytest.mark.skipif(not shutil.which("bird"), reason="BIRD 2 is not installed")
-@pytest.mark.parametrize("speaker", [WORKER2, REFLECTOR, WITH_BFD], ids=["ebgp-node", "ibgp-reflector", "bfd"])
+@pytest.mark.parametrize("speaker", [WORKER2, REFLECTOR, WITH_BFD, DUAL],
+                         ids=["ebgp-node", "ibgp-reflector", "bfd", "dual-stack"])
 def test_bird_itself_parses_the_rendering(tmp_path, speaker):
     path = tmp_path / "bird.conf"
     path.write_text(bird.render(speaker, ("br0",)))

@@ -46,6 +46,8 @@ def changed(**changes) -> dict:
 
 def test_a_dual_stack_lab_has_no_problem_and_ipv4_only_ignores_the_ipv6_fields():
     assert podnet_problems(DUAL, GROUPS) == []
+    assert podnet_problems(changed(all__cross_node_method="bgp"), GROUPS) == []  # BGP carries both families
+    assert podnet_problems(changed(all__cross_node_method="vxlan", worker2__podnet_node_ip6=None), GROUPS) == []
     assert podnet_problems(changed(all__podnet_dual_stack=False), GROUPS) == []
     split = changed(all__podnet_pod_cidr6=None, all__podnet_node_prefix6=64, all__podnet_cluster_cidr6="fd00:99::/62")
     split["worker1"]["podnet_pods"][0]["ip6"] = "fd00:99::a"
@@ -60,7 +62,14 @@ def test_a_dual_stack_lab_has_no_problem_and_ipv4_only_ignores_the_ipv6_fields()
 @pytest.mark.parametrize("changes, line", [
     ({"worker3__podnet_dual_stack": False}, "podnet_dual_stack: true on worker1, worker2 but not on worker3; every worker or none"),
     ({"all__cross_node_method": "ipip"}, "worker1, worker2, worker3: cross_node_method: ipip carries IPv4 only"),
-    ({"all__cross_node_method": "bgp"}, "worker1, worker2, worker3: cross_node_method: bgp announces IPv4 pod prefixes only"),
+    ({"all__cross_node_method": "bgp", "worker2__podnet_node_ip6": None},
+     "worker2: podnet_node_ip6: required with podnet_dual_stack and cross_node_method bgp (the pods' IPv6 routes go via "
+     "the node's IPv6 address, learned over its IPv6 BGP session)"),
+    ({"all__cross_node_method": "bgp", "worker2__podnet_node_ip6": "fd00:230::22"},
+     "worker2: podnet_node_ip6: fd00:230::22 is not in fd00:210::/64, the IPv6 subnet of the leaf's vlan210 where"),
+    ({"all__cross_node_method": "bgp", "leaf03__podnet_leaf_subnets": [
+        dict(s, address6=None) if s["name"] == "vlan230" else s for s in HOSTS["leaf03"]["podnet_leaf_subnets"]]},
+     "worker3: podnet_node_ip6: fd00:230::23 needs the IPv6 subnet of the leaf's vlan230 (its address6)"),
     ({"worker2__podnet_node_ip6": None}, "worker2: podnet_node_ip6: required with podnet_dual_stack and cross_node_method static"),
     ({"worker2__podnet_node_ip6": "192.168.1.1"}, "worker2: podnet_node_ip6: '192.168.1.1' is not an IPv6 address"),
     ({"worker2__podnet_node_ip6": "fd00:230::22"},

@@ -120,8 +120,51 @@ def test_bfd_timers_are_the_sessions_and_bfdd_runs():
     assert "bfd" not in frr.render(LEAF, "leaf03").replace("bfdd", "")
 
 
+# Dual stack: worker2's IPv6 session beside its IPv4 one (bgp_speaker's worker2_v6), on a route reflector.
+DUAL = bgp.speaker({
+    "router_id": "192.168.210.254", "local_as": 65000, "max_paths": 3,
+    "neighbors": [LEAF.neighbors[0].public() | {"password": "s3cret", "bfd": {}}, {
+        "name": "worker2_v6", "address": "fd00:210::22", "remote_as": 65000, "source_address": "fd00:210::254",
+        "description": "worker2", "password": "s3cret", "import_limit": 256, "import_prefixes": ["fd00:20::/64"],
+        "route_reflector_client": True, "next_hop_self": True, "bfd": {},
+        "export_prefixes": [{"prefix": "fd00:20::/64", "action": "deny"}, {"prefix": "fd00::/48", "ge": 64}],
+    }, {"name": "worker3_v6", "address": "fd00:230::23", "remote_as": 65003}],
+})
+
+
+def test_ipv6_neighbours_have_ipv6_prefix_lists_and_are_activated_in_ipv6_unicast_only():
+    text = frr.render(DUAL, "leaf03")
+    assert "ipv6 prefix-list HANDCNI-worker2_v6-IN seq 10 permit fd00:20::/64\n" in text
+    assert "ipv6 prefix-list HANDCNI-worker2_v6-OUT seq 20 permit fd00::/48 ge 64\n" in text  # le 128: the longest
+    assert "ipv6 prefix-list HANDCNI-worker3_v6-IN seq 10 deny ::/0 le 128\n" in text  # no rules: nothing
+    assert " neighbor fd00:210::22 update-source fd00:210::254\n" in text and " neighbor fd00:210::22 bfd 3 100 100\n" in text
+    four = text[text.index(" address-family ipv4 unicast"):text.index(" address-family ipv6 unicast")]
+    six = text[text.index(" address-family ipv6 unicast"):]
+    assert "fd00" not in four and "192.168" not in six
+    assert "  maximum-paths 3\n  maximum-paths ibgp 3\n" in four and "  maximum-paths 3\n  maximum-paths ibgp 3\n" in six
+    assert ("  neighbor fd00:210::22 activate\n  neighbor fd00:210::22 route-reflector-client\n"
+            "  neighbor fd00:210::22 next-hop-self force\n  neighbor fd00:210::22 prefix-list HANDCNI-worker2_v6-IN in\n"
+            "  neighbor fd00:210::22 prefix-list HANDCNI-worker2_v6-OUT out\n"
+            "  neighbor fd00:210::22 maximum-prefix 256 restart 1\n") in six
+    assert six.endswith(" exit-address-family\nexit\n!\n")
+    assert bgp.passwords(text, frr.PASSWORD) == {"192.168.210.22": "s3cret", "fd00:210::22": "s3cret"}
+    assert "address-family ipv6" not in frr.render(LEAF, "leaf03")
+
+
+def test_parse_summary_reads_both_families():
+    data = dict(SUMMARY, ipv6Unicast={"routerId": "192.168.210.254", "as": 65000, "peers": {
+        "fd00:210::22": {"remoteAs": 65000, "state": "Established", "connectionsEstablished": 2}}})
+    router_id, local_as, found = frr.parse_summary(json.dumps(data), DUAL.neighbors)
+    assert (router_id, local_as) == ("192.168.210.254", 65000)
+    assert found["worker2_v6"].established and found["worker2_v6"].established_count == 2
+    assert found["worker2"].address == "192.168.210.22" and found["192.168.230.23"].state == "Active"
+    only6 = frr.parse_summary(json.dumps({"ipv6Unicast": data["ipv6Unicast"]}), DUAL.neighbors)
+    assert only6[:2] == ("192.168.210.254", 65000) and list(only6[2]) == ["worker2_v6"]
+
+
 @pytest.mark.skipif(not shutil.which("vtysh"), reason="FRR is not installed")
-@pytest.mark.parametrize("speaker", [LEAF, REFLECTOR, WITH_BFD], ids=["ebgp-leaf", "ibgp-reflector", "bfd"])
+@pytest.mark.parametrize("speaker", [LEAF, REFLECTOR, WITH_BFD, DUAL],
+                         ids=["ebgp-leaf", "ibgp-reflector", "bfd", "dual-stack"])
 def test_vtysh_itself_accepts_the_rendering(tmp_path, speaker):
     path = tmp_path / "frr.conf"
     path.write_text(frr.render(speaker, "leaf03"))
