@@ -276,6 +276,10 @@ _UNIQUE = {
 }
 
 
+def _label(index: int, field: str, labels: list | None) -> str:
+    return labels[index] if labels else f"{field}[{index}]"
+
+
 def check_unique(services: list, field: str, listed: int, labels: list | None = None) -> None:
     """Names, cluster IP:port and node ports must be unique. `services[:listed]` are `field`'s items, in
     order (or named by `labels`); the rest are ours already and kept (not pruned)."""
@@ -289,11 +293,11 @@ def check_unique(services: list, field: str, listed: int, labels: list | None = 
                     what = {"name": service.name + six,
                             "cluster_ip": f"{Endpoint(service.cluster_ip, service.port).text()}/{service.protocol}",
                             "node_port": f"{service.node_port}/{service.protocol}{six}", "external_ips": value}[attribute]
-                    label = (lambda at: labels[at] if labels else f"{field}[{at}]")
                     if index < listed:
-                        raise ValueError(f"{label(index)}.{attribute}: {what} is also used by {label(first)}")
+                        raise ValueError(f"{_label(index, field, labels)}.{attribute}: {what} is also used by "
+                                         f"{_label(first, field, labels)}")
                     if first < listed:
-                        raise ValueError(f"{label(first)}.{attribute}: {what} is also used by service "
+                        raise ValueError(f"{_label(first, field, labels)}.{attribute}: {what} is also used by service "
                                          f"{service.name}, which handcni.podnet has already (list it too, or use prune)")
                 seen[value] = index
 

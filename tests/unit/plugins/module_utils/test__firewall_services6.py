@@ -16,7 +16,8 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _iptables as
 from ansible_collections.handcni.podnet.plugins.module_utils import _nftables as nft
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as svc
 
-from test__firewall_ipv6 import NFT_V, FakeTools, kernel  # noqa: F401 (kernel: a fixture)
+# kernel: a fixture, used by name
+from test__firewall_ipv6 import NFT_V, FakeTools, kernel  # pylint: disable=unused-import
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IP6TABLES_SAVE = (FIXTURES / "ip6tables_services.txt").read_text()
