@@ -106,7 +106,7 @@ def egress_probes(pods: list, node: str, node_ip: str, target: str, port: int, n
         seen_as, to = (node_ip, target) if version == 4 else (node_ip6, target6)
         if not to or not seen_as:
             continue
-        url = f"http://{to}:{port}/" if version == 4 else f"http://[{to}]:{port}/"
+        url = f"http://{_host_port(to, port)}/"
         whose = "node" if version == 4 or masquerade6 else "pod"
         for pod in pods:
             expect = seen_as if whose == "node" else pod[key]
