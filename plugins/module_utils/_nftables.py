@@ -379,6 +379,8 @@ class NftablesNat(Nftables):
 
     @staticmethod
     def probe(state: Families) -> list | None:
-        """List one chain of our tables: fails when the ruleset or our table was flushed."""
+        """List one chain of our tables, a base chain where there is one (the services' endpoints do not change
+        it): fails when the ruleset or our table was flushed."""
         table = next((table for table in state[:2] if table.chains), None)
-        return ["nft", "list", "chain", table.family, NFT_TABLE, sorted(table.chains)[0]] if table else None
+        chain = next((name for name in ("postrouting", "prerouting") if table and name in table.chains), None)
+        return ["nft", "list", "chain", table.family, NFT_TABLE, chain or min(table.chains)] if table else None

@@ -349,6 +349,13 @@ def wanted(listed: list, have: list, state: str, prune: bool, field: str = "serv
     return tuple(sorted(list(listed) + unique, key=service_order))
 
 
+def endpoints_alone(old: Service, new: Service) -> bool:
+    """Whether `new` differs from `old` in its endpoints alone, never from none to some or back: then only the
+    service's own chains change, not one dispatch rule or map element that it shares with the other services."""
+    return (new._replace(endpoints=old.endpoints, local=old.local) == old and bool(new.endpoints) == bool(old.endpoints)
+            and (new.local is None) == (old.local is None) and bool(new.local) == bool(old.local))
+
+
 def service_order(service: Service) -> tuple:
     """Services by name, a dual-stack one's IPv4 entry first."""
     return service.key

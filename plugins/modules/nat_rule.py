@@ -329,9 +329,9 @@ masquerade:
 services:
   description:
     - The services of ours after the run (in check mode, after a real run), normalised, sorted by name.
-    - A run that changes nothing leaves them out (the caller gave them; at 10,000 services returning them
-      again costs more than the rest of the run), see RV(service_count).
-  returned: when the run changes something (or would, in check mode), or in diff mode
+    - Only in diff mode (the caller gave them; at 10,000 services returning them costs more than the rest of a
+      run); see RV(service_count).
+  returned: in diff mode
   type: list
   elements: dict
   sample:
@@ -344,6 +344,18 @@ services:
       external_ips: [198.51.100.10]
       external_traffic_policy: Cluster
       local_endpoints: []
+sync:
+  description:
+    - How the run planned, as kube-proxy's full and partial syncs.
+    - V(none), the same run as the last one, on the rules it left (not one rule of the namespace changed since);
+      nothing read or written.
+    - V(partial), only some services' endpoints changed since that run; those services alone planned and written.
+    - V(record), planned from what that run left, no rule read.
+    - V(read), the rules read with the backends' tools (the first run, diff mode, or a rule changed by anyone
+      else since the last run).
+  returned: always
+  type: str
+  sample: partial
 service_count:
   description: How many services of ours there are after the run.
   returned: always
@@ -406,60 +418,18 @@ diff:
       nftables: []
 """
 
-import glob
-import hashlib
-import json
-import os
-
 from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as firewall
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as services
+from ansible_collections.handcni.podnet.plugins.module_utils import _nat_record as nat_record
 from ansible_collections.handcni.podnet.plugins.module_utils._iptables import IptablesNat
 from ansible_collections.handcni.podnet.plugins.module_utils._nftables import NftablesNat
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Action, PodnetModule
 from ansible_collections.handcni.podnet.plugins.module_utils._netlink import ruleset_mark
-from ansible_collections.handcni.podnet.plugins.module_utils._state import STATE_DIR, load_json, locked, save_json
+from ansible_collections.handcni.podnet.plugins.module_utils._state import STATE_DIR, locked
 
 LOCK = f"{STATE_DIR}/nat_rule"  # .lock: beside the other records of ours, which teardown removes
 BACKENDS = {"iptables": IptablesNat, "nftables": NftablesNat}
-
-
-def applied_path(netns: str | None, kinds: tuple) -> str:
-    """The record of the last run managing these kinds that left the namespace's rules as it wanted them (the
-    egress and services roles each have theirs)."""
-    return f"{STATE_DIR}/nat_rule.{netns or '_host'}.{'+'.join(kinds)}.applied.json"
-
-
-def digest(params: dict) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def last_run(path: str, mark: list | None) -> dict | None:
-    """The record of the last run if not one nf_tables rule of the namespace has changed since (the ruleset mark
-    is the one it recorded): what each backend holds of ours is then exactly what that run left, and needs no
-    reading (kube-proxy's sync without listing the ruleset); else None."""
-    if mark is None:
-        return None
-    try:
-        record = load_json(path)
-    except (OSError, ValueError):
-        return None
-    return record if record.get("mark") == mark else None
-
-
-def keep_record(path: str, mark: list | None, transactions: int, params: dict, args: str, held: dict, result: dict,
-                canary: dict, netns: str | None) -> None:
-    """After a run: record what each backend holds ({name: NatSet}) when the ruleset changed by exactly our
-    transactions since `mark` was read (no one else's change slipped in between, unseen) and `held` says all of
-    it; else drop the record, so that the next run reads everything."""
-    now = ruleset_mark(netns) if mark and held is not None else None
-    if now is not None and params["state"] == "present" and now == mark[:2] + [mark[2] + transactions]:
-        save_json(path, {"mark": now, "digest": args, "held": held, "result": result, "canary": canary}, compact=True)
-        return
-    # removing: the records of every kind of the namespace go (teardown leaves none); else this one
-    for stale in glob.glob(applied_path(netns, ("*",))) if params["state"] == "absent" else [path]:
-        if os.path.exists(stale):
-            os.unlink(stale)
 
 
 def targets_for(params: dict, kinds: tuple, names: list, have: dict) -> dict:
@@ -492,11 +462,11 @@ def main():
         argument_spec=dict(
             backend=dict(type="str", default="iptables", choices=list(BACKENDS)),
             masquerade=dict(type="list", elements="dict", options=dict(firewall.MASQUERADE_SPEC)),
-            # checked by normalise_services, which Ansible's check of 10,000 services would cost more than a run
             services=dict(type="list", elements="dict"),
             node_addresses=dict(type="list", elements="str"),
             cluster_cidrs=dict(type="list", elements="str"),
         ),
+        bulk=("services",),  # checked by normalise_services: Ansible's check of 10,000 services costs more than a run
     )
     params = module.params
     chosen, state = params["backend"], params["state"]
@@ -505,17 +475,23 @@ def main():
     with module.errors(), locked(LOCK, create=state == "present" and not module.check_mode):
         runner = command.Runner.of(module, params["netns"])
         backends, names = firewall.backends_in_order(BACKENDS, runner, chosen, state == "present")
-        record = applied_path(params["netns"], kinds)
+        record = nat_record.applied_path(params["netns"], kinds)
         mark = ruleset_mark(params["netns"]) if all(backends[name].counted() for name in names) else None
-        args = digest(params)
-        last = None if module._diff else last_run(record, mark)
+        args, rest, given = nat_record.run_digests(params)
+        entry = {"digest": args, "rest": rest, "given": given}
+        last = None if module._diff else nat_record.last_run(record, mark)
         if last is not None and state == "present" and last["digest"] == args:
             module.canary = last["canary"]  # the same run again, on the same rules: nothing to do
-            module.finish(transactions=[], **last["result"])
+            module.finish(transactions=[], sync="none", **last["result"])
         if last is not None and set(last["held"]) == set(names):
+            changes = nat_record.endpoint_changes(last, params, rest, given, chosen) if state == "present" else None
+            if changes is not None:
+                partial_sync(module, backends[chosen], runner, last, changes, kinds, record, mark, entry)  # finishes
             have = {name: backends[name].render(firewall.natset_from_json(last["held"][name])) for name in names}
+            sync = "record"
         else:
             have = {name: backends[name].read() for name in names}
+            sync = "read"
         targets = targets_for(params, kinds, names, have)
         plans = {name: backends[name].plans(have[name], targets[name], kinds) for name in names}
         want = {name: plans[name][0] for name in names}
@@ -526,17 +502,11 @@ def main():
         before = firewall.merged(have[name].nat for name in names)
         held = {name: firewall.carried(targets[name], have[name].nat, kinds) for name in names}
         after = firewall.merged(held[name] for name in names)
-        flushes = services.conntrack_flushes(before.services, after.services,
-                                             after.node_addresses or before.node_addresses)
-        if flushes and not runner.available("conntrack"):
-            module.warn("conntrack (conntrack-tools) is not installed: UDP flows to removed endpoints are not "
-                        "flushed and keep going there until they time out")
-            flushes = []
         if module._diff:  # the lines of a large set cost time: made only for a diff
             module.before = {name: have[name].lines for name in names}
             module.after = {name: (want[name] if plans[name][1] else have[name]).lines for name in names}
-        module.apply([Action(tx.description, lambda tx=tx: backends[tx.backend].apply(tx)) for tx in transactions]
-                     + [Action(flush.description, lambda flush=flush: flush_flows(runner, flush)) for flush in flushes])
+        apply(module, backends, runner, transactions, before.services, after.services,
+              after.node_addresses or before.node_addresses)
         if params["restore"] and params["netns"] is None:
             # of what this run manages only, so that the record does not follow the other kinds' runs
             probe = backends[chosen].probe(backends[chosen].render(targets[chosen], kinds).detail)
@@ -544,13 +514,45 @@ def main():
         if not module.check_mode:
             exact = all(backends[name].draw(held[name]).same(want[name].detail) for name in names)
             # list(): an empty NatSet is false, and json writes a false list as [] whatever it holds
-            # what the same run again returns: all but the services, which it was given (at 10,000 services,
-            # returning them again would cost more than the rest of the run)
-            keep_record(record, mark, len(transactions), params, args,
-                        {name: list(nat) for name, nat in held.items()} if exact else None,
-                        after.public(with_services=False), module.canary, params["netns"])
-    module.finish(transactions=[tx.public() for tx in transactions],
-                  **after.public(with_services=bool(module.actions) or module._diff))
+            nat_record.keep_record(record, mark, len(transactions), state, params["netns"], dict(
+                entry, held={name: list(nat) for name, nat in held.items()} if exact else None,
+                result=after.public(with_services=False), canary=module.canary))
+    # the services themselves only in diff mode: the caller gave them, and 10,000 cost more than the rest of a run
+    module.finish(transactions=[tx.public() for tx in transactions], sync=sync,
+                  **after.public(with_services=module._diff))
+
+
+def partial_sync(module: PodnetModule, backend, runner: command.Runner, last: dict, changes: tuple, kinds: tuple,
+                 record: str, mark: list, entry: dict) -> None:
+    """Only some services' endpoints changed since the recorded run (nat_record.endpoint_changes): plan and write
+    their own chains, from the record, and finish."""
+    masquerade, _, addresses, cidrs = firewall.natset_from_json(last["held"][backend.name][:1] + [[]]
+                                                                + last["held"][backend.name][2:])
+    old, new = (firewall.NatSet(masquerade, services_, addresses, cidrs) for services_ in changes)
+    want, transactions = backend.plans(backend.render(old), new, kinds)
+    refused = backend.refused(transactions)
+    if refused:
+        raise ValueError(refused)
+    apply(module, {backend.name: backend}, runner, transactions, old.services, new.services, addresses)
+    module.canary = last["canary"]  # the restore canary probes a jump or base chain, which no endpoint changes
+    if not module.check_mode:
+        exact = backend.draw(new).same(want.detail)
+        nat_record.keep_record(record, mark, len(transactions), "present", module.params["netns"], dict(
+            entry, held=nat_record.held_after(last, backend.name, new.services) if exact else None,
+            result=last["result"], canary=module.canary))
+    module.finish(transactions=[tx.public() for tx in transactions], sync="partial", **last["result"])
+
+
+def apply(module: PodnetModule, backends: dict, runner: command.Runner, transactions: list, before: tuple,
+          after: tuple, addresses: tuple) -> None:
+    """Run the transactions, then flush the UDP flows to endpoints they took away (services.conntrack_flushes)."""
+    flushes = services.conntrack_flushes(before, after, addresses)
+    if flushes and not runner.available("conntrack"):
+        module.warn("conntrack (conntrack-tools) is not installed: UDP flows to removed endpoints are not "
+                    "flushed and keep going there until they time out")
+        flushes = []
+    module.apply([Action(tx.description, lambda tx=tx: backends[tx.backend].apply(tx)) for tx in transactions]
+                 + [Action(flush.description, lambda flush=flush: flush_flows(runner, flush)) for flush in flushes])
 
 
 def flush_flows(runner: command.Runner, flush: services.Flush) -> None:

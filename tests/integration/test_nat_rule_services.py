@@ -307,13 +307,21 @@ def answers(result: dict) -> set:
     return set(result["stdout"].split())
 
 
+def quiet(name: str, args: dict) -> dict:
+    """A call without diff mode: one changing endpoints alone plans from the record (a partial sync)."""
+    return dict(nat(name, args), diff=False)
+
+
 def traffic(backend: str, ask: Path, port: int) -> list:
-    """Services on, traffic, a second UDP endpoint, one endpoint less of each service, traffic again."""
+    """Services on, traffic, a second UDP endpoint, one endpoint less of each service, traffic again; the
+    endpoint changes without diff mode, so planned from the record of the run before, which a last run with
+    diff mode (reading the rules) checks."""
     def udp(target: str, service_port: int, source_port: int, pod: str = "netns1") -> str:
         return f"ip netns exec {pod} python3 {ask} {target} {service_port} {source_port}"
 
     first_echo = dict(ECHO, endpoints=ECHO["endpoints"][:1])  # netns1 only: the UDP flow starts there
     args = dict(ARGS, backend=backend)
+    fewer = dict(args, services=[dict(WEB, endpoints=WEB["endpoints"][1:]), dict(ECHO, endpoints=ECHO["endpoints"][1:])])
     return [
         nat("services", dict(args, services=[WEB, first_echo])),
         raw("from a pod", curl("http://11.96.10.3:8080/", "netns1", 20)),
@@ -322,12 +330,12 @@ def traffic(backend: str, ask: Path, port: int) -> list:
         raw("hairpin", curl("http://11.96.10.3:8080/", "netns3", 20)),
         raw("udp", udp("11.96.10.7", 7, port)),
         raw("udp node port", udp(NODE_IP, 30007, port + 1, "netns3")),
-        nat("second udp endpoint", args),
+        quiet("second udp endpoint", args),
         raw("udp, same flow", udp("11.96.10.7", 7, port)),
-        nat("fewer", dict(args, services=[dict(WEB, endpoints=WEB["endpoints"][1:]),
-                                          dict(ECHO, endpoints=ECHO["endpoints"][1:])])),
+        quiet("fewer", fewer),
         raw("from a pod, fewer", curl("http://11.96.10.3:8080/", "netns1", 20)),
         raw("udp, same flow, fewer", udp("11.96.10.7", 7, port)),
+        nat("fewer, read again", fewer),
     ]
 
 
@@ -349,12 +357,16 @@ def test_traffic(clean, backend):
     assert "netns3" in answers(r["hairpin"])
     # a UDP flow stays with its endpoint, also when another one is added
     assert r["udp"]["stdout"].strip() == "netns1" and r["udp node port"]["stdout"].strip() == "netns1"
-    assert not any(a.startswith("conntrack") for a in r["second udp endpoint"]["actions"])
+    added = r["second udp endpoint"]  # planned from the record, the echo service's own chains alone
+    assert added["sync"] == "partial" and len(added["actions"]) == 1, added["actions"]
+    assert not re.search(r"SERVICES|NODEPORTS|service-ips|service-nodeports|chain services\b", added["actions"][0])
     assert r["udp, same flow"]["stdout"].strip() == "netns1"
     # one endpoint less: no request reaches it, and the UDP flow moves (its conntrack entry was flushed)
+    assert r["fewer"]["sync"] == "partial"
     assert any(a.startswith("conntrack -D") and "--reply-src 192.168.10.1" in a for a in r["fewer"]["actions"])
     assert answers(r["from a pod, fewer"]) == {"netns3"}
     assert r["udp, same flow, fewer"]["stdout"].strip() == "netns3"
+    assert not changed(r["fewer, read again"]) and r["fewer, read again"]["sync"] == "read"  # as the whole set plans
     # the node port from outside the node (the leaf)
     leaf = lab.sh("curl", "-sS", "--max-time", "5", *[f"http://{NODE_IP}:32080/"] * 10, node="leaf03", check=False)
     assert set(leaf.stdout.split()) == {"netns3"}
