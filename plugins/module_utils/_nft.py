@@ -7,6 +7,7 @@ _policy_rules.py: the policy table).
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -54,6 +55,7 @@ def nft_addresses(networks) -> str:
 _PLAIN = re.compile(r'^[ -!#-\[\]-~]*$')  # printable ASCII without '"' and '\\': quoted as it is
 
 
+@functools.lru_cache(maxsize=4096)  # a service's comment is in each of its rules
 def nft_string(value: str) -> str:
     return f'"{value}"' if _PLAIN.match(value) else json.dumps(value)
 

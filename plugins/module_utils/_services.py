@@ -302,8 +302,9 @@ def check_unique(services: list, field: str, listed: int, labels: list | None = 
                 seen[value] = index
 
 
-def normalise_services(items, field: str = "services", state: str = "present") -> list:
-    """The listed services, validated. With state=absent only the names matter."""
+def normalise_services(items, field: str = "services", state: str = "present", unique: bool = True) -> list:
+    """The listed services, validated. With state=absent only the names matter. `unique`: check that no two
+    share a name, a cluster IP and port, a node port (False where `wanted` checks them with ours next)."""
     services = []
     for index, item in enumerate(items or []):
         where = f"{field}[{index}]"
@@ -318,7 +319,7 @@ def normalise_services(items, field: str = "services", state: str = "present") -
         for index, name in enumerate(names):
             if name in names[:index]:
                 raise ValueError(f"{field}[{index}].name: {name!r} is listed twice")
-    else:
+    elif unique:
         check_unique(services, field, len(services))
     return services
 

@@ -436,7 +436,7 @@ def targets_for(params: dict, kinds: tuple, names: list, have: dict) -> dict:
     """The set each backend should hold of the managed kinds after this run (ValueError on bad input)."""
     state, chosen, prune = params["state"], params["backend"], params["prune"]
     listed = firewall.normalise_masquerades(params["masquerade"], "masquerade")
-    wanted_services = services.normalise_services(params["services"], "services", state)
+    wanted_services = services.normalise_services(params["services"], "services", state, unique=False)
     addresses, cidrs = params["node_addresses"], params["cluster_cidrs"]
     if addresses is not None:
         addresses = services.normalise_addresses(addresses, "node_addresses")
@@ -509,10 +509,10 @@ def main():
               after.node_addresses or before.node_addresses)
         if params["restore"] and params["netns"] is None:
             # of what this run manages only, so that the record does not follow the other kinds' runs
-            probe = backends[chosen].probe(backends[chosen].render(targets[chosen], kinds).detail)
+            probe = backends[chosen].probe(backends[chosen].drawing(targets[chosen]))
             module.canary["commands"] = [probe] if probe else []
         if not module.check_mode:
-            exact = all(backends[name].draw(held[name]).same(want[name].detail) for name in names)
+            exact = all(backends[name].drawing(held[name]).same(want[name].detail) for name in names)
             # list(): an empty NatSet is false, and json writes a false list as [] whatever it holds
             nat_record.keep_record(record, mark, len(transactions), state, params["netns"], dict(
                 entry, held={name: list(nat) for name, nat in held.items()} if exact else None,
@@ -536,7 +536,7 @@ def partial_sync(module: PodnetModule, backend, runner: command.Runner, last: di
     apply(module, {backend.name: backend}, runner, transactions, old.services, new.services, addresses)
     module.canary = last["canary"]  # the restore canary probes a jump or base chain, which no endpoint changes
     if not module.check_mode:
-        exact = backend.draw(new).same(want.detail)
+        exact = backend.drawing(new).same(want.detail)
         nat_record.keep_record(record, mark, len(transactions), "present", module.params["netns"], dict(
             entry, held=nat_record.held_after(last, backend.name, new.services) if exact else None,
             result=last["result"], canary=module.canary))
