@@ -51,7 +51,9 @@ def run_digests(params: dict) -> tuple:
             hashlib.blake2b(repr(item).encode(), digest_size=8).hexdigest()
     if given is not None and len(given) != len(params["services"] or []):
         given = None
-    return digest([rest, given]), rest, given
+    whole = hashlib.sha256((rest + "".join(f"{key}={mark};" for key, mark in given.items())).encode()).hexdigest() \
+        if given is not None else digest([rest, params["services"]])
+    return whole, rest, given
 
 
 def last_run(path: str, mark: list | None) -> dict | None:
@@ -89,10 +91,12 @@ def endpoint_changes(last: dict, params: dict, rest: str, given: dict | None, ba
     if not given or last.get("rest") != rest or before.keys() != given.keys():
         return None
     keys = {key for key, mark in given.items() if before[key] != mark}
-    rows = {service_key(row[0], row[1]): row for row in last["held"][backend][1]}
+    names = {key.rsplit("/", 1)[0] for key in keys}  # a name is cheaper to look up than a key is to make
+    rows = {service_key(row[0], row[1]): row for row in last["held"][backend][1] if row[0] in names}
     if not keys or not keys <= rows.keys():
         return None
-    items = [item for item in params["services"] if service_key(item.get("name"), item.get("cluster_ip")) in keys]
+    items = [item for item in params["services"]
+             if item.get("name") in names and service_key(item.get("name"), item.get("cluster_ip")) in keys]
     try:
         wanted = services.normalise_services(items)
     except ValueError:
@@ -111,5 +115,6 @@ def held_after(last: dict, backend: str, wanted: tuple) -> dict:
     """The record's `held` with these services as they are now wanted (in the JSON form of a NatSet)."""
     masquerade, rows, addresses, cidrs = last["held"][backend]
     changed = {service_key(s.name, s.cluster_ip): s for s in wanted}
-    rows = [changed.get(service_key(row[0], row[1]), row) for row in rows]
+    names = {s.name for s in wanted}
+    rows = [changed.get(service_key(row[0], row[1]), row) if row[0] in names else row for row in rows]
     return dict(last["held"], **{backend: [masquerade, rows, addresses, cidrs]})
