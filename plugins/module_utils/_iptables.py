@@ -17,7 +17,7 @@ import math
 import os
 import re
 import shlex
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from . import _services as svc
 from ._firewall import (NODEPORTS_COMMENT, OUTSIDE_COMMENT, SERVICES_MASQ_COMMENT, Backend, Families, NatSet, Owned,
@@ -401,16 +401,24 @@ def ipt_merge(rendered: IptState, have: IptState, kinds: tuple) -> IptState:
     return IptState(dict(chains), merge_kinds(rendered.jumps, have.jumps, kinds, lambda jump: ipt_kind(jump[-1])))
 
 
-def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE, tool: str = "iptables") -> tuple:
+IPT_MANY_CHAINS = 1000  # a transaction naming this many chains costs iptables-nft 1.8.9 their square (ipt_whole_cache)
+
+
+def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE, tool: str = "iptables",
+               nf_tables: Callable[[], bool] | None = None) -> tuple:
     """`tool`-restore --noflush input turning our part of `table` from `have` into `want`.
 
     Declaring a chain in a --noflush restore creates it or flushes it, so each chain of ours that
     is new or differs is declared and written whole; chains no longer wanted are flushed, then
     deleted; chains that are the same are not named. Jumps are added (first in their chain) only
-    when missing, and ours that are not wanted (or duplicated) are deleted; no other rule is named."""
+    when missing, and ours that are not wanted (or duplicated) are deleted; no other rule is named.
+    `nf_tables()`: whether the tool is iptables-nft, which may be asked for its whole cache (ipt_whole_cache);
+    asked only of a transaction naming many chains."""
     lines, parts = [f"*{table}"], []
     new, changed, stale = chain_changes(have.chains, want.chains)
     write = sorted(new + changed)
+    if table == "nat" and len(write) + len(stale) >= IPT_MANY_CHAINS > len(have.chains) and nf_tables and nf_tables():
+        lines += ipt_whole_cache(want.jumps + have.jumps)
     for name in write + stale:
         lines.append(f":{name} - [0:0]")
     pending = list(want.jumps)
@@ -429,6 +437,18 @@ def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE, tool: str
     lines += [f"-X {name}" for name in stale]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n", f"{tool}-restore --noflush: table {table}: " + ", ".join(parts)
+
+
+def ipt_whole_cache(jumps: list) -> list:
+    """Lines that make iptables-nft 1.8.9 fetch the table's whole cache instead of the chains each command names.
+
+    It adds those chains to a sorted linked list, walked from its head for every command (nft-cache.c,
+    cache_chain_list_insert): a transaction naming tens of thousands of chains costs their square (10,000
+    services, 40,000 chains: 20 s instead of 3). A command naming no chain ends that list. `-S` is the one that
+    changes nothing (it lists the table's rules, cheap while it holds few; its output is dropped), but after it
+    iptables 1.8.9 no longer makes a missing built-in chain: those we jump from are declared first, with the
+    only policy the nat table allows (ACCEPT), which leaves an existing one as it is."""
+    return [f":{chain} ACCEPT [0:0]" for chain in sorted({jump[1] for jump in jumps})] + ["-S"]
 
 
 class Iptables(Backend):
@@ -566,7 +586,7 @@ class IptablesNat(Iptables):
         out = []
         for version, old, new in have.detail.changed(want.detail):
             writer = self.six if version == 6 else self
-            script, description = ipt_script(old, new, self.table, writer.tool)
+            script, description = ipt_script(old, new, self.table, writer.tool, writer.nf_tables)
             out.append(Transaction(self.name, description, list(writer.write_argv), script,
                                    Owned(have.nat.family(version), old), Owned(want.nat.family(version), new), version))
         return out

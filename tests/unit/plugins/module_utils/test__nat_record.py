@@ -94,3 +94,25 @@ def test_a_partial_plan_writes_what_the_whole_plan_writes(backend):
     assert [(tx.argv, tx.script, tx.description) for tx in part] == [(tx.argv, tx.script, tx.description) for tx in full]
     held = record.held_after(last(before), "nftables", new)["nftables"]
     assert fw.natset_from_json(json.loads(json.dumps(held))).services == whole[1].services
+
+
+def test_iptables_nft_is_asked_for_its_whole_cache_only_by_a_large_transaction_on_a_small_table():
+    """iptables-nft 1.8.9 costs a transaction naming many chains their square unless a chainless command (-S)
+    comes first; the built-in chains jumped from are declared with the nat table's one policy before it."""
+    from ansible_collections.handcni.podnet.plugins.module_utils import _iptables as ipt
+    many = fw.NatSet((), tuple(svc.normalise_services(
+        [dict(WEB, name=f"web-{i}", cluster_ip=f"11.96.{i // 250}.{i % 250 + 1}", node_port=30000 + i)
+         for i in range(300)])), ("192.168.210.21",))
+    few, none = fw.NatSet((), tuple(svc.normalise_services([WEB])), ("192.168.210.21",)), ipt.ipt_render(fw.NatSet())
+    asked = []
+
+    def nft():
+        asked.append(True)
+        return True
+    head = ipt.ipt_script(none, ipt.ipt_render(many), nf_tables=nft)[0].splitlines()[:5]
+    assert head == ["*nat", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", ":PREROUTING ACCEPT [0:0]", "-S"]
+    assert asked == [True]
+    assert "-S" not in ipt.ipt_script(none, ipt.ipt_render(many), nf_tables=lambda: False)[0].splitlines()  # legacy
+    assert "-S" not in ipt.ipt_script(none, ipt.ipt_render(few), nf_tables=nft)[0].splitlines() and len(asked) == 1
+    # removing them all: the table holds many chains of ours, whose whole cache would cost more
+    assert "-S" not in ipt.ipt_script(ipt.ipt_render(many), none, nf_tables=nft)[0].splitlines()
