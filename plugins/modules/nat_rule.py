@@ -526,14 +526,13 @@ def partial_sync(module: PodnetModule, backend, runner: command.Runner, last: di
                  record: str, mark: list, entry: dict) -> None:
     """Only some services' endpoints changed since the recorded run (nat_record.endpoint_changes): plan and write
     their own chains, from the record, and finish."""
-    masquerade, _, addresses, cidrs = firewall.natset_from_json(last["held"][backend.name][:1] + [[]]
-                                                                + last["held"][backend.name][2:])
-    old, new = (firewall.NatSet(masquerade, services_, addresses, cidrs) for services_ in changes)
+    rest = firewall.natset_from_json(last["held"][backend.name][:1] + [[]] + last["held"][backend.name][2:])
+    old, new = (rest._replace(services=changed) for changed in changes)
     want, transactions = backend.plans(backend.render(old), new, kinds)
     refused = backend.refused(transactions)
     if refused:
         raise ValueError(refused)
-    apply(module, {backend.name: backend}, runner, transactions, old.services, new.services, addresses)
+    apply(module, {backend.name: backend}, runner, transactions, old.services, new.services, rest.node_addresses)
     module.canary = last["canary"]  # the restore canary probes a jump or base chain, which no endpoint changes
     if not module.check_mode:
         exact = backend.drawing(new).same(want.detail)

@@ -37,7 +37,7 @@ def last(run: dict) -> dict:
 
 
 def changes(before: dict, now: dict):
-    _, rest, given = record.run_digests(now)
+    rest, given = record.run_digests(now)[1:]
     return record.endpoint_changes(last(before), now, rest, given, "nftables")
 
 
