@@ -6,7 +6,8 @@ Not a test: it measures and reports, and checks the floors. Issue 4 at 1,000 (ku
 of 1,000 services took about 700 ms, kubernetes#36006): applying them all takes under 700 ms, and applying
 them again unchanged changes nothing. Issue 25 at 10,000 (one round; --large 0 leaves it out): a run that
 changes nothing and one that changes one endpoint take at most 500 ms each, the module's apply at most 1.5
-times its own transaction replayed alone, and at most 12 times its apply at 1,000.
+times its own transaction replayed alone, and at most 12 times its apply at 1,000; with nftables a connection
+to the 10,000th service takes at most 1.1 times as long as to the first (iptables' growth is reported).
 
 A throwaway lab (leaf03 and worker1, its own HANDCNI_LAB_STATE) is brought up and always taken down.
 Inside worker1 the nat_rule module runs as Ansible runs it on a node (the module file as a Python process
@@ -31,7 +32,9 @@ import statistics
 import subprocess
 import sys
 import shutil
+import socket
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,6 +46,7 @@ FLOOR_MS = 700
 LARGE_FLOORS = {"unchanged": 500, "one endpoint": 500}  # ms, at 10,000 services (issue 25)
 TOOL_RATIO, GROWTH = 1.5, 12  # apply / its transaction alone; apply at 10,000 / at 1,000
 REPEAT = 3  # unchanged runs, and pairs of one-endpoint changes, per round
+CONNECT_RATIO = 1.1  # nftables: connect time to the 10,000th service / to the first
 INVENTORY = """\
 all:
   children:
@@ -125,7 +129,44 @@ def sync(backend: str, items: list) -> float:
     return time.perf_counter() - start
 
 
-def inside(count: int, rounds: int) -> dict:
+def connect_times(count: int, tries: int = 400, runs: int = 3) -> dict:
+    """Microseconds to connect to the first and to the last service (median of `runs` medians of `tries`,
+    interleaved): every cluster IP and endpoint address local to this namespace, one listener on the
+    endpoints' port. nftables dispatches with one verdict map lookup; iptables walks its dispatch chain."""
+    for prefix in ("10.96.0.0/16", "10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/16"):
+        subprocess.run(["ip", "route", "replace", "local", prefix, "dev", "lo"], check=True)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", 8080))
+    listener.listen(4096)
+
+    def serve():
+        while True:
+            try:
+                listener.accept()[0].close()
+            except OSError:
+                return
+    threading.Thread(target=serve, daemon=True).start()
+    targets = {"first": services(count)[0]["cluster_ip"], "last": services(count)[-1]["cluster_ip"]}
+    medians = {name: [] for name in targets}
+    try:
+        for _ in range(runs):
+            samples = {name: [] for name in targets}
+            for _ in range(tries):
+                for name, address in targets.items():
+                    start = time.perf_counter_ns()
+                    socket.create_connection((address, 80), timeout=2).close()
+                    samples[name].append((time.perf_counter_ns() - start) / 1000)
+            for name in targets:
+                medians[name].append(statistics.median(samples[name]))
+    finally:
+        listener.close()
+        for prefix in ("10.96.0.0/16", "10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/16"):
+            subprocess.run(["ip", "route", "del", "local", prefix, "dev", "lo"], check=False)
+    return {name: round(statistics.median(values), 1) for name, values in medians.items()}
+
+
+def inside(count: int, rounds: int, connect: bool = False) -> dict:
     figures = {}
     for backend in ("iptables", "nftables"):
         rows = {"apply": [], "apply, sync in process": [], "apply, transaction": [], "unchanged": [],
@@ -147,6 +188,8 @@ def inside(count: int, rounds: int) -> dict:
                     seconds, one = run_module(dict(base, services=services(count, changed=changed)))
                     rows["one endpoint"].append(seconds)
                     checks["one_actions"], checks["one_sync"] = one["actions"], one["sync"]
+            if connect:
+                checks["connect_us"] = connect_times(count)
             seconds, _ = run_module({"state": "absent"})
             rows["remove"].append(seconds)
             rows["apply, transaction"].append(replay(applied["transactions"][0]))
@@ -211,6 +254,10 @@ def report_large(large: dict, small: dict, count: int, base: int) -> tuple:
         verdicts.append((f"{backend}: unchanged at {count} changes nothing", not any(data["unchanged_changed"])))
         verdicts.append((f"{backend}: one endpoint at {count} planned alone ({data['one_sync']} sync)",
                          data["one_sync"] == "partial"))
+        first, last = data["connect_us"]["first"], data["connect_us"]["last"]
+        verdicts.append((f"{backend}: connect to the last service / the first, {last} / {first} µs = {last / first:.2f}"
+                         + (f" <= {CONNECT_RATIO}" if backend == "nftables" else " (reported)"),
+                         backend != "nftables" or last / first <= CONNECT_RATIO))
     lines.append("")
     lines += [("ok    " if good else "FAIL  ") + text for text, good in verdicts]
     return "\n".join(lines), all(good for _, good in verdicts)
@@ -223,9 +270,10 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=10000, help="services of the one-round run at scale (0: none)")
     parser.add_argument("--json", default=str(ROOT / "build/bench-services.json"))
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--connect", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
-        print(json.dumps(inside(args.services, args.rounds)))
+        print(json.dumps(inside(args.services, args.rounds, args.connect)))
         return 0
     if os.geteuid() != 0:
         sys.exit("bench: must run as root (it builds a lab of namespaces)")
@@ -241,8 +289,9 @@ def main() -> int:
             runs = [(args.services, args.rounds)] + ([(args.large, 1)] if args.large else [])
             results = []
             for count, rounds in runs:
+                connect = ["--connect"] if count == args.large else []
                 done = subprocess.run(lab + ["exec", "worker1", "--", sys.executable, str(Path(__file__).resolve()),
-                                             "--inside", "--services", str(count), "--rounds", str(rounds)],
+                                             "--inside", "--services", str(count), "--rounds", str(rounds)] + connect,
                                       env=env, capture_output=True, text=True)
                 if done.returncode != 0:
                     sys.exit(f"bench failed: {done.stderr[-2000:]}")
