@@ -124,9 +124,11 @@ def ipt_kind(chain: str) -> str | None:
 
 
 class IptState(NamedTuple):
-    """Our chains (name -> rule token tuples, in order) and our rules in other chains: the jumps into ours."""
+    """Our chains (name -> rule token tuples, in order) and our rules in other chains: the jumps into ours.
+    `others`: how many chains of others the table held when read (None: not read, but drawn or recorded)."""
     chains: dict
     jumps: list
+    others: int | None = None
 
     def holds_ours(self) -> bool:
         return bool(self.chains or self.jumps)
@@ -145,7 +147,7 @@ class IptState(NamedTuple):
 
 def parse_iptables_save(text: str, table: str = IPT_TABLE) -> IptState:
     """Our part of one table in `iptables-save` output; every other line is ignored."""
-    chains, jumps, current = {}, [], None
+    chains, jumps, current, others = {}, [], None, 0
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("*"):
@@ -157,6 +159,8 @@ def parse_iptables_save(text: str, table: str = IPT_TABLE) -> IptState:
             name = line[1:].split()[0]
             if name.startswith(IPT_PREFIX):
                 chains.setdefault(name, [])
+            else:
+                others += 1
             continue
         tokens = ipt_tokens(line)
         if line.startswith("-A ") and tokens is None:
@@ -170,7 +174,7 @@ def parse_iptables_save(text: str, table: str = IPT_TABLE) -> IptState:
             chains.setdefault(tokens[1], []).append(tokens)
         elif is_ours(ipt_comment(tokens)):
             jumps.append(tokens)
-    return IptState(chains, jumps)
+    return IptState(chains, jumps, others)
 
 
 # --- reading each kind back ---------------------------------------------------
@@ -398,7 +402,8 @@ def ipt_merge(rendered: IptState, have: IptState, kinds: tuple) -> IptState:
     """The rendered chains and jumps of the managed kinds, and what `have` holds of the other kinds.
     Ours that no kind claims is left out, so it is removed."""
     chains = merge_kinds(rendered.chains.items(), have.chains.items(), kinds, lambda item: ipt_kind(item[0]))
-    return IptState(dict(chains), merge_kinds(rendered.jumps, have.jumps, kinds, lambda jump: ipt_kind(jump[-1])))
+    return IptState(dict(chains), merge_kinds(rendered.jumps, have.jumps, kinds, lambda jump: ipt_kind(jump[-1])),
+                    have.others)
 
 
 IPT_MANY_CHAINS = 1000  # a transaction naming this many chains costs iptables-nft 1.8.9 their square (ipt_whole_cache)
@@ -417,7 +422,8 @@ def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE, tool: str
     lines, parts = [f"*{table}"], []
     new, changed, stale = chain_changes(have.chains, want.chains)
     write = sorted(new + changed)
-    if table == "nat" and len(write) + len(stale) >= IPT_MANY_CHAINS > len(have.chains) and nf_tables and nf_tables():
+    if table == "nat" and have.others is not None and len(write) + len(stale) >= IPT_MANY_CHAINS > \
+            have.others + len(have.chains) and nf_tables and nf_tables():
         lines += ipt_whole_cache(want.jumps + have.jumps)
     for name in write + stale:
         lines.append(f":{name} - [0:0]")
@@ -445,7 +451,8 @@ def ipt_whole_cache(jumps: list) -> list:
     It adds those chains to a sorted linked list, walked from its head for every command (nft-cache.c,
     cache_chain_list_insert): a transaction naming tens of thousands of chains costs their square (10,000
     services, 40,000 chains: 20 s instead of 3). A command naming no chain ends that list. `-S` is the one that
-    changes nothing (it lists the table's rules, cheap while it holds few; its output is dropped), but after it
+    changes nothing (it lists the table's rules: cheap only while the table, as just read, holds few chains of
+    anyone's; 40,000 cost it 14 s), but after it
     iptables 1.8.9 no longer makes a missing built-in chain: those we jump from are declared first, with the
     only policy the nat table allows (ACCEPT), which leaves an existing one as it is."""
     return [f":{chain} ACCEPT [0:0]" for chain in sorted({jump[1] for jump in jumps})] + ["-S"]

@@ -103,7 +103,10 @@ def test_iptables_nft_is_asked_for_its_whole_cache_only_by_a_large_transaction_o
     many = fw.NatSet((), tuple(svc.normalise_services(
         [dict(WEB, name=f"web-{i}", cluster_ip=f"11.96.{i // 250}.{i % 250 + 1}", node_port=30000 + i)
          for i in range(300)])), ("192.168.210.21",))
-    few, none = fw.NatSet((), tuple(svc.normalise_services([WEB])), ("192.168.210.21",)), ipt.ipt_render(fw.NatSet())
+    few = fw.NatSet((), tuple(svc.normalise_services([WEB])), ("192.168.210.21",))
+    none = ipt.parse_iptables_save("*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\nCOMMIT\n")
+    crowded = ipt.parse_iptables_save("*nat\n" + "".join(f":KUBE-SVC-{i} - [0:0]\n" for i in range(1000)) + "COMMIT\n")
+    assert (none.others, crowded.others) == (2, 1000)
     asked = []
 
     def nft():
@@ -114,5 +117,7 @@ def test_iptables_nft_is_asked_for_its_whole_cache_only_by_a_large_transaction_o
     assert asked == [True]
     assert "-S" not in ipt.ipt_script(none, ipt.ipt_render(many), nf_tables=lambda: False)[0].splitlines()  # legacy
     assert "-S" not in ipt.ipt_script(none, ipt.ipt_render(few), nf_tables=nft)[0].splitlines() and len(asked) == 1
-    # removing them all: the table holds many chains of ours, whose whole cache would cost more
+    # the table holds many chains, ours or others', or was not read (planned from the record): their listing would cost more
     assert "-S" not in ipt.ipt_script(ipt.ipt_render(many), none, nf_tables=nft)[0].splitlines()
+    assert "-S" not in ipt.ipt_script(crowded, ipt.ipt_render(many), nf_tables=nft)[0].splitlines()
+    assert "-S" not in ipt.ipt_script(ipt.ipt_render(fw.NatSet()), ipt.ipt_render(many), nf_tables=nft)[0].splitlines()
