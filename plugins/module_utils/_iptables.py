@@ -1,7 +1,7 @@
 # Copyright: handcni.podnet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The iptables backend of the NAT sets in _firewall.py: iptables-save parsing, rendering, and the
-restore script. Private to this collection.
+"""The iptables backend of the NAT sets in _firewall.py: reading our part of iptables-save's text (_ipt_save.py)
+back into the model, rendering, and the restore script. Private to this collection.
 
 Ours is chains named HANDCNI-* in table nat, entered from the built-in chains by jump rules carrying
 the comment OWNER; every rule carries an OWNER comment. One `iptables-restore --noflush` rewrites the
@@ -16,20 +16,18 @@ import ipaddress
 import math
 import os
 import re
-import shlex
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from . import _services as svc
 from ._firewall import (NODEPORTS_COMMENT, OUTSIDE_COMMENT, SERVICES_MASQ_COMMENT, Backend, Families, NatSet, Owned,
                         Transaction, chain_changes, chain_parts, collapse, draw_families, endpoint_from, host, host_network, masquerade_from,
                         masquerade_source, merge_families, merge_kinds, source_order)
+from ._ipt_save import IPT_TABLE, IptState, ipt_line, parse_iptables_save
 from ._netlink import OWNER, legacy_tables, nf_table_exists
 
-IPT_TABLE = "nat"
 IPT_MADE_DIR = "/run/handcni"  # TOOL-TABLE-made.NETNS: a mark per netns whose `table ip[6] TABLE` we made
 IPT_TOOLS = {4: ("iptables", "ip"), 6: ("ip6tables", "ip6")}  # per family: the tools' name, nftables' family
 IPT6_LABEL = "ip6tables: "  # before the IPv6 lines of the diff, which are otherwise IPv4's twins
-IPT_PREFIX = "HANDCNI-"
 IPT_POSTROUTING = "HANDCNI-POSTROUTING"
 IPT_SERVICES = "HANDCNI-SERVICES"            # PREROUTING and OUTPUT: cluster IPs, then node ports
 IPT_NODEPORTS = "HANDCNI-NODEPORTS"          # node ports on the node's addresses
@@ -40,75 +38,6 @@ IPT_EXT = "HANDCNI-EXT-"                     # one per service with a node port 
 IPT_SVL = "HANDCNI-SVL-"                     # one per Local service with endpoints here: pick one of them
 IPT_SEP = "HANDCNI-SEP-"                     # one per endpoint: hairpin mark, DNAT
 IPT_MARK = f"{svc.MASQUERADE_MARK:#x}/{svc.MASQUERADE_MARK:#x}"
-_IPT_BARE = re.compile(r"^[A-Za-z0-9_.:/=@%,+!\[\]-]+$")  # [fd00::1]:80 as ip6tables-save prints it
-
-
-# --- iptables-save text -------------------------------------------------------
-
-# A token of iptables-save: a "quoted string" (backslash escapes) or a bare word, then a blank or the end.
-_IPT_TOKEN = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"\'\\]+))(?=\s|$)')
-_IPT_UNESCAPE = re.compile(r'\\([\\"$`])')
-
-
-_IPT_QUOTED: dict = {}  # token -> as written in a line; the same few tokens come back thousands of times
-
-
-def ipt_quote(token: str) -> str:
-    quoted = _IPT_QUOTED.get(token)
-    if quoted is None:
-        quoted = token if _IPT_BARE.fullmatch(token) else \
-            '"' + token.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if len(_IPT_QUOTED) < 100000:
-            _IPT_QUOTED[token] = quoted
-    return quoted
-
-
-def ipt_line(tokens) -> str:
-    return " ".join(map(ipt_quote, tokens))
-
-
-def _ipt_split(line: str) -> list | None:
-    """Split as shlex does, fast for what iptables-save prints; None when it is not that simple."""
-    if "\\" not in line and "'" not in line:
-        parts = line.split('"')
-        if len(parts) == 1:
-            return line.split()
-        # one quoted word (a rule comment), standing alone between blanks
-        if len(parts) == 3 and (not parts[0] or parts[0][-1] in " \t") and (not parts[2] or parts[2][0] in " \t"):
-            return parts[0].split() + [parts[1]] + parts[2].split()
-    tokens, pos, text = [], 0, line.rstrip()
-    while pos < len(text):
-        match = _IPT_TOKEN.match(text, pos)
-        if match is None:
-            return None
-        quoted, bare = match.groups()
-        tokens.append(bare if bare is not None else _IPT_UNESCAPE.sub(r"\1", quoted))
-        pos = match.end()
-    return tokens
-
-
-def ipt_tokens(line: str) -> tuple | None:
-    """A rule line of iptables-save as tokens ([counters] dropped); None if it does not split."""
-    tokens = _ipt_split(line)
-    if tokens is None:
-        try:
-            tokens = shlex.split(line)
-        except ValueError:
-            return None
-    if tokens and re.fullmatch(r"\[\d+:\d+\]", tokens[0]):
-        tokens = tokens[1:]
-    return tuple(tokens)
-
-
-def ipt_comment(tokens: tuple) -> str | None:
-    for index, token in enumerate(tokens[:-1]):
-        if token == "--comment":
-            return tokens[index + 1]
-    return None
-
-
-def is_ours(comment: str | None) -> bool:
-    return comment is not None and (comment == OWNER or comment.startswith(OWNER + " "))
 
 
 # --- our chains, by kind ------------------------------------------------------
@@ -121,60 +50,6 @@ def ipt_kind(chain: str) -> str | None:
             chain.startswith((IPT_SVC, IPT_EXT, IPT_SVL, IPT_SEP)):
         return "services"
     return None
-
-
-class IptState(NamedTuple):
-    """Our chains (name -> rule token tuples, in order) and our rules in other chains: the jumps into ours.
-    `others`: how many chains of others the table held when read (None: not read, but drawn or recorded)."""
-    chains: dict
-    jumps: list
-    others: int | None = None
-
-    def holds_ours(self) -> bool:
-        return bool(self.chains or self.jumps)
-
-    def same(self, other: "IptState") -> bool:
-        """The same rules of ours as `other` (what equal lines() would say, without making them)."""
-        return self.chains == other.chains and sorted(self.jumps) == sorted(other.jumps)
-
-    def lines(self) -> list:
-        out = [f":{name} - [0:0]" for name in sorted(self.chains)]
-        out += sorted(ipt_line(jump) for jump in self.jumps)
-        for name in sorted(self.chains):
-            out += [ipt_line(rule) for rule in self.chains[name]]
-        return out
-
-
-def parse_iptables_save(text: str, table: str = IPT_TABLE) -> IptState:
-    """Our part of one table in `iptables-save` output; every other line is ignored."""
-    chains, jumps, current, others = {}, [], None, 0
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("*"):
-            current = line[1:]
-            continue
-        if current != table or not line or line.startswith("#"):
-            continue
-        if line.startswith(":"):
-            name = line[1:].split()[0]
-            if name.startswith(IPT_PREFIX):
-                chains.setdefault(name, [])
-            else:
-                others += 1
-            continue
-        tokens = ipt_tokens(line)
-        if line.startswith("-A ") and tokens is None:
-            chain = line.split()[1]
-            if chain.startswith(IPT_PREFIX):  # ours, but mangled: keep it visible, it never matches
-                chains.setdefault(chain, []).append(("-A", chain, "#unparsable", line))
-            continue
-        if not tokens or tokens[0] != "-A" or len(tokens) < 2:
-            continue
-        if tokens[1].startswith(IPT_PREFIX):
-            chains.setdefault(tokens[1], []).append(tokens)
-        elif is_ours(ipt_comment(tokens)):
-            jumps.append(tokens)
-    return IptState(chains, jumps, others)
 
 
 # --- reading each kind back ---------------------------------------------------

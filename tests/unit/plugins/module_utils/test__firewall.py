@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _command as command
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
+from ansible_collections.handcni.podnet.plugins.module_utils import _ipt_save as save
 from ansible_collections.handcni.podnet.plugins.module_utils import _iptables as ipt
 from ansible_collections.handcni.podnet.plugins.module_utils import _nftables as nft
 
@@ -265,7 +266,7 @@ def test_iptables_duplicate_jump_is_deleted_once():
 
 def test_iptables_quote_round_trips_through_shlex():
     tokens = ("-A", "X", "!", "-o", "br0", "--comment", 'a "b" c\\d', "-j", "ACCEPT")
-    assert ipt.ipt_tokens(ipt.ipt_line(tokens)) == tokens
+    assert save.ipt_tokens(ipt.ipt_line(tokens)) == tokens
 
 
 def test_iptables_nothing_to_do_when_nothing_is_ours():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _firewall as fw
+from ansible_collections.handcni.podnet.plugins.module_utils import _ipt_save as save
 from ansible_collections.handcni.podnet.plugins.module_utils import _iptables as ipt
 from ansible_collections.handcni.podnet.plugins.module_utils import _nftables as nft
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as svc
@@ -164,10 +165,10 @@ def test_iptables_model_read_back_follows_the_drift():
 def test_iptables_tokens_match_shlex_on_real_output():
     for line in IPTABLES_SAVE.splitlines():
         if line.startswith("-A"):
-            assert ipt.ipt_tokens(line) == tuple(shlex.split(line))
-    assert ipt.ipt_tokens('-A X -m comment --comment "a \\"b\\" c\\\\d" -j ACCEPT')[-3] == 'a "b" c\\d'
-    assert ipt.ipt_tokens("-A X -m comment --comment 'single quoted' -j ACCEPT")[-3] == "single quoted"
-    assert ipt.ipt_tokens('-A X --comment "unbalanced') is None
+            assert save.ipt_tokens(line) == tuple(shlex.split(line))
+    assert save.ipt_tokens('-A X -m comment --comment "a \\"b\\" c\\\\d" -j ACCEPT')[-3] == 'a "b" c\\d'
+    assert save.ipt_tokens("-A X -m comment --comment 'single quoted' -j ACCEPT")[-3] == "single quoted"
+    assert save.ipt_tokens('-A X --comment "unbalanced') is None
 
 
 # --- nftables -----------------------------------------------------------------------------
