@@ -47,6 +47,7 @@ LARGE_FLOORS = {"unchanged": 500, "one endpoint": 500}  # ms, at 10,000 services
 TOOL_RATIO, GROWTH = 1.5, 12  # apply / its transaction alone; apply at 10,000 / at 1,000
 REPEAT = 3  # unchanged runs, and pairs of one-endpoint changes, per round
 CONNECT_RATIO = 1.1  # nftables: connect time to the 10,000th service / to the first
+LOCAL_PREFIXES = ("10.96.0.0/16", "10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/16")  # services(): cluster IPs, endpoints
 INVENTORY = """\
 all:
   children:
@@ -133,7 +134,7 @@ def connect_times(count: int, tries: int = 400, runs: int = 3) -> dict:
     """Microseconds to connect to the first and to the last service (median of `runs` medians of `tries`,
     interleaved): every cluster IP and endpoint address local to this namespace, one listener on the
     endpoints' port. nftables dispatches with one verdict map lookup; iptables walks its dispatch chain."""
-    for prefix in ("10.96.0.0/16", "10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/16"):
+    for prefix in LOCAL_PREFIXES:
         subprocess.run(["ip", "route", "replace", "local", prefix, "dev", "lo"], check=True)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -147,7 +148,8 @@ def connect_times(count: int, tries: int = 400, runs: int = 3) -> dict:
             except OSError:
                 return
     threading.Thread(target=serve, daemon=True).start()
-    targets = {"first": services(count)[0]["cluster_ip"], "last": services(count)[-1]["cluster_ip"]}
+    listed = services(count)
+    targets = {"first": listed[0]["cluster_ip"], "last": listed[-1]["cluster_ip"]}
     medians = {name: [] for name in targets}
     try:
         for _ in range(runs):
@@ -161,7 +163,7 @@ def connect_times(count: int, tries: int = 400, runs: int = 3) -> dict:
                 medians[name].append(statistics.median(samples[name]))
     finally:
         listener.close()
-        for prefix in ("10.96.0.0/16", "10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/16"):
+        for prefix in LOCAL_PREFIXES:
             subprocess.run(["ip", "route", "del", "local", prefix, "dev", "lo"], check=False)
     return {name: round(statistics.median(values), 1) for name, values in medians.items()}
 

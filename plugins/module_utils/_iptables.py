@@ -297,7 +297,7 @@ def ipt_script(have: IptState, want: IptState, table: str = IPT_TABLE, tool: str
     lines, parts = [f"*{table}"], []
     new, changed, stale = chain_changes(have.chains, want.chains)
     write = sorted(new + changed)
-    if table == "nat" and have.others is not None and len(write) + len(stale) >= IPT_MANY_CHAINS > \
+    if table == IPT_TABLE and have.others is not None and len(write) + len(stale) >= IPT_MANY_CHAINS > \
             have.others + len(have.chains) and nf_tables and nf_tables():
         lines += ipt_whole_cache(want.jumps + have.jumps)
     for name in write + stale:

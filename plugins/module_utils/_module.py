@@ -79,15 +79,19 @@ class PodnetModule(AnsibleModule):
         super()._load_params()
         self._bulk = {name: self.params.pop(name) for name in self._bulk_names if name in self.params}
 
+    def _brief(self) -> dict:
+        """The arguments as logged and echoed (`brief`), the bulk ones too while they are kept apart."""
+        return brief(dict(self.params, **self._bulk))
+
     def _log_invocation(self):
-        params, self.params = self.params, brief(dict(self.params, **self._bulk))
+        params, self.params = self.params, self._brief()
         try:
             super()._log_invocation()
         finally:
             self.params = params
 
     def _return_formatted(self, kwargs):
-        kwargs.setdefault("invocation", {"module_args": brief(dict(self.params, **self._bulk))})
+        kwargs.setdefault("invocation", {"module_args": self._brief()})
         super()._return_formatted(kwargs)
 
     @property

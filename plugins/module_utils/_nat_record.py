@@ -101,11 +101,8 @@ def endpoint_changes(last: dict, params: dict, rest: str, given: dict | None, ba
         wanted = services.normalise_services(items)
     except ValueError:
         return None  # the whole set's check names the entry by its place in the list
-    held = {service_key(s.name, s.cluster_ip): s
-            for s in firewall.natset_from_json([[], [rows[key] for key in keys], [], []]).services}
-    if len(wanted) != len(held) or not all(service_key(s.name, s.cluster_ip) in held and
-                                           services.endpoints_alone(held[service_key(s.name, s.cluster_ip)], s)
-                                           for s in wanted):
+    held = {s.key: s for s in firewall.natset_from_json([[], [rows[key] for key in keys], [], []]).services}
+    if {s.key for s in wanted} != held.keys() or not all(services.endpoints_alone(held[s.key], s) for s in wanted):
         return None
     return (tuple(sorted(held.values(), key=services.service_order)),
             tuple(sorted(wanted, key=services.service_order)))

@@ -382,5 +382,7 @@ class NftablesNat(Nftables):
         """List one chain of our tables, a base chain where there is one (the services' endpoints do not change
         it): fails when the ruleset or our table was flushed."""
         table = next((table for table in state[:2] if table.chains), None)
-        chain = next((name for name in ("postrouting", "prerouting") if table and name in table.chains), None)
-        return ["nft", "list", "chain", table.family, NFT_TABLE, chain or min(table.chains)] if table else None
+        if table is None:
+            return None
+        chain = next((name for name in ("postrouting", "prerouting") if name in table.chains), min(table.chains))
+        return ["nft", "list", "chain", table.family, NFT_TABLE, chain]
