@@ -9,6 +9,8 @@ through it; the daemons' control tools can too.
 """
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import Callable
 
 from ._netlink import netns_path
@@ -65,6 +67,18 @@ class Runner:
         if rc != 0:
             raise failure(argv, rc, out, err)
         return out
+
+
+def run_process(argv: list, data: str | None = None, binary_data: bool = False,
+                environ_update: dict | None = None) -> tuple:
+    """(rc, stdout, stderr) of an argument list, as AnsibleModule.run_command answers, without its read loop:
+    that loop can sleep a whole second on no pipes at all when the tool exits between two of its checks
+    (ansible-core 2.19: one tool run in ten at 10,000 services)."""
+    if data is not None and not binary_data:
+        data += "\n"
+    done = subprocess.run(argv, input=data, capture_output=True, encoding="utf-8", errors="surrogateescape",
+                          env=dict(os.environ, **(environ_update or {})), check=False)
+    return done.returncode, done.stdout, done.stderr
 
 
 def failure(argv: list, rc: int, out: str, err: str) -> CommandError:

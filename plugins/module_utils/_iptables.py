@@ -202,7 +202,8 @@ def _ipt_render_services(nat: NatSet, chains: dict, jumps: list) -> None:
     for service in sorted(nat.services, key=lambda s: s.name):
         comment = _ipt_comment(service.comment)
         match = ("-p", service.protocol) + comment + ("-m", service.protocol)
-        chain = IPT_SVC + svc.service_hash(service)
+        name = svc.service_hash(service)
+        chain = IPT_SVC + name
         dispatch.append(("-A", IPT_SERVICES, "-d", host_network(service.cluster_ip)) + match
                         + ("--dport", str(service.port), "-j", chain))
         outside = [("-A", chain) + comment + ("-j", IPT_OUTSIDE)] if nat.cluster_cidrs and service.endpoints else []
@@ -210,11 +211,11 @@ def _ipt_render_services(nat: NatSet, chains: dict, jumps: list) -> None:
         # Node ports and external addresses: Cluster marks for masquerade, then the service; Local goes to
         # this node's endpoints, unmarked (the client's address is kept), and is not answered without one.
         if service.local is None:
-            entry = IPT_EXT + svc.service_hash(service)
+            entry = IPT_EXT + name
             if service.node_port or service.external:
                 chains[entry] = [("-A", entry) + comment + mark, ("-A", entry) + comment + ("-j", chain)]
         else:
-            entry = IPT_SVL + svc.service_hash(service) if service.local else None
+            entry = IPT_SVL + name if service.local else None
             if entry:
                 chains[entry] = _ipt_pick(service, service.local, entry, chains)
         if entry and service.node_port:

@@ -116,7 +116,7 @@ def name_of(comment: str | None) -> str | None:
 def _hash(*parts: str) -> str:
     """16 characters naming a chain, as kube-proxy's KUBE-SVC-<hash>: base32 of a SHA-256."""
     digest = hashlib.sha256("\0".join(parts).encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
+    return base64.b32encode(digest[:10]).decode()  # 10 bytes are 16 base32 characters, the digest's first 16
 
 
 def service_hash(service: Service) -> str:

@@ -51,3 +51,12 @@ def test_missing_tools():
         runner.argv(["birdc", "show", "status"])
     with pytest.raises(command.CommandError, match=r"^nsenter \(util-linux\) is not installed"):
         command.Runner.of(Node(installed={"nft"}), "worker1").argv(["nft", "-f", "-"])
+
+
+def test_run_process_answers_as_run_command():
+    """What PodnetModule.run_command runs: stdin (a newline added unless binary), the environment, rc and both
+    outputs as text."""
+    assert command.run_process(["cat"], "in") == (0, "in\n", "")
+    assert command.run_process(["cat"], "in", binary_data=True) == (0, "in", "")
+    assert command.run_process(["sh", "-c", 'echo "$LC_ALL"; echo oops >&2; exit 3'],
+                               environ_update={"LC_ALL": "C"}) == (3, "C\n", "oops\n")
