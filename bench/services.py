@@ -1,6 +1,7 @@
 """Benchmark: 1,000 and 10,000 services x 2 endpoints on one lab node, with both firewall backends.
 
-  .venv/bin/python bench/services.py [--services 1000] [--rounds 5] [--large 10000] [--json build/bench-services.json]
+  .venv/bin/python bench/services.py [--services 1000] [--rounds 5] [--large 10000] [--ansible 2]
+                                    [--json build/bench-services.json]
 
 Not a test: it measures and reports, and checks the floors. Issue 4 at 1,000 (kube-proxy's iptables-restore
 of 1,000 services took about 700 ms, kubernetes#36006): applying them all takes under 700 ms, and applying
@@ -21,11 +22,16 @@ and the one transaction. Each round, per backend:
 The transaction alone (iptables-restore --noflush, or nft -f) is timed too, by replaying it, and so is
 a sync in one process (kube-proxy's syncProxyRules: read what is there, plan, one transaction), without
 what the module process adds around it (Python start, imports, Ansible's argument checks and result).
+
+Through Ansible (issue 25, deliverable 5; --ansible 0 leaves it out): the same 10,000 services as the
+inventory's podnet_services, `site.yml --tags services` on the same lab, a first run and then unchanged runs
+(they must change nothing); reported beside the module's own unchanged run, no floor.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import platform
 import statistics
@@ -50,10 +56,13 @@ CONNECT_RATIO = 1.1  # nftables: connect time to the 10,000th service / to the f
 LOCAL_PREFIXES = ("10.96.0.0/16", "10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/16")  # services(): cluster IPs, endpoints
 INVENTORY = """\
 all:
+  vars:
+    ansible_connection: handcni.podnet.netns
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
   children:
     workers:
       hosts:
-        worker1: {podnet_node_ip: 192.168.210.21}
+        worker1: {podnet_node_ip: 192.168.210.21, podnet_pod_cidr: 10.250.1.0/24}
     leaf:
       hosts:
         leaf03:
@@ -204,6 +213,30 @@ def inside(count: int, rounds: int, connect: bool = False) -> dict:
 
 # --- outside: the throwaway lab, the report --------------------------------------------
 
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)", re.M)
+
+
+def through_ansible(env: dict, inventory: Path, count: int, unchanged: int) -> dict:
+    """Seconds of `site.yml --tags services` with `count` services in the inventory: the first run, then
+    `unchanged` runs, each of which must change nothing."""
+    extra = inventory.parent / "services.json"
+    extra.write_text(json.dumps({"podnet_services": services(count), "podnet_service_cidr": "10.96.0.0/16",
+                                 "podnet_service_node_port_range": f"30000-{30000 + count}"}))
+    env = dict(env, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    seconds = []
+    for _ in range(1 + unchanged):
+        start = time.perf_counter()
+        done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+                               str(ROOT / "playbooks/site.yml"), "--tags", "services", "-e", f"@{extra}"],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        seconds.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            sys.exit(f"bench: site.yml --tags services failed:\n{done.stdout[-3000:]}")
+        if len(seconds) > 1 and any(int(changed) for _, _, changed in RECAP.findall(done.stdout)):
+            sys.exit(f"bench: an unchanged site.yml --tags services changed something:\n{done.stdout[-3000:]}")
+    return {"first": round(seconds[0], 2), "unchanged": [round(value, 2) for value in seconds[1:]]}
+
+
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -265,11 +298,20 @@ def report_large(large: dict, small: dict, count: int, base: int) -> tuple:
     return "\n".join(lines), all(good for _, good in verdicts)
 
 
+def report_ansible(seconds: dict, large: dict, count: int) -> str:
+    own = {backend: statistics.median(large[backend]["ms"]["unchanged"]) for backend in large}
+    return (f"\nthrough Ansible, {count} services (site.yml --tags services, iptables, one worker): first run "
+            f"{seconds['first']:.1f} s, unchanged {statistics.median(seconds['unchanged']):.1f} s (runs "
+            f"{', '.join(f'{value:.1f}' for value in seconds['unchanged'])}); the module's own unchanged run "
+            f"{own['iptables']:.0f} ms (reported)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--large", type=int, default=10000, help="services of the one-round run at scale (0: none)")
+    parser.add_argument("--ansible", type=int, default=2, help="unchanged site.yml runs with the --large services (0: none)")
     parser.add_argument("--json", default=str(ROOT / "build/bench-services.json"))
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--connect", action="store_true", help=argparse.SUPPRESS)
@@ -298,6 +340,7 @@ def main() -> int:
                 if done.returncode != 0:
                     sys.exit(f"bench failed: {done.stderr[-2000:]}")
                 results.append(json.loads(done.stdout))
+            ansible = through_ansible(env, inventory, args.large, args.ansible) if args.large and args.ansible else None
         finally:
             subprocess.run(lab + ["down"], env=env, check=False, capture_output=True)
     figures = results[0]
@@ -305,10 +348,13 @@ def main() -> int:
     if args.large:
         more, large_good = report_large(results[1], figures, args.large, args.services)
         text, good = text + "\n" + more, good and large_good
+    if ansible:
+        text += "\n" + report_ansible(ansible, results[1], args.large)
     print(text)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"machine": info, "services": args.services, "figures": figures,
-                                           "large": {"services": args.large, "figures": results[1]} if args.large else None},
+                                           "large": {"services": args.large, "figures": results[1]} if args.large else None,
+                                           "through_ansible": ansible},
                                           indent=1))
     return 0 if good else 1
 
