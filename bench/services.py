@@ -19,7 +19,8 @@ and the one transaction. Each round, per backend:
   one        one endpoint of one service replaced, then put back: only that service's rules are written,
              planned from the record alone (a partial sync; 3 pairs per round)
   remove     state=absent, everything of ours removed
-The transaction alone (iptables-restore --noflush, or nft -f) is timed too, by replaying it, and so is
+The transaction alone (iptables-restore --noflush, or nft -f) is timed too, by replaying it (at 10,000, the
+apply and its replay 3 times each, every one from nothing), and so is
 a sync in one process (kube-proxy's syncProxyRules: read what is there, plan, one transaction), without
 what the module process adds around it (Python start, imports, Ansible's argument checks and result).
 
@@ -177,7 +178,9 @@ def connect_times(count: int, tries: int = 400, runs: int = 3) -> dict:
     return {name: round(statistics.median(values), 1) for name, values in medians.items()}
 
 
-def inside(count: int, rounds: int, connect: bool = False) -> dict:
+def inside(count: int, rounds: int, large: bool = False) -> dict:
+    """Each round as the module docstring says; `large` (one round at 10,000): the connect times too, and the
+    apply and its transaction alone timed REPEAT times (each from nothing), their ratio a ratio of medians."""
     figures = {}
     for backend in ("iptables", "nftables"):
         rows = {"apply": [], "apply, sync in process": [], "apply, transaction": [], "unchanged": [],
@@ -199,11 +202,17 @@ def inside(count: int, rounds: int, connect: bool = False) -> dict:
                     seconds, one = run_module(dict(base, services=services(count, changed=changed)))
                     rows["one endpoint"].append(seconds)
                     checks["one_actions"], checks["one_sync"] = one["actions"], one["sync"]
-            if connect:
+            if large:
                 checks["connect_us"] = connect_times(count)
             seconds, _ = run_module({"state": "absent"})
             rows["remove"].append(seconds)
             rows["apply, transaction"].append(replay(applied["transactions"][0]))
+            for _ in range(REPEAT - 1 if large else 0):
+                clean()
+                seconds, applied = run_module(dict(base, services=services(count)))
+                rows["apply"].append(seconds)
+                clean()
+                rows["apply, transaction"].append(replay(applied["transactions"][0]))
             clean()
             rows["apply, sync in process"].append(sync(backend, services(count)))
         clean()
@@ -272,8 +281,8 @@ def report(figures: dict, info: dict, count: int) -> tuple:
 
 def report_large(large: dict, small: dict, count: int, base: int) -> tuple:
     """Issue 25's floors at `count` services (one round), against the run at `base`."""
-    lines = ["", f"{count} services x 2 endpoints, one round ({REPEAT} unchanged runs and {2 * REPEAT} one-endpoint "
-             "changes in it), median, in ms", f"{'':24}{'iptables':>20}{'nftables':>20}"]
+    lines = ["", f"{count} services x 2 endpoints, one round ({REPEAT} applies and transactions alone, {REPEAT} unchanged "
+             f"runs and {2 * REPEAT} one-endpoint changes in it), median, in ms", f"{'':24}{'iptables':>20}{'nftables':>20}"]
     for row in large["iptables"]["ms"]:
         lines.append(f"{row:24}" + "".join(f"{statistics.median(large[b]['ms'][row]):>20.0f}" for b in ("iptables", "nftables")))
     verdicts = []
@@ -314,10 +323,10 @@ def main() -> int:
     parser.add_argument("--ansible", type=int, default=2, help="unchanged site.yml runs with the --large services (0: none)")
     parser.add_argument("--json", default=str(ROOT / "build/bench-services.json"))
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--connect", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--large-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
-        print(json.dumps(inside(args.services, args.rounds, args.connect)))
+        print(json.dumps(inside(args.services, args.rounds, args.large_run)))
         return 0
     if os.geteuid() != 0:
         sys.exit("bench: must run as root (it builds a lab of namespaces)")
@@ -333,9 +342,9 @@ def main() -> int:
             runs = [(args.services, args.rounds)] + ([(args.large, 1)] if args.large else [])
             results = []
             for count, rounds in runs:
-                connect = ["--connect"] if count == args.large else []
+                large = ["--large-run"] if count == args.large else []
                 done = subprocess.run(lab + ["exec", "worker1", "--", sys.executable, str(Path(__file__).resolve()),
-                                             "--inside", "--services", str(count), "--rounds", str(rounds)] + connect,
+                                             "--inside", "--services", str(count), "--rounds", str(rounds)] + large,
                                       env=env, capture_output=True, text=True)
                 if done.returncode != 0:
                     sys.exit(f"bench failed: {done.stderr[-2000:]}")
