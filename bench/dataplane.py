@@ -72,11 +72,13 @@ SETTLE_IDLE = 0.9
 SETTLE_TIMEOUT = 120
 UML = "/usr/bin/linux.uml"
 UML_STATE = "/run/handcni-lab-uml"  # inside the guest (tests/uml/init gives the agent this one)
-# As tests/uml/scenario: this UML kernel's nftables has no NAT, so no egress, services, CNI config, BGP.
-# cross_node_encapsulation=always (the scenario has cross_subnet), so the same_subnet pair is tunnelled too.
+# As tests/uml/scenario: this UML kernel has no nf_tables for iptables-nft, so no egress, services, network
+# policy, CNI config, BGP. cross_node_encapsulation=always (the scenario has cross_subnet), so the same_subnet
+# pair is tunnelled too.
 UML_METHOD = ["-e", "cross_node_method=ipip", "-e", "cross_node_encapsulation=always",
-              "-e", '{"egress_enabled": false, "services_enabled": false, "services_servers": false}',
-              "--skip-tags", "egress,services,cni_config,bgp"]
+              "-e", '{"egress_enabled": false, "services_enabled": false, "services_servers": false, '
+                    '"network_policy_enabled": false}',
+              "--skip-tags", "egress,services,network_policy,cni_config,bgp"]
 
 
 def log(message: str) -> None:
