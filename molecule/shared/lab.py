@@ -172,7 +172,7 @@ def differences_from_before_converge() -> dict:
 def failures(output: str) -> str:
     """What a failed ansible-playbook run says: its `fatal:` lines with what follows each, then its end."""
     lines = output.splitlines()
-    fatal = [" ".join(lines[i:i + 8]) for i, line in enumerate(lines) if line.startswith("fatal:")]
+    fatal = [" ".join(lines[i:i + 30]) for i, line in enumerate(lines) if line.startswith("fatal:")]
     return "\n".join(fatal + [output[-2000:]])
 
 

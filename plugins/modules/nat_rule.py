@@ -554,10 +554,15 @@ def apply(module: PodnetModule, backends: dict, runner: command.Runner, transact
                  + [Action(flush.description, lambda flush=flush: flush_flows(runner, flush)) for flush in flushes])
 
 
+# conntrack -D finding nothing to delete, or a flow that ended between its listing and its delete (it is gone,
+# as asked): no error.
+GONE = ("0 flow entries have been deleted", "such conntrack doesn't exist")
+
+
 def flush_flows(runner: command.Runner, flush: services.Flush) -> None:
-    """conntrack -D; finding nothing to delete is no error."""
+    """conntrack -D; a flow already gone is no error (GONE)."""
     rc, out, err = runner.run(flush.argv)
-    if rc != 0 and "0 flow entries have been deleted" not in (err or "") + (out or ""):
+    if rc != 0 and not any(text in (err or "") + (out or "") for text in GONE):
         raise command.failure(flush.argv, rc, out, err)
 
 
