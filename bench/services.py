@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
 import platform
 import statistics
@@ -47,6 +46,9 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pods import PLAYBOOK, RECAP  # noqa: E402
 COLLECTIONS = ROOT / ".collections"
 MODULE = "ansible_collections.handcni.podnet.plugins.modules.nat_rule"
 FLOOR_MS = 700
@@ -222,9 +224,6 @@ def inside(count: int, rounds: int, large: bool = False) -> dict:
 
 # --- outside: the throwaway lab, the report --------------------------------------------
 
-RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)", re.M)
-
-
 def through_ansible(env: dict, inventory: Path, count: int, unchanged: int) -> dict:
     """Seconds of `site.yml --tags services` with `count` services in the inventory: the first run, then
     `unchanged` runs, each of which must change nothing."""
@@ -235,13 +234,13 @@ def through_ansible(env: dict, inventory: Path, count: int, unchanged: int) -> d
     seconds = []
     for _ in range(1 + unchanged):
         start = time.perf_counter()
-        done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+        done = subprocess.run([str(PLAYBOOK), "-i", str(inventory),
                                str(ROOT / "playbooks/site.yml"), "--tags", "services", "-e", f"@{extra}"],
                               cwd=ROOT, env=env, capture_output=True, text=True)
         seconds.append(time.perf_counter() - start)
         if done.returncode != 0:
             sys.exit(f"bench: site.yml --tags services failed:\n{done.stdout[-3000:]}")
-        if len(seconds) > 1 and any(int(changed) for _, _, changed in RECAP.findall(done.stdout)):
+        if len(seconds) > 1 and any(int(host[2]) for host in RECAP.findall(done.stdout)):
             sys.exit(f"bench: an unchanged site.yml --tags services changed something:\n{done.stdout[-3000:]}")
     return {"first": round(seconds[0], 2), "unchanged": [round(value, 2) for value in seconds[1:]]}
 

@@ -43,7 +43,12 @@ def brief(params: dict) -> dict:
 @contextmanager
 def bulk_not_copied(names: tuple):
     """While the arguments load, ansible-core (2.19) keeps a deep copy of them all, read only for one top-level
-    key (`_ansible_tracebacks_for`): 10,000 services cost 60 ms there. That copy leaves out the bulk lists."""
+    key (`_ansible_tracebacks_for`): 10,000 services cost 60 ms there. That copy leaves out the bulk lists
+    (a module without any is left to Ansible as it is)."""
+    if not names:
+        yield
+        return
+
     def deepcopy(value, memo=None):
         if isinstance(value, dict):
             value = {key: item for key, item in value.items() if key not in names}

@@ -562,7 +562,8 @@ GONE = ("0 flow entries have been deleted", "such conntrack doesn't exist")
 def flush_flows(runner: command.Runner, flush: services.Flush) -> None:
     """conntrack -D; a flow already gone is no error (GONE)."""
     rc, out, err = runner.run(flush.argv)
-    if rc != 0 and not any(text in (err or "") + (out or "") for text in GONE):
+    said = (err or "") + (out or "")
+    if rc != 0 and not any(text in said for text in GONE):
         raise command.failure(flush.argv, rc, out, err)
 
 
