@@ -174,6 +174,7 @@ def connect_times(count: int, tries: int = 400, runs: int = 3) -> dict:
             for name in targets:
                 medians[name].append(statistics.median(samples[name]))
     finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in serve(): close alone leaves it listening
         listener.close()
         for prefix in LOCAL_PREFIXES:
             subprocess.run(["ip", "route", "del", "local", prefix, "dev", "lo"], check=False)
