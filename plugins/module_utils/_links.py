@@ -142,14 +142,24 @@ class OwnedLinkPlanner:
     @classmethod
     def run(cls, module, normalise: Callable[[dict, str, str], dict], public: Callable[[dict], dict]) -> None:
         """The whole module run: validate the list, plan it in one session, apply, return the list as requested."""
-        params = module.params
         with module.errors():
-            wanted = [normalise(item, f"{cls.option}[{i}]", params["state"])
-                      for i, item in enumerate(params[cls.option])]
-            validate.unique(wanted, "name", cls.option)
-            with Sessions() as sessions:
-                module.apply(cls(module, sessions[params["netns"]]).plan(wanted))
-        if params["netns"] is None:
+            wanted = cls.want(module, normalise)
+        cls.run_wanted(module, wanted, public)
+
+    @classmethod
+    def want(cls, module, normalise: Callable[[dict, str, str], dict]) -> list:
+        """The list, checked."""
+        wanted = [normalise(item, f"{cls.option}[{i}]", module.params["state"])
+                  for i, item in enumerate(module.params[cls.option])]
+        validate.unique(wanted, "name", cls.option)
+        return wanted
+
+    @classmethod
+    def run_wanted(cls, module, wanted: list, public: Callable[[dict], dict]) -> None:
+        """Plan the checked list in one session, apply, return the list as requested."""
+        with module.errors(), Sessions() as sessions:
+            module.apply(cls(module, sessions[module.params["netns"]]).plan(wanted))
+        if module.params["netns"] is None:
             module.canary["files"] = [restore.link_file(want["name"]) for want in wanted]
         module.leaves_nothing = not wanted
         module.finish(**{cls.option: [public(want) for want in wanted]})

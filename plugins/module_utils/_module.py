@@ -65,7 +65,73 @@ class Action(NamedTuple):
     run: Callable[[], object]
 
 
-class PodnetModule(AnsibleModule):
+class Run:
+    """What a module's body works with: its arguments, its diff (`before`, `after`), the restore canary, the one
+    error boundary and the actions. A module run alone is a PodnetModule; inside the pods module each
+    part (netns, bridge, veth, ...) is a Part of it, so one body serves both."""
+
+    params: dict
+    actions: list
+    check_mode: bool
+
+    def fail_json(self, **kwargs):
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        self.before: dict = {}
+        self.after: dict = {}
+        # What a restore record of this run checks (_restore.missing); filled by the body.
+        self.canary = restore.empty_canary()
+        # Set by a body whose run leaves nothing of its kind (an empty list): no record is kept, since
+        # re-running it would make nothing, and site.yml then skips the call where nothing is held (node_info).
+        self.leaves_nothing = False
+        netns = self.params.get("netns")
+        with self.errors():
+            if netns is not None and not netns_exists(validate.netns(netns, "netns")):
+                raise ValueError(f"netns: network namespace {netns!r} does not exist")
+            if self.params.get("restore") is not None:
+                validate.name(self.params["restore"], "restore")
+
+    @property
+    def where(self) -> str:
+        netns = self.params.get("netns")
+        return f"netns {netns}" if netns else "the host namespace"
+
+    @property
+    def applied(self) -> bool:
+        """Whether this run has changed the node so far (an earlier part's actions too, in the pods module)."""
+        return bool(self.actions) and not self.check_mode
+
+    @contextmanager
+    def errors(self):
+        """The one error boundary: bad input and kernel errors become a clear failure."""
+        try:
+            yield
+        except ValueError as err:
+            self.fail_json(msg=str(err), actions=self.actions, changed=self.applied)
+        except kernel_errors() as err:
+            self.fail_json(msg=f"{self.where}: {describe_error(err)}", actions=self.actions, changed=self.applied)
+
+    def apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            self.actions.append(action.description)
+            if self.check_mode:
+                continue
+            try:
+                action.run()
+            except kernel_errors() as err:
+                self.fail_json(  # the actions before this one were applied: say so
+                    msg=f"{action.description} in {self.where}: {describe_error(err)}",
+                    actions=self.actions, changed=len(self.actions) > 1,
+                )
+
+    def forget(self, name: str) -> None:
+        """Record in the diff that `name` goes away."""
+        self.before[name] = {"name": name, "present": True}
+        self.after[name] = {"name": name, "present": False}
+
+
+class PodnetModule(AnsibleModule, Run):
     """`bulk`: list options the module checks itself, item by item, kept out of Ansible's own check, which
     deep-copies every argument (10,000 services: a tenth of a second, on every run)."""
 
@@ -81,23 +147,10 @@ class PodnetModule(AnsibleModule):
         if PYROUTE2_IMPORT_ERROR:
             self.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
         self.actions: list[str] = []
-        netns = self.params.get("netns")
-        with self.errors():
-            if netns is not None and not netns_exists(validate.netns(netns, "netns")):
-                raise ValueError(f"netns: network namespace {netns!r} does not exist")
-        self.before: dict = {}
-        self.after: dict = {}
-        # What a restore record of this run checks (_restore.missing); filled by the module.
-        self.canary = restore.empty_canary()
-        # Set by a module whose run leaves nothing of its kind (an empty list): no record is kept, since
-        # re-running it would make nothing, and site.yml then skips the call where nothing is held (node_info).
-        self.leaves_nothing = False
+        self._start()
         self._held = ExitStack()
-        if self.params.get("restore") is not None:
-            with self.errors():
-                validate.name(self.params["restore"], "restore")
-            if not self.check_mode:  # no restore re-runs a record while this run changes the node
-                self._held.enter_context(restore.locked())
+        if self.params.get("restore") is not None and not self.check_mode:
+            self._held.enter_context(restore.locked())  # no restore re-runs a record while this run changes the node
 
     def _load_params(self):
         with bulk_not_copied(self._bulk_names):
@@ -125,39 +178,6 @@ class PodnetModule(AnsibleModule):
             return super().run_command(args, data=data, binary_data=binary_data, environ_update=environ_update, **kwargs)
         return command.run_process(args, data, binary_data, environ_update)
 
-    @property
-    def where(self) -> str:
-        netns = self.params.get("netns")
-        return f"netns {netns}" if netns else "the host namespace"
-
-    @contextmanager
-    def errors(self):
-        """The one error boundary: bad input and kernel errors become a clear failure."""
-        try:
-            yield
-        except ValueError as err:
-            self.fail_json(msg=str(err), actions=self.actions)
-        except kernel_errors() as err:
-            self.fail_json(msg=f"{self.where}: {describe_error(err)}", actions=self.actions)
-
-    def apply(self, actions: list[Action]) -> None:
-        for action in actions:
-            self.actions.append(action.description)
-            if self.check_mode:
-                continue
-            try:
-                action.run()
-            except kernel_errors() as err:
-                self.fail_json(  # the actions before this one were applied: say so
-                    msg=f"{action.description} in {self.where}: {describe_error(err)}",
-                    actions=self.actions, changed=len(self.actions) > 1,
-                )
-
-    def forget(self, name: str) -> None:
-        """Record in the diff that `name` goes away."""
-        self.before[name] = {"name": name, "present": True}
-        self.after[name] = {"name": name, "present": False}
-
     def save_restore(self) -> None:
         """Keep this run as the restore record named by `restore` (dropped with state=absent, or when the run
         leaves nothing of its kind)."""
@@ -179,3 +199,29 @@ class PodnetModule(AnsibleModule):
         if self._diff:
             result["diff"] = {"before": self.before, "after": self.after}
         self.exit_json(**result)
+
+
+class Part(Run):
+    """One body's run inside another module's process (the pods module): its own arguments, diff, canary and
+    result; the module's actions, check mode and failure, each message led by the part's name."""
+
+    def __init__(self, module: PodnetModule, name: str, params: dict, check_mode: bool):
+        self.module, self.name, self.params = module, name, params
+        self.actions, self.check_mode = module.actions, check_mode
+        self.result: dict = {}
+        self._start()
+
+    def fail_json(self, **kwargs):
+        self.module.fail_json(**dict(kwargs, msg=f"{self.name}: {kwargs['msg']}"))
+
+    def finish(self, **result) -> None:
+        self.result = result
+
+
+def run_alone(body) -> None:
+    """A module whose body lives in module_utils, so that the pods module can run it too: check the
+    arguments into what is wanted, then read, plan, apply and finish."""
+    module = PodnetModule(body.OPTIONS, common=body.COMMON)
+    with module.errors():
+        wanted = body.want(module)
+    body.run(module, wanted)

@@ -391,6 +391,16 @@ def link_by_name(ipr, name: str):
         raise
 
 
+def delete_link(ipr, name: str) -> None:
+    """Delete link `name`; one already gone is deleted (a veth goes with the namespace of its other side, a moment
+    after that namespace is deleted)."""
+    try:
+        ipr.link("del", ifname=name)
+    except kernel_errors() as err:
+        if not is_errno(err, errno.ENODEV):
+            raise
+
+
 def link_index(ipr, name: str) -> int:
     """The index of link `name`; a missing one is an error naming it."""
     found = ipr.link_lookup(ifname=name)

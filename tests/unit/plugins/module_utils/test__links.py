@@ -16,7 +16,8 @@ from ansible_collections.handcni.podnet.plugins.module_utils._links import (
     plan_link,
 )
 from ansible_collections.handcni.podnet.plugins.module_utils._module import PodnetModule
-from ansible_collections.handcni.podnet.plugins.modules import bridge, ipip_tunnel, vxlan_fdb
+from ansible_collections.handcni.podnet.plugins.module_utils import _bridge as bridge
+from ansible_collections.handcni.podnet.plugins.modules import ipip_tunnel, vxlan_fdb
 
 HAVE = {
     "kind": "bridge", "mtu": 1500, "mac": "02:00:00:00:00:01", "up": False, "master": None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.handcni.podnet.plugins.modules import veth
+from ansible_collections.handcni.podnet.plugins.module_utils import _veth as veth
 
 ROUTED6 = {"name": "veth1", "peer_netns": "netns1", "peer_addresses": ["fd00:10:244:1::2/128"],
            "peer_routes": [{"dst": "::/0", "via": "fe80::1"}], "proxy_ndp": ["FE80::1"]}
