@@ -9,7 +9,18 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.handcni.podnet.plugins.module_utils._services import announced, prefix_limit_problem
+
+def _lazy(name):
+    import importlib.util, sys
+    if name in sys.modules: return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+_services = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._services')
 
 AS_MODES = ("per_node", "single")
 
@@ -111,10 +122,10 @@ def bgp_speaker(host: str, hostvars: dict, groups: dict, node_cidrs: dict, setti
     common = dict(_timers(settings), graceful_restart=graceful, import_limit=limit)
     bfd = settings.get("bfd") or None
     leaf_as = int(settings["leaf_as"])
-    services = announced(settings.get("services") or [], workers, settings.get("service_cidr") or None) \
+    services = _services.announced(settings.get("services") or [], workers, settings.get("service_cidr") or None) \
         if settings.get("advertise_services") else {worker: [] for worker in workers}
     for worker, prefixes in services.items():
-        problem = prefix_limit_problem(len(prefixes) + 1, limit)
+        problem = _services.prefix_limit_problem(len(prefixes) + 1, limit)
         if problem:
             raise AnsibleFilterError(f"{worker}: {problem}")
     if host in workers:

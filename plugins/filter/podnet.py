@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _topology as topology
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
+from ansible_collections.handcni.podnet.plugins.module_utils import _wiring as wiring
+from ansible_collections.handcni.podnet.plugins.module_utils._wiring import VETH_GATEWAY, veth_name
 
 FILTERS = ("pod_gateway", "veth_name", "node_pod_cidr", "worker_pod_cidrs", "worker_pod_cidrs6", "cluster_cidrs", "pod_wiring",
            "node_interfaces", "sysctl_modules", "static_routes", "pod_mtu", "vtep_mac", "tunnel_address", "cross_node_plan", "holds")
@@ -37,26 +38,9 @@ encapsulation_overhead = _filter(topology.encapsulation_overhead)
 pod_mtu = _filter(topology.pod_mtu)
 vtep_mac = _filter(topology.vtep_mac)
 tunnel_address = _filter(topology.tunnel_address)
+pod_wiring = _filter(wiring.pod_wiring)
 CROSS_NODE_METHODS = topology.CROSS_NODE_METHODS
 ENCAPSULATIONS = ("always", "cross_subnet")
-
-
-def address_mac(address: str) -> str:
-    """A stable, locally administered MAC for an address: 0a:58 and its last 4 bytes, as the CNI bridge
-    plugin gives its pods. A pod made again keeps its MAC, so its neighbours' ARP entries stay right."""
-    return "0a:58:" + ":".join(f"{byte:02x}" for byte in ipaddress.ip_address(address).packed[-4:])
-
-
-def veth_name(pod: str) -> str:
-    """A stable host-side veth name for a pod, 15 bytes: 'veth' + 11 hex digits."""
-    return "veth" + hashlib.sha1(pod.encode()).hexdigest()[:11]
-
-
-MODES = ("bridge", "routed")
-GATEWAY_STYLES = ("host_ip", "proxy_arp", "veth_gateway")
-CALICO_GATEWAY = "169.254.1.1"  # seed lab 2, option 2: answered by proxy ARP, held by nobody
-CALICO_GATEWAY6 = "fe80::1"  # its IPv6 twin: a link-local gateway, answered by proxy NDP
-VETH_GATEWAY = ("veth-host", "veth-net")  # seed lab 2, option 3: Cilium's cilium_host/cilium_net
 
 
 def node_interfaces(pods: list, mode: str = "bridge", bridge: str = "br0", gateway_style: str = "host_ip",
@@ -78,86 +62,6 @@ def sysctl_modules(sysctls: dict) -> list:
     """The kernel modules the given sysctls need (node_prep loads them and lists them for every boot)."""
     return sorted({module for name in sysctls or {} for prefix, module in SYSCTL_MODULES.items()
                    if str(name).startswith(prefix)})
-
-
-def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", gateway_style: str = "host_ip",
-               bridge: str = "br0", mtu: int = 1500, hairpin: bool = True, cidr6: str = "") -> dict:
-    """The node's bridges, veths and host routes for its pods, ready for the modules (seed labs 1-3).
-
-    `pods` are the inventory's pods (name, optional ip and veth), `allocation` the ipam module's
-    [{name, ip, ip6?}] for them; `cidr6`, the node's IPv6 pod prefix, gives every pod its IPv6 side too.
-    """
-    if mode not in MODES:
-        raise AnsibleFilterError(f"pod_network_mode: {mode!r} is not one of {', '.join(MODES)}")
-    if mode == "routed" and gateway_style not in GATEWAY_STYLES:
-        raise AnsibleFilterError(f"pod_network_gateway_style: {gateway_style!r} is not one of "
-                                 f"{', '.join(GATEWAY_STYLES)}")
-    families = [("ip", _Family(cidr, CALICO_GATEWAY))] + ([("ip6", _Family(cidr6, CALICO_GATEWAY6))] if cidr6 else [])
-    addresses = {item["name"]: item for item in allocation or []}
-    seen: dict = {}
-    veths, routes = [], []
-    for index, pod in enumerate(pods or []):
-        field = f"podnet_pods[{index}]"
-        if not isinstance(pod, dict) or not pod.get("name"):
-            raise AnsibleFilterError(f"{field}: each pod needs a 'name', got {pod!r}")
-        for key, _family in families:
-            if not addresses.get(pod["name"], {}).get(key):
-                raise AnsibleFilterError(f"{field}: pod {pod['name']} has no {_family.word}address allocated")
-        veth = pod.get("veth") or veth_name(pod["name"])
-        if len(veth.encode()) > 15 or veth in VETH_GATEWAY:
-            raise AnsibleFilterError(f"{field}.veth: {veth!r} is longer than 15 bytes or a reserved name")
-        for key, value in (("name", pod["name"]), ("veth", veth)):
-            if (key, value) in seen:
-                raise AnsibleFilterError(f"{field}.{key}: {value} is also used by podnet_pods[{seen[key, value]}]")
-            seen[key, value] = index
-        entry = {"name": veth, "peer": "eth0", "peer_netns": pod["name"], "mtu": mtu,
-                 "peer_mac": address_mac(addresses[pod["name"]]["ip"]), "peer_addresses": [], "peer_routes": []}
-        if mode == "bridge":
-            entry.update(master=bridge, hairpin=hairpin)
-        else:
-            entry.update(addresses=[], proxy_arp=gateway_style == "proxy_arp")
-        for key, family in families:
-            ip = addresses[pod["name"]][key]
-            if mode == "bridge":
-                entry["peer_addresses"].append(f"{ip}/{family.network.prefixlen}")
-                entry["peer_routes"].append({"dst": family.default, "via": family.gateway})
-                continue
-            entry["peer_addresses"].append(f"{ip}/{family.host}")
-            routes.append({"dst": f"{ip}/{family.host}", "dev": veth})
-            if gateway_style == "host_ip":
-                entry["addresses"].append(f"{family.gateway}/{family.host}")
-            if gateway_style == "proxy_arp" and family.version == 6:  # a link-local gateway: no onlink needed
-                entry["peer_routes"].append({"dst": family.default, "via": family.calico})
-                entry["proxy_ndp"] = [family.calico]
-                continue
-            entry["peer_routes"].append({"dst": family.default, "onlink": True,
-                                         "via": family.calico if gateway_style == "proxy_arp" else family.gateway})
-            if gateway_style == "veth_gateway" and family.version == 6:  # held on veth-host: answered here by proxy
-                entry["proxy_ndp"] = [family.gateway]
-        veths.append(entry)
-    gateways = [f"{family.gateway}/{family.network.prefixlen}" for _key, family in families]
-    if mode == "routed" and gateway_style == "veth_gateway":
-        host, net = VETH_GATEWAY
-        veths.append({"name": host, "peer": net, "mtu": mtu,
-                      "addresses": [f"{family.gateway}/{family.host}" for _key, family in families]})
-    # A fixed bridge MAC: otherwise the bridge takes its lowest port MAC, and the gateway's MAC
-    # changes under the pods whenever a port comes or goes.
-    bridges = [{"name": bridge, "mtu": mtu, "mac": address_mac(families[0][1].gateway),
-                "addresses": gateways}] if mode == "bridge" else []
-    return {"bridges": bridges, "veths": veths, "routes": routes}
-
-
-class _Family:
-    """One address family of a node's pods: its prefix, gateway and default route."""
-
-    def __init__(self, cidr: str, calico: str):
-        self.gateway = pod_gateway(cidr)  # validates the CIDR
-        self.network = ipaddress.ip_network(cidr)
-        self.version = self.network.version
-        self.host = self.network.max_prefixlen
-        self.default = "default" if self.version == 4 else "::/0"
-        self.word = "" if self.version == 4 else "IPv6 "
-        self.calico = calico
 
 
 # Where each family's underlay addresses are: a node's, a leaf SVI's.

@@ -8,8 +8,19 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.handcni.podnet.plugins.module_utils import _service_families as service_families
-from ansible_collections.handcni.podnet.plugins.module_utils._services import announced, answers_outside, external_addresses
+
+def _lazy(name):
+    import importlib.util, sys
+    if name in sys.modules: return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+service_families = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._service_families')
+_services = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._services')
 
 ICMP_IP_HEADER = 28  # IPv4 header + ICMP header: payload = MTU - 28
 ICMP6_IP_HEADER = 48  # IPv6 header + ICMPv6 header: payload = MTU - 48
@@ -238,7 +249,7 @@ def service_probes(services: list, node: str, node_ip: str, pods: list, everyone
             probes.append(_answered(kind, node, service, cluster,
                                     _request(service, service["cluster_ip"], service["port"], []), **expect,
                                     **_service_flow(service, [node_address], targets)))
-        if service.get("node_port") and answers_outside(service, node) and node_address:
+        if service.get("node_port") and _services.answers_outside(service, node) and node_address:
             local = _from_outside(service, targets, node_address, {node: node_address}, [node])
             probes.append(_answered("nodeport", node, service, _host_port(node_address, service["node_port"]),
                                     _request(service, node_address, service["node_port"], []), **expect,
@@ -266,7 +277,7 @@ def nodeport_probes(services: list, source: str, nodes: dict, everyone: dict | N
         if key == "ip6" and not client:
             continue  # the host outside has no IPv6 address
         for worker, address in sorted(addresses.items()):
-            if not answers_outside(service, worker):
+            if not _services.answers_outside(service, worker):
                 continue
             probes.append(_answered("nodeport", source, service, f"{worker} {_host_port(address, service['node_port'])}",
                                     _request(service, address, service["node_port"], []),
@@ -287,7 +298,7 @@ def bgp_service_probes(services: list, source: str, service_cidr: str | None = N
     node when the endpoints are on several (ECMP at the leaf, then the node's choice)."""
     probes = []
     for service in services or []:
-        addresses = [address for _key, address in external_addresses(service)] + \
+        addresses = [address for _key, address in _services.external_addresses(service)] + \
             ([service["cluster_ip"]] if service_cidr else [])
         identities = _identities(service)
         answering = {identity.split("/")[0] for identity in identities}
@@ -305,7 +316,7 @@ def ecmp_probes(services: list, leaf: str, workers: dict, service_cidr: str | No
     """On the leaf: its route to every announced service prefix has one next hop per announcing node
     ({worker: address})."""
     prefixes: dict = {}
-    for worker, announced_here in announced(services, list(workers), service_cidr).items():
+    for worker, announced_here in _services.announced(services, list(workers), service_cidr).items():
         for prefix in announced_here:
             prefixes.setdefault(prefix, []).append(workers[worker])
     return [{"kind": "ecmp", "from": leaf, "to": prefix, "argv": ["ip", "-4", "route", "show", "exact", prefix],

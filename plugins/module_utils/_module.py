@@ -135,7 +135,8 @@ class PodnetModule(AnsibleModule, Run):
     """`bulk`: list options the module checks itself, item by item, kept out of Ansible's own check, which
     deep-copies every argument (10,000 services: a tenth of a second, on every run)."""
 
-    def __init__(self, argument_spec: dict, common: tuple = tuple(COMMON_OPTIONS), bulk: tuple = (), **kwargs):
+    def __init__(self, argument_spec: dict, common: tuple = tuple(COMMON_OPTIONS), bulk: tuple = (), netlink: bool = True,
+                 **kwargs):
         spec = {name: COMMON_OPTIONS[name] for name in common}
         spec.update(argument_spec)
         self._bulk_names, self._bulk = bulk, {}
@@ -144,7 +145,7 @@ class PodnetModule(AnsibleModule, Run):
             if value is not None and not isinstance(value, list):
                 self.fail_json(msg=f"{name}: {value!r} is not a list")
         self.params.update(self._bulk)
-        if PYROUTE2_IMPORT_ERROR:
+        if netlink and PYROUTE2_IMPORT_ERROR:
             self.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
         self.actions: list[str] = []
         self._start()
@@ -203,16 +204,16 @@ class PodnetModule(AnsibleModule, Run):
 
 class Part(Run):
     """One body's run inside another module's process (the pods module): its own arguments, diff, canary and
-    result; the module's actions, check mode and failure, each message led by the part's name."""
+    result; that module's failure, and the actions and check mode it is given (its own, or a dry pass's)."""
 
-    def __init__(self, module: PodnetModule, name: str, params: dict, check_mode: bool):
+    def __init__(self, module: PodnetModule, name: str, params: dict, check_mode: bool, actions: list):
         self.module, self.name, self.params = module, name, params
-        self.actions, self.check_mode = module.actions, check_mode
+        self.actions, self.check_mode = actions, check_mode
         self.result: dict = {}
         self._start()
 
     def fail_json(self, **kwargs):
-        self.module.fail_json(**dict(kwargs, msg=f"{self.name}: {kwargs['msg']}"))
+        self.module.fail_json(**kwargs)
 
     def finish(self, **result) -> None:
         self.result = result
@@ -221,7 +222,7 @@ class Part(Run):
 def run_alone(body) -> None:
     """A module whose body lives in module_utils, so that the pods module can run it too: check the
     arguments into what is wanted, then read, plan, apply and finish."""
-    module = PodnetModule(body.OPTIONS, common=body.COMMON)
+    module = PodnetModule(body.OPTIONS, common=body.COMMON, netlink=getattr(body, "NETLINK", True))
     with module.errors():
         wanted = body.want(module)
     body.run(module, wanted)

@@ -14,11 +14,32 @@ description:
     that does not carry it is never changed, and the module fails naming it before any change.
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
-  - handcni.podnet.pods.bridge
   - handcni.podnet.common
   - handcni.podnet.common.attributes
   - handcni.podnet.common.restore
   - handcni.podnet.common.owned_link
+options:
+  bridges:
+    description: The bridges.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Bridge name (at most 15 bytes).
+        type: str
+        required: true
+      mtu:
+        description: MTU of the bridge.
+        type: int
+      mac:
+        description: MAC address of the bridge.
+        type: str
+      addresses:
+        description: Addresses of the bridge, as C(ip/prefix). The listed set is exact.
+        type: list
+        elements: str
+        default: []
 seealso:
   - module: handcni.podnet.veth
 notes:

@@ -14,14 +14,12 @@ description:
     A listed namespace that exists without that mark was made by someone else; the module fails
     naming it before any change, and never removes it.
 author: handcni.podnet team (@handcni)
-requirements:
-  - pyroute2 >= 0.9 on the managed node
-  - Linux, root (CAP_SYS_ADMIN)
-extends_documentation_fragment:
-  - handcni.podnet.pods.netns
-  - handcni.podnet.common.attributes
-  - handcni.podnet.common.restore
 options:
+  names:
+    description: Names of the namespaces, as in C(ip netns list).
+    type: list
+    elements: str
+    required: true
   state:
     description:
       - V(present) makes the namespaces exist with their loopback up.
@@ -33,6 +31,12 @@ options:
     description: With O(state=present), also remove namespaces this module made earlier that are not listed.
     type: bool
     default: false
+requirements:
+  - pyroute2 >= 0.9 on the managed node
+  - Linux, root (CAP_SYS_ADMIN)
+extends_documentation_fragment:
+  - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
 seealso:
   - module: handcni.podnet.veth
 """

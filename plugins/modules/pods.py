@@ -5,138 +5,276 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: pods
-short_description: Wire a node's pods in one run, as the sysctl, netns, bridge, veth and route modules would
+short_description: A node's pods, addressed and wired in one run (seed labs 1-3)
 version_added: 0.1.0
 description:
-  - Runs, in one process and in this order, what the M(handcni.podnet.sysctl), M(handcni.podnet.netns),
-    M(handcni.podnet.bridge), M(handcni.podnet.veth) and M(handcni.podnet.route) modules do with the same
-    options (seed labs 1-3). It is the same code, so the checks, actions, diff and results are the same.
-  - With O(state=absent) the parts run the other way round (routes first, sysctls last).
-  - Every option of every part is checked before anything changes. A namespace or bridge that an earlier part
-    makes counts as there when a later part's options are checked.
-  - One module process instead of five is what the pod_network role runs on every node (Ansible's cost per
-    task and host is most of an unchanged converge).
+  - Gives every pod its addresses and wires it to the node, in one process, as the M(handcni.podnet.ipam),
+    M(handcni.podnet.sysctl), M(handcni.podnet.netns), M(handcni.podnet.bridge), M(handcni.podnet.veth) and
+    M(handcni.podnet.route) modules would one after the other, with their code (the same checks, actions, diff
+    and results).
+  - Each pod gets a stable address from O(cidr) (and one from O(cidr6)), its own network namespace and a veth
+    pair to the node. In O(mode=bridge) the node's side of every veth is a port of the bridge O(bridge), which
+    holds the pods' gateway (the first address of the CIDR). In O(mode=routed) the node routes each pod's address
+    to its veth, and the pod's gateway is answered as O(gateway_style) says.
+  - Every option is checked, and every pod's address worked out, before anything changes.
+  - The pod_network role runs it once per node; one module process rather than six is most of what an unchanged
+    converge costs less (Ansible's cost per task and host is most of that converge).
 author: handcni.podnet team (@handcni)
-extends_documentation_fragment:
-  - handcni.podnet.pods.sysctl
-  - handcni.podnet.pods.netns
-  - handcni.podnet.pods.bridge
-  - handcni.podnet.pods.veth
-  - handcni.podnet.pods.route
-  - handcni.podnet.common.attributes
-  - handcni.podnet.common.restore
 options:
-  state:
-    description:
-      - V(present) makes every part as listed; V(absent) removes the listed objects of every part (and puts the
-        listed sysctls back). Only objects this collection made are removed.
+  pods:
+    description: The node's pods.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The pod's network namespace.
+        type: str
+        required: true
+      ip:
+        description: A fixed address from O(cidr); omit to have one allocated and kept.
+        type: str
+      ip6:
+        description: A fixed address from O(cidr6); omit to have one allocated and kept.
+        type: str
+      veth:
+        description: The node's side of the pod's veth; omit for C(veth) and 11 hex digits of a hash of the name.
+        type: str
+  cidr:
+    description: The node's pod CIDR. Its first address is the pods' gateway and never given to a pod.
     type: str
-    choices: [present, absent]
-    default: present
+    required: true
+  cidr6:
+    description: The node's IPv6 pod prefix (dual stack); every pod gets an address from it too.
+    type: str
+  reserved:
+    description: Addresses of O(cidr) never given to a pod, besides the gateway.
+    type: list
+    elements: str
+    default: []
+  reserved6:
+    description: Addresses of O(cidr6) never given to a pod, besides the gateway.
+    type: list
+    elements: str
+    default: []
+  leases_dirs:
+    description: Directories of another allocator's leases (files named after addresses), never given to a pod.
+    type: list
+    elements: path
+    default: []
+  state_dir:
+    description: Where the allocation is recorded, one file per CIDR.
+    type: path
+    default: /var/lib/handcni/ipam
+  mode:
+    description: The pods on a bridge (seed labs 1 and 3), or routed to each pod's veth (seed lab 2).
+    type: str
+    choices: [bridge, routed]
+    default: bridge
+  gateway_style:
+    description:
+      - With O(mode=routed), who answers for the pod's gateway (seed lab 2) -
+        V(host_ip), the gateway address on the node's side of every veth;
+        V(proxy_arp), V(169.254.1.1) (and V(fe80::1)) held by nobody and answered by proxy ARP (NDP), as Calico;
+        V(veth_gateway), the gateway on a veth pair of its own in the node, as Cilium's C(cilium_host).
+    type: str
+    choices: [host_ip, proxy_arp, veth_gateway]
+    default: host_ip
+  bridge:
+    description: The bridge's name (O(mode=bridge)).
+    type: str
+    default: br0
+  mtu:
+    description: The MTU of the bridge and of both sides of every veth.
+    type: int
+    default: 1500
+  hairpin:
+    description: Hairpin mode on every bridge port, so a pod reaches itself through a service (O(mode=bridge)).
+    type: bool
+    default: true
+  sysctls:
+    description:
+      - "Sysctls of the node, as M(handcni.podnet.sysctl) takes them, for example C(net.ipv4.ip_forward: 1)."
+    type: dict
+    default: {}
+  state_file:
+    description: Where the sysctls' values found before our changes are recorded.
+    type: path
+    default: /var/lib/handcni/sysctl.json
   prune:
     description:
-      - With O(state=present), each part also removes the objects of its kind this collection made earlier and
-        that are not listed now (and puts back the sysctls no longer listed).
+      - Also remove what this collection made of each kind and is not listed now - pods (their namespace, veth and
+        route, and their addresses are released), the bridge (in routed mode), the pod routes (in bridge mode) - and
+        put back the sysctls no longer listed. Objects made by anyone else are never touched.
     type: bool
     default: false
+extends_documentation_fragment:
+  - handcni.podnet.common.attributes
+  - handcni.podnet.common.restore
 requirements:
   - pyroute2 >= 0.9 on the managed node
   - Linux, root (CAP_NET_ADMIN, CAP_SYS_ADMIN)
 seealso:
-  - module: handcni.podnet.sysctl
+  - module: handcni.podnet.ipam
   - module: handcni.podnet.netns
   - module: handcni.podnet.bridge
   - module: handcni.podnet.veth
   - module: handcni.podnet.route
 notes:
-  - One restore record (O(restore)) holds the whole run, and the restore unit re-runs all of it.
+  - The pods' host routes carry route protocol 201, as M(handcni.podnet.route) marks them for the pod_network role.
+  - One restore record (O(restore)) holds the whole run; the restore unit re-runs all of it.
 """
 
 EXAMPLES = r"""
-- name: Two pods on br0 (seed labs 1 and 3), everything else of ours on the node removed
+- name: Two pods on br0 (seed labs 1 and 3), whatever else of ours was on the node removed
   handcni.podnet.pods:
+    pods:
+      - {name: netns1, ip: 192.168.10.1, veth: veth1}
+      - {name: netns3, ip: 192.168.10.3, veth: veth3}
+    cidr: 192.168.10.0/24
     sysctls: {net.ipv4.ip_forward: 1}
-    names: [netns1, netns3]
-    bridges: [{name: br0, addresses: [192.168.10.254/24]}]
-    veths:
-      - {name: veth1, peer_netns: netns1, master: br0, peer_addresses: [192.168.10.1/24],
-         peer_routes: [{dst: default, via: 192.168.10.254}]}
-      - {name: veth3, peer_netns: netns3, master: br0, peer_addresses: [192.168.10.3/24],
-         peer_routes: [{dst: default, via: 192.168.10.254}]}
-    routes: []
+    prune: true
+
+- name: The same pods routed, Calico's way (seed lab 2)
+  handcni.podnet.pods:
+    pods: [{name: netns1, ip: 192.168.10.1}, {name: netns3, ip: 192.168.10.3}]
+    cidr: 192.168.10.0/24
+    mode: routed
+    gateway_style: proxy_arp
+    sysctls: {net.ipv4.ip_forward: 1}
     prune: true
 """
 
 RETURN = r"""
-actions:
-  description: What was changed, or in check mode what would be, one line per change, part after part.
+pods:
+  description: Every pod with its addresses, as M(handcni.podnet.ipam) returns them.
   returned: always
   type: list
-  elements: str
-  sample: ["set net.ipv4.ip_forward 0 -> 1", "create netns netns1", "create bridge br0",
-           "create veth veth1 <-> netns1/eth0"]
+  elements: dict
+  sample: [{name: netns1, ip: 192.168.10.1}]
+free:
+  description: Addresses of O(cidr) left for more pods.
+  returned: always
+  type: int
+free6:
+  description: Addresses of O(cidr6) left (counted, never listed).
+  returned: with O(cidr6)
+  type: int
 sysctls:
-  description: As M(handcni.podnet.sysctl) returns it.
+  description: The listed sysctls and their values after the run.
   returned: always
   type: dict
 names:
-  description: As M(handcni.podnet.netns) returns it.
+  description: The pods' network namespaces.
   returned: always
   type: list
   elements: str
 bridges:
-  description: As M(handcni.podnet.bridge) returns it.
+  description: The bridge (none in routed mode), as M(handcni.podnet.bridge) returns it.
   returned: always
   type: list
   elements: dict
 veths:
-  description: As M(handcni.podnet.veth) returns it.
+  description: The pods' veths, as M(handcni.podnet.veth) returns them.
   returned: always
   type: list
   elements: dict
 routes:
-  description: As M(handcni.podnet.route) returns it.
+  description: The pods' host routes (routed mode), as M(handcni.podnet.route) returns them.
   returned: always
   type: list
   elements: dict
+actions:
+  description: What was changed, or in check mode what would be, one line per change, in the order of the parts.
+  returned: always
+  type: list
+  elements: str
+  sample: ["allocate 192.168.10.1 to netns1", "set net.ipv4.ip_forward 0 -> 1", "create netns netns1",
+           "create bridge br0", "create veth veth1 <-> netns1/eth0"]
 """
 
 from ansible_collections.handcni.podnet.plugins.module_utils import _bridge as bridge
+from ansible_collections.handcni.podnet.plugins.module_utils import _ipam as ipam
 from ansible_collections.handcni.podnet.plugins.module_utils import _netns as netns
 from ansible_collections.handcni.podnet.plugins.module_utils import _route as route
 from ansible_collections.handcni.podnet.plugins.module_utils import _sysctl as sysctl
+from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils import _veth as veth
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Part, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._topology import pod_gateway
+from ansible_collections.handcni.podnet.plugins.module_utils._wiring import GATEWAY_STYLES, MODES, pod_wiring
 
-# In the order they run: a pod's namespace before its veth, the bridge before its ports, a veth before its route
-# (state=absent: the other way round).
+POD_ROUTES = 201  # the route protocol of the pods' host routes (the cross_node role's are 202)
+ADDRESSES = ("cidr", "cidr6", "reserved", "reserved6", "leases_dirs", "state_dir")
+WIRING = dict(
+    mode=dict(type="str", default="bridge", choices=list(MODES)),
+    gateway_style=dict(type="str", default="host_ip", choices=list(GATEWAY_STYLES)),
+    bridge=dict(type="str", default="br0"),
+    mtu=dict(type="int", default=1500),
+    hairpin=dict(type="bool", default=True),
+)
+SPEC = dict(
+    pods=dict(type="list", elements="dict", required=True,
+              options=dict(name=dict(type="str", required=True), ip=dict(type="str"), ip6=dict(type="str"),
+                           veth=dict(type="str"))),
+    **{option: ipam.OPTIONS[option] for option in ADDRESSES},
+    **WIRING,
+    sysctls=dict(type="dict", default={}),
+    state_file=sysctl.OPTIONS["state_file"],
+)
+# The parts after the addresses, in the order they run: a pod's namespace before its veth, the bridge before its
+# ports, a veth before its route.
 BODIES = {"sysctl": sysctl, "netns": netns, "bridge": bridge, "veth": veth, "route": route}
 
 
+def addresses(params: dict) -> dict:
+    """The ipam part's options: the pods, the CIDRs, and their gateways reserved besides the listed addresses."""
+    args = {option: params[option] for option in ADDRESSES}
+    args["pods"] = [{key: pod[key] for key in ("name", "ip", "ip6")} for pod in params["pods"]]
+    with_gateway = [("reserved", params["cidr"])] + ([("reserved6", params["cidr6"])] if params["cidr6"] else [])
+    for key, cidr in with_gateway:
+        args[key] = [pod_gateway(cidr)] + args[key]
+    return args
+
+
+def options(params: dict, allocation: list) -> dict:
+    """Every other part's options, from the pods, their addresses and the wiring options."""
+    wiring = pod_wiring(params["pods"], allocation, params["cidr"], params["mode"], params["gateway_style"],
+                        params["bridge"], params["mtu"], params["hairpin"], params["cidr6"] or "",
+                        fields={"mode": "mode", "gateway_style": "gateway_style", "pods": "pods"})
+    return {"sysctl": {"sysctls": params["sysctls"], "state_file": params["state_file"]},
+            "netns": {"names": [pod["name"] for pod in params["pods"]]},
+            "bridge": {"bridges": wiring["bridges"]}, "veth": {"veths": wiring["veths"]},
+            "route": {"routes": wiring["routes"], "protocol": POD_ROUTES}}
+
+
 def main():
-    module = PodnetModule({option: spec for body in BODIES.values() for option, spec in body.OPTIONS.items()},
-                          common=("state", "prune", "restore"))
+    module = PodnetModule(SPEC, common=("prune", "restore"))
     params = module.params
 
-    def part(name: str, check_mode: bool) -> Part:
-        body = BODIES[name]
-        args = {option: params[option] for option in body.OPTIONS}
-        return Part(module, name, dict(args, netns=None, state=params["state"], prune=params["prune"]), check_mode)
+    def run(check_mode: bool, actions: list, dry: bool = False) -> list:
+        """Every part in order, each with the addresses the first one gave; `dry`: the addresses in check mode and
+        only the others' options checked."""
+        done = [Part(module, "ipam", addresses(params), check_mode, actions)]
+        with module.errors():
+            ipam.run(done[0], ipam.want(done[0]))
+            for name, args in options(params, done[0].result["pods"]).items():
+                done.append(Part(module, name, dict(args, netns=None, state="present", prune=params["prune"]),
+                                 check_mode, actions))
+                wanted = BODIES[name].want(done[-1])
+                if not dry:
+                    BODIES[name].run(done[-1], wanted)
+        return done
 
-    # Every part's options first, before any change; what an earlier part makes counts as there (as in check mode).
-    for name, body in BODIES.items():
-        checked = part(name, True)
-        with checked.errors():
-            body.want(checked)
+    with module.errors():
+        validate.ifname(params["bridge"], "bridge")
+        validate.mtu(params["mtu"], "mtu")
+    run(True, [], dry=True)  # every option checked and every address worked out before anything changes
     results = {}
-    for name, body in (BODIES.items() if params["state"] == "present" else reversed(BODIES.items())):
-        run = part(name, module.check_mode)
-        with run.errors():
-            wanted = body.want(run)
-        body.run(run, wanted)
-        results.update(run.result)
-        module.before[name], module.after[name] = run.before, run.after
-        for key, value in run.canary.items():
+    for done in run(module.check_mode, module.actions):
+        results.update(done.result)
+        module.before[done.name], module.after[done.name] = done.before, done.after
+        for key, value in done.canary.items():
             if isinstance(value, dict):
                 module.canary[key].update(value)
             else:

@@ -18,10 +18,45 @@ description:
   - All routes of one call are read, planned and applied in one netlink session.
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
-  - handcni.podnet.pods.route
   - handcni.podnet.common
   - handcni.podnet.common.attributes
   - handcni.podnet.common.restore
+options:
+  routes:
+    description: The routes.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      dst:
+        description: Destination network in CIDR form, or V(default).
+        type: str
+        required: true
+      via:
+        description: Gateway address.
+        type: str
+      dev:
+        description: Output device.
+        type: str
+      onlink:
+        description: Treat the gateway as directly reachable on O(routes[].dev), as for a tunnel or a /32 pod.
+        type: bool
+        default: false
+      src:
+        description: Preferred source address.
+        type: str
+      table:
+        description: Routing table number.
+        type: int
+        default: 254
+      metric:
+        description: Route metric.
+        type: int
+        default: 0
+  protocol:
+    description: Route protocol number that marks the routes of this set as ours.
+    type: int
+    default: 201
 seealso:
   - module: handcni.podnet.veth
 """

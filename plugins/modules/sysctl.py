@@ -15,10 +15,20 @@ description:
     leaves the node as it was. A sysctl this module never changed is never written.
 author: handcni.podnet team (@handcni)
 extends_documentation_fragment:
-  - handcni.podnet.pods.sysctl
   - handcni.podnet.common
   - handcni.podnet.common.attributes
   - handcni.podnet.common.restore
+options:
+  sysctls:
+    description:
+      - "Sysctl names and values, for example C(net.ipv4.ip_forward: 1)."
+      - With O(state=absent) only the names matter.
+    type: dict
+    required: true
+  state_file:
+    description: Where the values found before our changes are recorded, one file per node.
+    type: path
+    default: /var/lib/handcni/sysctl.json
 seealso:
   - module: handcni.podnet.veth
 notes:

@@ -112,7 +112,7 @@ def test_a_failing_and_an_unreachable_node_leave_the_others_converged(full_lab):
     # the play says which node failed and why
     # the actions done before it come first; the message may be folded
     failure = " ".join(run.stdout[run.stdout.index("fatal: [worker2]"):][:8000].split())
-    assert "veth: veths[1].name: link veth2 in the host namespace exists and was not made by handcni.podnet" in failure
+    assert "veths[1].name: link veth2 in the host namespace exists and was not made by handcni.podnet" in failure
     assert "changed: true" in failure, failure  # the parts before it (sysctls, namespaces, bridge) were applied
     assert "fatal: [worker3]: UNREACHABLE!" in run.stdout and "/nonexistent/worker3.net" in run.stdout
     # worker1 converged: its pods talk to each other and across the leaf to the outside

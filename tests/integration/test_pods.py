@@ -19,29 +19,17 @@ def pods(name: str, args: dict, check: bool = False) -> dict:
     return module(name, "handcni.podnet.pods", dict(args, prune=True), check)
 
 
-def bridged(*pods_: tuple) -> dict:
-    """Pods on br-pt, as seed labs 1 and 3 wire them."""
-    return {"sysctls": FORWARD, "names": [name for name, _ip in pods_],
-            "bridges": [{"name": "br-pt", "mtu": 1500, "addresses": ["10.252.0.254/24"]}],
-            "veths": [{"name": f"vpt-{name}", "peer_netns": name, "master": "br-pt", "hairpin": True, "mtu": 1500,
-                       "peer_addresses": [f"{ip}/24"], "peer_routes": [{"dst": "default", "via": "10.252.0.254"}]}
-                      for name, ip in pods_],
-            "routes": [], "protocol": 201}
+def wiring(mode: str, *pods_: tuple, **extra) -> dict:
+    """Pods on 10.252.0.0/24 (one with a fixed address, one allocated), on br-pt (seed labs 1 and 3) or routed,
+    Calico's way (seed lab 2): proxy ARP for 169.254.1.1, a host route each."""
+    return dict({"pods": [dict({"name": name, "veth": f"vpt-{name}"}, **({"ip": ip} if ip else {})) for name, ip in pods_],
+                 "cidr": "10.252.0.0/24", "mode": mode, "gateway_style": "proxy_arp", "bridge": "br-pt",
+                 "sysctls": FORWARD}, **extra)
 
 
-def routed(*pods_: tuple) -> dict:
-    """The same pods routed, Calico's way (seed lab 2): proxy ARP for 169.254.1.1, a host route each."""
-    return {"sysctls": FORWARD, "names": [name for name, _ip in pods_], "bridges": [],
-            "veths": [{"name": f"vpt-{name}", "peer_netns": name, "proxy_arp": True, "mtu": 1500,
-                       "peer_addresses": [f"{ip}/32"],
-                       "peer_routes": [{"dst": "default", "via": "169.254.1.1", "onlink": True}]}
-                      for name, ip in pods_],
-            "routes": [{"dst": f"{ip}/32", "dev": f"vpt-{name}"} for name, ip in pods_], "protocol": 201}
-
-
-TWO = (("pta", "10.252.0.1"), ("ptb", "10.252.0.2"))
-BRIDGED = dict(bridged(*TWO), restore="10-pods")  # with a restore record, as the role runs it on real nodes
-ROUTED = dict(routed(*TWO), restore="10-pods")
+TWO = (("pta", "10.252.0.1"), ("ptb", None))  # ptb is given the lowest free address: 10.252.0.2
+BRIDGED = wiring("bridge", *TWO, restore="10-pods")  # with a restore record, as the role runs it on real nodes
+ROUTED = wiring("routed", *TWO, restore="10-pods")
 PING = "ip netns exec pta ping -c1 -W2 -n"
 LIFECYCLE = scenario(
     "lifecycle",
@@ -54,19 +42,25 @@ LIFECYCLE = scenario(
     raw("routed pod to pod", f"{PING} 10.252.0.2"), raw("routed pod to node", f"{PING} {NODE_IP}"),
     raw("route deleted", f"ip route del 10.252.0.2/32; {RESTORE} check"), raw("restore", f"{RESTORE} restore"),
     raw("restored", f"{RESTORE} check && {PING} 10.252.0.2"),
-    # a pod gone from the inventory: its namespace, veth (gone with the namespace) and route go in one run
-    pods("one pod fewer", dict(routed(TWO[0]), restore="10-pods")), raw("left", "ip netns list; ip -o link; ip route"),
-    pods("absent", dict(ROUTED, state="absent")), snapshot("end"), raw("records", "ls /var/lib/handcni/restore"),
+    # a pod gone from the inventory: its address, namespace, veth (gone with the namespace) and route go in one run
+    pods("one pod fewer", wiring("routed", TWO[0], restore="10-pods")),
+    raw("left", "ip netns list; ip -o link; ip route; cat /var/lib/handcni/ipam/*.json"),
+    pods("none", wiring("routed", sysctls={}, restore="10-pods")), snapshot("end"),
+    raw("records", "ls /var/lib/handcni/restore; cat /var/lib/handcni/ipam/*.json"),
 )
 
-# Every part's options are checked before any part changes anything: a bad veth leaves no namespace behind.
-GOOD = bridged(("ptc", "10.252.0.3"))
+# Every option is checked, and every address worked out, before anything changes: a bad one leaves nothing behind.
+GOOD = wiring("bridge", ("ptc", None))
 BAD = {
-    "sysctl: sysctls: 'kernel.panic' is not a net.* sysctl name": dict(GOOD, sysctls={"kernel.panic": 1}),
-    "netns: names[1]: 'ptc' is listed twice": dict(GOOD, names=["ptc", "ptc"]),
-    "bridge: bridges[0].mtu: MTU 50 is out of range": dict(GOOD, bridges=[{"name": "br-pt", "mtu": 50}]),
-    "veth: veths[0].mtu: MTU 50 is out of range": dict(GOOD, veths=[dict(GOOD["veths"][0], mtu=50)]),
-    "route: routes[0].dst: '10.0.0.1/8' is not a valid network": dict(GOOD, routes=[{"dst": "10.0.0.1/8"}]),
+    "pods[1].name: 'ptc' is listed twice": dict(GOOD, pods=[{"name": "ptc"}, {"name": "ptc"}]),
+    "pods[0].ip: 10.99.0.1 is not a usable address of 10.252.0.0/24": dict(GOOD, pods=[{"name": "ptc", "ip": "10.99.0.1"}]),
+    "pods[0].veth: 'vpt-0123456789abcdef' is longer than 15 bytes": dict(GOOD, pods=[{"name": "ptc",
+                                                                                      "veth": "vpt-0123456789abcdef"}]),
+    "sysctls: 'kernel.panic' is not a net.* sysctl name": dict(GOOD, sysctls={"kernel.panic": 1}),
+    "bridge: interface name 'br-0123456789abcdef' is longer than 15 bytes": dict(GOOD, bridge="br-0123456789abcdef"),
+    "mtu: MTU 50 is out of range": dict(GOOD, mtu=50),
+    "pods[1]: no free address left in 10.252.0.0/30 for pod ptd": dict(GOOD, cidr="10.252.0.0/30",
+                                                                       pods=[{"name": "ptc"}, {"name": "ptd"}]),
 }
 BAD_INPUT = scenario("bad input", snapshot("before"), *(pods(message, args) for message, args in BAD.items()),
                      snapshot("after"))
@@ -82,15 +76,17 @@ def test_one_run_wires_pods_that_talk_and_a_second_changes_nothing(results):
     assert r["start"]["stdout"] == r["after planned"]["stdout"], "check mode changed the kernel"
     assert same_plan(r["planned"], r["wire"]) and changed(r["wire"])
     actions = r["wire"]["actions"]
-    for action in ("set net.ipv4.ip_forward 0 -> 1", "create netns pta", "create bridge br-pt",
+    for action in ("allocate 10.252.0.1 to pta", "allocate 10.252.0.2 to ptb", "set net.ipv4.ip_forward 0 -> 1",
+                   "create netns pta", "create bridge br-pt",
                    "create veth vpt-pta <-> pta/eth0", "save the restore payload /var/lib/handcni/restore/lib/pods.zip",
                    "save the restore record /var/lib/handcni/restore/10-pods.json"):
         assert action in actions, (action, actions)
-    # the parts in their order: sysctls, namespaces, bridge, veths, then the record
-    assert actions.index("create netns pta") < actions.index("create bridge br-pt") < actions.index(
-        "create veth vpt-pta <-> pta/eth0")
+    # the parts in their order: addresses, sysctls, namespaces, bridge, veths, then the record
+    assert actions.index("allocate 10.252.0.2 to ptb") < actions.index("create netns pta") < actions.index(
+        "create bridge br-pt") < actions.index("create veth vpt-pta <-> pta/eth0")
     assert not changed(r["again"]) and r["again"]["actions"] == []
     assert [v["name"] for v in r["again"]["veths"]] == ["vpt-pta", "vpt-ptb"] and r["again"]["names"] == ["pta", "ptb"]
+    assert r["again"]["pods"] == [{"name": "pta", "ip": "10.252.0.1"}, {"name": "ptb", "ip": "10.252.0.2"}]
     for check in ("pod to pod", "full MTU"):
         assert r[check]["rc"] == 0, (check, r[check]["stdout"])
     assert r["one byte more"]["rc"] != 0  # DF at MTU + 1 does not fit
@@ -121,15 +117,15 @@ def test_the_one_record_puts_back_what_a_manager_removed(results):
 def test_a_pod_gone_from_the_list_is_removed_whole(results):
     r = part(results, "lifecycle")
     assert changed(r["one pod fewer"]), r["one pod fewer"].get("msg")
-    assert "delete netns ptb" in r["one pod fewer"]["actions"]
+    assert {"release 10.252.0.2 of ptb", "delete netns ptb"} <= set(r["one pod fewer"]["actions"])
     assert "ptb" not in r["left"]["stdout"] and "10.252.0.2" not in r["left"]["stdout"] and "pta" in r["left"]["stdout"]
 
 
-def test_absent_removes_every_part_and_the_record(results):
+def test_no_pods_leaves_nothing_of_ours(results):
     r = part(results, "lifecycle")
-    assert changed(r["absent"])
+    assert changed(r["none"])
     assert r["end"]["stdout"] == r["start"]["stdout"], "something of the pods is left"
-    assert "10-pods" not in r["records"]["stdout"]
+    assert '"pods": {}' in r["records"]["stdout"] and "10.252.0.1" not in r["records"]["stdout"]  # every address released
 
 
 def test_bad_input_in_any_part_fails_naming_it_before_any_change(results):

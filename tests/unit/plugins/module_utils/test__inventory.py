@@ -15,7 +15,7 @@ from ansible_collections.handcni.podnet.plugins.filter import services as servic
 from ansible_collections.handcni.podnet.plugins.filter.preflight import podnet_problems, role_options
 from ansible_collections.handcni.podnet.plugins.module_utils import _inventory as inventory
 from ansible_collections.handcni.podnet.plugins.module_utils import _services as services_model
-from ansible_collections.handcni.podnet.plugins.modules import ipam
+from ansible_collections.handcni.podnet.plugins.module_utils import _ipam as ipam
 
 ROOT = Path(__file__).resolve().parents[4]
 GROUPS = {"workers": ["worker1", "worker2", "worker3"], "leaf": ["leaf03"], "external": ["outside"]}

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ansible_collections.handcni.podnet.plugins.modules.ipam import allocate, families, free_count, record_path
+from ansible_collections.handcni.podnet.plugins.module_utils._ipam import allocate, families, free_count, record_path
 
 CIDR = "192.168.10.0/29"  # usable .1-.6, gateway .6 reserved below
 GATEWAY = ["192.168.10.6"]
@@ -53,7 +53,7 @@ def test_rejects(pods, message):
 
 
 def test_leases_of_another_allocator_are_never_given(tmp_path):
-    from ansible_collections.handcni.podnet.plugins.modules.ipam import leased
+    from ansible_collections.handcni.podnet.plugins.module_utils._ipam import leased
     for name in ("192.168.10.1", "192.168.10.2", "10.0.0.1", "last_reserved_ip.0", "lock"):
         (tmp_path / name).write_text("cnipod\neth0")
     held = leased([str(tmp_path), str(tmp_path / "missing")], CIDR)
