@@ -9,18 +9,9 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils._lazy import lazy
 
-def _lazy(name):
-    import importlib.util, sys
-    if name in sys.modules: return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
-_services = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._services')
+_services = lazy("ansible_collections.handcni.podnet.plugins.module_utils._services")
 
 AS_MODES = ("per_node", "single")
 

@@ -7,19 +7,10 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils._lazy import lazy
 
-def _lazy(name):
-    import importlib.util, sys
-    if name in sys.modules: return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
-verify = _lazy('ansible_collections.handcni.podnet.plugins.filter.verify')
-model = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._policy')
+verify = lazy("ansible_collections.handcni.podnet.plugins.filter.verify")
+model = lazy("ansible_collections.handcni.podnet.plugins.module_utils._policy")
 
 PROBE_PORT = 80  # every lab pod's server listens here too: a port no policy has to name
 MAX_PROBE_PORTS = 4

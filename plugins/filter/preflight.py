@@ -9,6 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.handcni.podnet.plugins.module_utils._lazy import lazy
+
+inventory = lazy("ansible_collections.handcni.podnet.plugins.module_utils._inventory")  # read once a play
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 
 
@@ -24,10 +27,6 @@ def role_options() -> dict:
 
 def podnet_problems(hostvars: dict, groups: dict) -> list:
     """Every problem of the inventory, one line each, naming the host, the field and the value."""
-    # Imported here: Ansible loads every filter file of the collection in every process that uses one of its
-    # filters (each task on each host), and compiles our module_utils anew each time; this filter runs once a play.
-    from ansible_collections.handcni.podnet.plugins.module_utils import _inventory as inventory
-
     return inventory.problems(hostvars, groups, role_options())
 
 

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils._lazy import lazy
 
-def _lazy(name):
-    import importlib.util, sys
-    if name in sys.modules: return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
-service_families = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._service_families')
+service_families = lazy("ansible_collections.handcni.podnet.plugins.module_utils._service_families")
 
 FIELD = "podnet_services"
 SERVER_KINDS = {"tcp": "http", "udp": "udp"}

@@ -3,24 +3,14 @@
 """The connectivity matrix of verify.yml: which probes to send, and how to report them."""
 from __future__ import annotations
 
-
 import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.handcni.podnet.plugins.module_utils._lazy import lazy
 
-def _lazy(name):
-    import importlib.util, sys
-    if name in sys.modules: return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
-service_families = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._service_families')
-_services = _lazy('ansible_collections.handcni.podnet.plugins.module_utils._services')
+service_families = lazy("ansible_collections.handcni.podnet.plugins.module_utils._service_families")
+_services = lazy("ansible_collections.handcni.podnet.plugins.module_utils._services")
 
 ICMP_IP_HEADER = 28  # IPv4 header + ICMP header: payload = MTU - 28
 ICMP6_IP_HEADER = 48  # IPv6 header + ICMPv6 header: payload = MTU - 48

@@ -33,19 +33,19 @@ VETH_GATEWAY = ("veth-host", "veth-net")  # seed lab 2, option 3: Cilium's ciliu
 
 def pod_wiring(pods: list, allocation: list, cidr: str, mode: str = "bridge", gateway_style: str = "host_ip",
                bridge: str = "br0", mtu: int = 1500, hairpin: bool = True, cidr6: str = "",
-               fields: dict = INVENTORY_FIELDS) -> dict:
+               fields: dict | None = None) -> dict:
     """The node's bridges, veths and host routes for its pods, ready for the bridge, veth and route modules (seed
     labs 1-3).
 
     `pods` are the node's pods (name, optional ip and veth), `allocation` the ipam module's [{name, ip, ip6?}] for
     them; `cidr6`, the node's IPv6 pod prefix, gives every pod its IPv6 side too. `fields`: the names errors give
-    the mode, the gateway style and the pods (the inventory's, or the pods module's options).
+    the mode, the gateway style and the pods (the inventory's by default, or the pods module's options).
     """
+    fields = fields or INVENTORY_FIELDS
     if mode not in MODES:
         raise ValueError(f"{fields['mode']}: {mode!r} is not one of {', '.join(MODES)}")
     if mode == "routed" and gateway_style not in GATEWAY_STYLES:
-        raise ValueError(f"{fields['gateway_style']}: {gateway_style!r} is not one of "
-                                 f"{', '.join(GATEWAY_STYLES)}")
+        raise ValueError(f"{fields['gateway_style']}: {gateway_style!r} is not one of {', '.join(GATEWAY_STYLES)}")
     families = [("ip", _Family(cidr, CALICO_GATEWAY))] + ([("ip6", _Family(cidr6, CALICO_GATEWAY6))] if cidr6 else [])
     addresses = {item["name"]: item for item in allocation or []}
     seen: dict = {}

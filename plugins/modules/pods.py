@@ -108,9 +108,15 @@ options:
         put back the sysctls no longer listed. Objects made by anyone else are never touched.
     type: bool
     default: false
+  restore:
+    description:
+      - Keep this run as the node's restore record of this name, as the other modules do (see
+        M(handcni.podnet.veth)); the unit C(handcni-podnet-restore.service) re-runs the whole run when its check
+        fails (a pod's namespace, a veth, the bridge, a route or a sysctl gone). Check mode writes nothing.
+      - Omit on nodes without the restore unit (the namespace lab).
+    type: str
 extends_documentation_fragment:
   - handcni.podnet.common.attributes
-  - handcni.podnet.common.restore
 requirements:
   - pyroute2 >= 0.9 on the managed node
   - Linux, root (CAP_NET_ADMIN, CAP_SYS_ADMIN)
@@ -122,7 +128,6 @@ seealso:
   - module: handcni.podnet.route
 notes:
   - The pods' host routes carry route protocol 201, as M(handcni.podnet.route) marks them for the pod_network role.
-  - One restore record (O(restore)) holds the whole run; the restore unit re-runs all of it.
 """
 
 EXAMPLES = r"""
