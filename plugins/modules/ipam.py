@@ -27,12 +27,6 @@ options:
     description: The node's pod CIDR; the IPv4 one when O(cidr6) is given.
     type: str
     required: true
-  cidr6:
-    description:
-      - The node's IPv6 pod prefix, such as V(fd00:10:244:1::/64); every pod gets one address of it too.
-      - Omitted or empty, the pods get addresses of O(cidr) only, and a record of an earlier O(cidr6) is forgotten.
-      - Large prefixes cost nothing extra; the free addresses are searched lazily and counted arithmetically.
-    type: str
   pods:
     description: The node's pods.
     type: list
@@ -59,25 +53,13 @@ options:
     type: list
     elements: str
     default: []
-  leases_dirs:
-    description:
-      - Directories where other allocators on the node record the addresses they hand out, one file
-        per address named by the address, as the CNI C(host-local) plugin does in
-        C(/var/lib/cni/networks/NAME). Those addresses, of O(cidr) and of O(cidr6), are never given to a pod.
-    type: list
-    elements: path
-    default: []
-  state_dir:
-    description:
-      - Directory of the node's allocation records, one per CIDR named after it with C(/) and C(:)
-        as C(_) (V(10.244.1.0_24.json), V(fd00_10_244_1___64.json)).
-    type: path
-    default: /var/lib/handcni/ipam
 requirements:
   - Linux
 extends_documentation_fragment:
+  - handcni.podnet.ipam
   - handcni.podnet.common.attributes
 seealso:
+  - module: handcni.podnet.pods
   - module: handcni.podnet.veth
 """
 

@@ -44,9 +44,6 @@ options:
     description: The node's pod CIDR. Its first address is the pods' gateway and never given to a pod.
     type: str
     required: true
-  cidr6:
-    description: The node's IPv6 pod prefix (dual stack); every pod gets an address from it too.
-    type: str
   reserved:
     description: Addresses of O(cidr) never given to a pod, besides the gateway.
     type: list
@@ -57,15 +54,6 @@ options:
     type: list
     elements: str
     default: []
-  leases_dirs:
-    description: Directories of another allocator's leases (files named after addresses), never given to a pod.
-    type: list
-    elements: path
-    default: []
-  state_dir:
-    description: Where the allocation is recorded, one file per CIDR.
-    type: path
-    default: /var/lib/handcni/ipam
   mode:
     description: The pods on a bridge (seed labs 1 and 3), or routed to each pod's veth (seed lab 2).
     type: str
@@ -116,6 +104,7 @@ options:
       - Omit on nodes without the restore unit (the namespace lab).
     type: str
 extends_documentation_fragment:
+  - handcni.podnet.ipam
   - handcni.podnet.common.attributes
 requirements:
   - pyroute2 >= 0.9 on the managed node
@@ -260,8 +249,8 @@ def main():
     def run(check_mode: bool, actions: list, dry: bool = False) -> list:
         """Every part in order, each with the addresses the first one gave; `dry`: the addresses in check mode and
         only the others' options checked."""
-        done = [Part(module, "ipam", addresses(params), check_mode, actions)]
         with module.errors():
+            done = [Part(module, "ipam", addresses(params), check_mode, actions)]
             ipam.run(done[0], ipam.want(done[0]))
             for name, args in options(params, done[0].result["pods"]).items():
                 done.append(Part(module, name, dict(args, netns=None, state="present", prune=params["prune"]),
@@ -271,7 +260,8 @@ def main():
                     BODIES[name].run(done[-1], wanted)
         return done
 
-    with module.errors():
+    with module.errors():  # the options the parts get only in another form (the gateways, the links' names and MTU)
+        ipam.checked_cidr6(params["cidr6"], validate.network(params["cidr"], "cidr"))
         validate.ifname(params["bridge"], "bridge")
         validate.mtu(params["mtu"], "mtu")
     run(True, [], dry=True)  # every option checked and every address worked out before anything changes

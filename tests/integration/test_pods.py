@@ -59,6 +59,8 @@ BAD = {
     "sysctls: 'kernel.panic' is not a net.* sysctl name": dict(GOOD, sysctls={"kernel.panic": 1}),
     "bridge: interface name 'br-0123456789abcdef' is longer than 15 bytes": dict(GOOD, bridge="br-0123456789abcdef"),
     "mtu: MTU 50 is out of range": dict(GOOD, mtu=50),
+    "cidr: '10.252.0.1/24' is not a valid network": dict(GOOD, cidr="10.252.0.1/24"),
+    "cidr6: '10.253.0.0/24' is not an IPv6 network": dict(GOOD, cidr6="10.253.0.0/24"),
     "pods[1]: no free address left in 10.252.0.0/30 for pod ptd": dict(GOOD, cidr="10.252.0.0/30",
                                                                        pods=[{"name": "ptc"}, {"name": "ptd"}]),
 }
