@@ -12,7 +12,7 @@ from typing import Callable
 from . import _restore as restore
 from . import _validate as validate
 from ._module import Action
-from ._netlink import (NTF_PROXY, OWNER, Sessions, inside_session, link_by_name, link_index, link_kind, link_state,
+from ._netlink import (NTF_PROXY, OWNER, inside_session, link_by_name, link_index, link_kind, link_state,
                        sysctl_path)
 
 # Applied in this order: a port joins its bridge before hairpin is set, and comes up last.
@@ -157,7 +157,7 @@ class OwnedLinkPlanner:
     @classmethod
     def run_wanted(cls, module, wanted: list, public: Callable[[dict], dict]) -> None:
         """Plan the checked list in one session, apply, return the list as requested."""
-        with module.errors(), Sessions() as sessions:
+        with module.errors(), module.sessions() as sessions:
             module.apply(cls(module, sessions[module.params["netns"]]).plan(wanted))
         if module.params["netns"] is None:
             module.canary["files"] = [restore.link_file(want["name"]) for want in wanted]

@@ -20,7 +20,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from . import _command as command
 from . import _restore as restore
 from . import _validate as validate
-from ._netlink import PYROUTE2_IMPORT_ERROR, describe_error, kernel_errors, netns_exists
+from ._netlink import PYROUTE2_IMPORT_ERROR, Sessions, describe_error, kernel_errors, netns_exists
 
 COMMON_OPTIONS = dict(
     netns=dict(type="str"),
@@ -125,6 +125,17 @@ class Run:
                     actions=self.actions, changed=len(self.actions) > 1,
                 )
 
+    @contextmanager
+    def sessions(self):
+        """The netlink sessions of this run (_netlink.Sessions), one per namespace: a Part shares its module's,
+        so the parts of one pods run enter each pod's namespace once."""
+        shared = getattr(self, "shared_sessions", None)
+        if shared is not None:
+            yield shared
+            return
+        with Sessions() as sessions:
+            yield sessions
+
     def forget(self, name: str) -> None:
         """Record in the diff that `name` goes away."""
         self.before[name] = {"name": name, "present": True}
@@ -206,9 +217,10 @@ class Part(Run):
     """One body's run inside another module's process (the pods module): its own arguments, diff, canary and
     result; that module's failure, and the actions and check mode it is given (its own, or a dry pass's)."""
 
-    def __init__(self, module: PodnetModule, name: str, params: dict, check_mode: bool, actions: list):
+    def __init__(self, module: PodnetModule, name: str, params: dict, check_mode: bool, actions: list,
+                 sessions: Sessions | None = None):
         self.module, self.name, self.params = module, name, params
-        self.actions, self.check_mode = actions, check_mode
+        self.actions, self.check_mode, self.shared_sessions = actions, check_mode, sessions
         self.result: dict = {}
         self._start()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from . import _validate as validate
 from ._links import NETNS_ALIAS, netns_is_ours
 from ._module import Action
-from ._netlink import Sessions, create_netns, list_netns, netns_exists, netns_path, netns_unpinned, open_session, remove_netns
+from ._netlink import create_netns, list_netns, netns_exists, netns_path, netns_unpinned, open_session, remove_netns
 
 COMMON = ("state", "prune", "restore")  # namespaces always live in the node's /run/netns
 OPTIONS = dict(names=dict(type="list", elements="str", required=True))
@@ -27,7 +27,7 @@ def want(module) -> list:
 
 def run(module, names: list) -> None:
     params = module.params
-    with module.errors(), Sessions() as sessions:
+    with module.errors(), module.sessions() as sessions:
         actions = []
         for index, name in enumerate(names):
             exists = netns_exists(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import _routes as routes
 from ._module import COMMON_OPTIONS, Action
-from ._netlink import Sessions, link_by_name
+from ._netlink import link_by_name
 
 COMMON = tuple(COMMON_OPTIONS)
 OPTIONS = dict(
@@ -34,7 +34,7 @@ def want(module) -> list:
 def run(module, wanted: list) -> None:
     params = module.params
     proto = params["protocol"]
-    with module.errors(), Sessions() as sessions:
+    with module.errors(), module.sessions() as sessions:
         ipr = sessions[params["netns"]]
         have = routes.read(ipr, proto)
         if params["state"] == "present":

@@ -363,7 +363,7 @@ def want(module) -> list:
 
 def run(module, wanted: list) -> None:
     params = module.params
-    with module.errors(), Sessions() as sessions:
+    with module.errors(), module.sessions() as sessions:
         planner = VethPlanner(module, sessions)
         actions = []
         for index, want_one in enumerate(wanted):

@@ -17,6 +17,7 @@ description:
     holds the pods' gateway (the first address of the CIDR). In O(mode=routed) the node routes each pod's address
     to its veth, and the pod's gateway is answered as O(gateway_style) says.
   - Every option is checked, and every pod's address worked out, before anything changes.
+  - It returns the pods' addresses and the sysctls; what each part made is in RV(actions), and in the diff.
   - The pod_network role runs it once per node; one module process rather than six is most of what an unchanged
     converge costs less (Ansible's cost per task and host is most of that converge).
 author: handcni.podnet team (@handcni)
@@ -158,26 +159,6 @@ sysctls:
   description: The listed sysctls and their values after the run.
   returned: always
   type: dict
-names:
-  description: The pods' network namespaces.
-  returned: always
-  type: list
-  elements: str
-bridges:
-  description: The bridge (none in routed mode), as M(handcni.podnet.bridge) returns it.
-  returned: always
-  type: list
-  elements: dict
-veths:
-  description: The pods' veths, as M(handcni.podnet.veth) returns them.
-  returned: always
-  type: list
-  elements: dict
-routes:
-  description: The pods' host routes (routed mode), as M(handcni.podnet.route) returns them.
-  returned: always
-  type: list
-  elements: dict
 actions:
   description: What was changed, or in check mode what would be, one line per change, in the order of the parts.
   returned: always
@@ -195,6 +176,7 @@ from ansible_collections.handcni.podnet.plugins.module_utils import _sysctl as s
 from ansible_collections.handcni.podnet.plugins.module_utils import _validate as validate
 from ansible_collections.handcni.podnet.plugins.module_utils import _veth as veth
 from ansible_collections.handcni.podnet.plugins.module_utils._module import Part, PodnetModule
+from ansible_collections.handcni.podnet.plugins.module_utils._netlink import Sessions
 from ansible_collections.handcni.podnet.plugins.module_utils._topology import pod_gateway
 from ansible_collections.handcni.podnet.plugins.module_utils._wiring import GATEWAY_STYLES, MODES, pod_wiring
 
@@ -219,6 +201,9 @@ SPEC = dict(
 # The parts after the addresses, in the order they run: a pod's namespace before its veth, the bridge before its
 # ports, a veth before its route.
 BODIES = {"sysctl": sysctl, "netns": netns, "bridge": bridge, "veth": veth, "route": route}
+# The parts whose results the module returns: the wiring is the pods' (with --diff, the diff shows it), and at 300
+# pods a node returning every veth costs the controller more than the module's run.
+RETURNED = ("ipam", "sysctl")
 
 
 def addresses(params: dict) -> dict:
@@ -247,14 +232,14 @@ def main():
     params = module.params
 
     def run(check_mode: bool, actions: list, dry: bool = False) -> list:
-        """Every part in order, each with the addresses the first one gave; `dry`: the addresses in check mode and
-        only the others' options checked."""
-        with module.errors():
+        """Every part in order, each with the addresses the first one gave, all in one netlink session per
+        namespace; `dry`: the addresses in check mode and only the others' options checked."""
+        with module.errors(), Sessions() as sessions:
             done = [Part(module, "ipam", addresses(params), check_mode, actions)]
             ipam.run(done[0], ipam.want(done[0]))
             for name, args in options(params, done[0].result["pods"]).items():
                 done.append(Part(module, name, dict(args, netns=None, state="present", prune=params["prune"]),
-                                 check_mode, actions))
+                                 check_mode, actions, sessions))
                 wanted = BODIES[name].want(done[-1])
                 if not dry:
                     BODIES[name].run(done[-1], wanted)
@@ -267,7 +252,8 @@ def main():
     run(True, [], dry=True)  # every option checked and every address worked out before anything changes
     results = {}
     for done in run(module.check_mode, module.actions):
-        results.update(done.result)
+        if done.name in RETURNED:
+            results.update(done.result)
         module.before[done.name], module.after[done.name] = done.before, done.after
         for key, value in done.canary.items():
             if isinstance(value, dict):

@@ -87,7 +87,8 @@ def test_one_run_wires_pods_that_talk_and_a_second_changes_nothing(results):
     assert actions.index("allocate 10.252.0.2 to ptb") < actions.index("create netns pta") < actions.index(
         "create bridge br-pt") < actions.index("create veth vpt-pta <-> pta/eth0")
     assert not changed(r["again"]) and r["again"]["actions"] == []
-    assert [v["name"] for v in r["again"]["veths"]] == ["vpt-pta", "vpt-ptb"] and r["again"]["names"] == ["pta", "ptb"]
+    assert "veths" not in r["again"] and r["again"]["sysctls"] == {"net.ipv4.ip_forward": "1"}
+    assert [v["name"] for v in r["again"]["diff"]["after"]["veth"].values()] == ["vpt-pta", "vpt-ptb"]
     assert r["again"]["pods"] == [{"name": "pta", "ip": "10.252.0.1"}, {"name": "ptb", "ip": "10.252.0.2"}]
     for check in ("pod to pod", "full MTU"):
         assert r[check]["rc"] == 0, (check, r[check]["stdout"])
