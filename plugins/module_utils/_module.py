@@ -73,6 +73,7 @@ class Run:
     params: dict
     actions: list
     check_mode: bool
+    shared_sessions: Sessions | None = None  # a Part's: its module's sessions (Run.sessions)
 
     def fail_json(self, **kwargs):
         raise NotImplementedError
@@ -129,9 +130,8 @@ class Run:
     def sessions(self):
         """The netlink sessions of this run (_netlink.Sessions), one per namespace: a Part shares its module's,
         so the parts of one pods run enter each pod's namespace once."""
-        shared = getattr(self, "shared_sessions", None)
-        if shared is not None:
-            yield shared
+        if self.shared_sessions is not None:
+            yield self.shared_sessions
             return
         with Sessions() as sessions:
             yield sessions

@@ -249,7 +249,8 @@ def main():
         ipam.checked_cidr6(params["cidr6"], validate.network(params["cidr"], "cidr"))
         validate.ifname(params["bridge"], "bridge")
         validate.mtu(params["mtu"], "mtu")
-    run(True, [], dry=True)  # every option checked and every address worked out before anything changes
+    if not module.check_mode:  # every option checked and every address worked out before anything changes
+        run(True, [], dry=True)  # (in check mode the run below is itself that pass)
     results = {}
     for done in run(module.check_mode, module.actions):
         if done.name in RETURNED:
