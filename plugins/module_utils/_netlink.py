@@ -183,30 +183,38 @@ _NLMSG = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, por
 _NDMSG = struct.Struct("=BxxxiHBB")  # ndmsg: family, 3 pad bytes, ifindex, state, flags, type
 
 
+def _exchange(sock, kind: int, body: bytes, flags: int = 0, sequence: int = 1) -> list[tuple[int, bytes]]:
+    """(type, message with its header) of each message the kernel answers one request with on netlink socket
+    `sock` (a dump's, up to NLMSG_DONE); an error answered is raised as OSError."""
+    answers = []
+    sock.send(_NLMSG.pack(_NLMSG.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0) + body)
+    while True:
+        reply, at = sock.recv(65536), 0
+        while at + _NLMSG.size <= len(reply):
+            length, answered, _flags, answering = _NLMSG.unpack_from(reply, at)[:4]
+            if length < _NLMSG.size:
+                raise ValueError(f"netlink: a message of {length} bytes")
+            message = reply[at:at + length]
+            at += (length + 3) & ~3
+            if answering != sequence:  # what is left of an earlier request on a socket kept open
+                continue
+            if answered == NLMSG_DONE:
+                return answers
+            code = -struct.unpack_from("=i", message, _NLMSG.size)[0] if answered == NLMSG_ERROR else 0
+            if code:
+                raise OSError(code, os.strerror(code))
+            if answered != NLMSG_ERROR:  # an error of 0 is an acknowledgement
+                answers.append((answered, message))
+        if not flags & NLM_F_DUMP:
+            return answers
+
+
 def _ask(protocol: int, kind: int, body: bytes, flags: int = 0) -> list[tuple[int, bytes]]:
     """(type, body) of each message the kernel answers one request with, on a plain netlink socket of this
     thread's namespace (a dump's, up to NLMSG_DONE); an error answered is raised as OSError."""
-    answers = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol) as sock:
         sock.settimeout(5)
-        sock.send(_NLMSG.pack(_NLMSG.size + len(body), kind, NLM_F_REQUEST | flags, 1, 0) + body)
-        while True:
-            reply, at = sock.recv(65536), 0
-            while at + _NLMSG.size <= len(reply):
-                length, answered = _NLMSG.unpack_from(reply, at)[:2]
-                if length < _NLMSG.size:
-                    raise ValueError(f"netlink: a message of {length} bytes")
-                payload = reply[at + _NLMSG.size:at + length]
-                if answered == NLMSG_DONE:
-                    return answers
-                code = -struct.unpack_from("=i", payload)[0] if answered == NLMSG_ERROR else 0
-                if code:
-                    raise OSError(code, os.strerror(code))
-                if answered != NLMSG_ERROR:  # an error of 0 is an acknowledgement
-                    answers.append((answered, payload))
-                at += (length + 3) & ~3
-            if not flags & NLM_F_DUMP:
-                return answers
+        return [(kind, message[_NLMSG.size:]) for kind, message in _exchange(sock, kind, body, flags)]
 
 
 def _attributes(data: bytes, at: int) -> dict[int, bytes]:
@@ -335,6 +343,65 @@ def write_sysctl(netns: str | None, name: str, value: str) -> None:
         handle.write(f"{value}\n")
 
 
+RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 18, 20, 22, 24, 26
+IFLA_IFNAME = 3
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
+_READ_ANSWERS = {RTM_NEWLINK: "ifinfmsg", RTM_NEWADDR: "ifaddrmsg", RTM_NEWROUTE: "rtmsg"}
+
+
+class ReadSession:
+    """The reads of one namespace on a plain netlink socket, answered as IPRoute answers them (decoded by
+    pyroute2's message classes): `link`, `addr` and `route` "dump", and `link` "get" by index or name.
+
+    Through pyroute2 0.9's IPRoute a request costs about 0.25 ms of asyncio around the kernel's answer, and
+    opening one as much again; here a tenth of that. An unchanged pods run reads every pod's namespace three
+    times: at 300 pods that was a third of its run."""
+
+    def __init__(self, name: str | None):
+        with inside(name):
+            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self._sock.settimeout(5)
+        self._sequence = 0
+        self._decoders: dict = {}
+
+    def _request(self, kind: int, body: bytes, flags: int = 0) -> list:
+        if not self._decoders:
+            from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg, rtmsg
+            modules = {"ifinfmsg": ifinfmsg, "ifaddrmsg": ifaddrmsg, "rtmsg": rtmsg}
+            self._decoders = {kind: getattr(modules[name], name) for kind, name in _READ_ANSWERS.items()}
+        self._sequence += 1
+        found = []
+        for answered, message in _exchange(self._sock, kind, body, flags, self._sequence):
+            if answered in self._decoders:
+                msg = self._decoders[answered](message)
+                msg.decode()
+                found.append(msg)
+        return found
+
+    def link(self, command: str, index: int = 0, ifname: str | None = None) -> list:
+        if command == "dump":
+            return self._request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, 0, 0, 0), NLM_F_DUMP)
+        if command == "get" and (index or ifname):
+            name = ifname.encode() + b"\0" if ifname else b""
+            attribute = struct.pack("=HH", 4 + len(name), IFLA_IFNAME) + name + b"\0" * (-len(name) % 4) if name else b""
+            return self._request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, index, 0, 0) + attribute)
+        raise ValueError(f"a read session does not {command} links")
+
+    def addr(self, command: str) -> list:
+        if command != "dump":
+            raise ValueError(f"a read session does not {command} addresses")
+        return self._request(RTM_GETADDR, struct.pack("=BBBBi", 0, 0, 0, 0, 0), NLM_F_DUMP)
+
+    def route(self, command: str) -> list:
+        """Both families' routes in one dump, as IPRoute's."""
+        if command != "dump":
+            raise ValueError(f"a read session does not {command} routes")
+        return self._request(RTM_GETROUTE, struct.pack("=BBBBBBBBI", 0, 0, 0, 0, 0, 0, 0, 0, 0), NLM_F_DUMP)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 class Sessions:
     """One netlink session per namespace, opened on first use, all closed at exit.
 
@@ -346,6 +413,7 @@ class Sessions:
 
     def __init__(self):
         self._open = {}
+        self._readers = {}
         self._collecting = False
 
     def __getitem__(self, name: str | None) -> "IPRoute":
@@ -353,15 +421,22 @@ class Sessions:
             self._open[name] = open_session(name)
         return self._open[name]
 
+    def reader(self, name: str | None) -> ReadSession:
+        """The read session of namespace `name`, for reading it (a namespace only read needs no IPRoute)."""
+        if name not in self._readers:
+            self._readers[name] = ReadSession(name)
+        return self._readers[name]
+
     def __enter__(self):
         self._collecting = gc.isenabled()
         gc.disable()
         return self
 
     def __exit__(self, *exc):
-        for ipr in self._open.values():
-            ipr.close()
+        for session in (*self._open.values(), *self._readers.values()):
+            session.close()
         self._open.clear()
+        self._readers.clear()
         if self._collecting:
             gc.freeze()
             gc.enable()

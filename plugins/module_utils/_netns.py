@@ -31,7 +31,7 @@ def run(module, names: list) -> None:
         actions = []
         for index, name in enumerate(names):
             exists = netns_exists(name)
-            if exists and not netns_is_ours(sessions[name]):
+            if exists and not netns_is_ours(sessions.reader(name)):
                 raise ValueError(f"names[{index}]: netns {name} exists and was not made by handcni.podnet; "
                                  "it is left alone")
             present = params["state"] == "present"
@@ -44,7 +44,7 @@ def run(module, names: list) -> None:
                 actions.append(Action(f"delete netns {name}{debris}", lambda n=name: remove_netns(n)))
         if params["prune"] and params["state"] == "present":
             for name in sorted(set(list_netns()) - set(names)):
-                if netns_is_ours(sessions[name]):
+                if netns_is_ours(sessions.reader(name)):
                     module.forget(name)
                     actions.append(Action(f"delete netns {name}", lambda n=name: remove_netns(n)))
         module.apply(actions)

@@ -35,12 +35,12 @@ def run(module, wanted: list) -> None:
     params = module.params
     proto = params["protocol"]
     with module.errors(), module.sessions() as sessions:
-        ipr = sessions[params["netns"]]
-        have = routes.read(ipr, proto)
+        ipr, reader = sessions[params["netns"]], sessions.reader(params["netns"])
+        have = routes.read(reader, proto)
         if params["state"] == "present":
             for index, route in enumerate(wanted):
                 # In check mode an earlier task may only have planned the device.
-                if route.get("dev") and link_by_name(ipr, route["dev"]) is None and not module.check_mode:
+                if route.get("dev") and link_by_name(reader, route["dev"]) is None and not module.check_mode:
                     raise ValueError(f"routes[{index}].dev: device {route['dev']!r} does not exist in {module.where}")
             put, remove = routes.plan(wanted, have, params["prune"], "routes")
         else:

@@ -126,14 +126,20 @@ class VethPlanner:
         self.module = module
         self.sessions = sessions
         self.host = sessions[module.params["netns"]]
+        self.host_reader = sessions.reader(module.params["netns"])
         self._read: dict = {}
         self._proxy_ndp: dict | None = None
 
     def pod_session(self, want: dict):
+        """The session that changes the pod side's namespace (opened when a change needs it)."""
         return self.sessions[want["peer_netns"]] if want["peer_netns"] else self.host
 
+    def pod_reader(self, want: dict):
+        """The read session of the pod side's namespace."""
+        return self.sessions.reader(want["peer_netns"]) if want["peer_netns"] else self.host_reader
+
     def read(self, ipr) -> tuple[dict, dict, dict]:
-        """({name: link}, {index: name}, {index: addresses}) of the namespace of `ipr`, read once.
+        """({name: link}, {index: name}, {index: addresses}) of the namespace of read session `ipr`, read once.
         Every read is done while planning, before any change, so it stays true until apply."""
         if id(ipr) not in self._read:
             links = links_by_name(ipr)
@@ -191,7 +197,7 @@ class VethPlanner:
         def run():
             pod_ipr = self.pod_session(want)
             if host["master"]:
-                bridge = self.read(self.host)[0].get(host["master"])
+                bridge = self.read(self.host_reader)[0].get(host["master"])
                 spec["master"] = bridge["index"] if bridge is not None else link_index(self.host, host["master"])
             self.host.link("add", **spec)
             made = self.host.link("get", ifname=name)[0]
@@ -225,18 +231,18 @@ class VethPlanner:
         inside the pod's namespace, which is ours. Such a pair is made again."""
         if host_have["kind"] != "veth" or not want.get("peer_netns") or not netns_exists(want["peer_netns"]):
             return False
-        pod_ipr = self.pod_session(want)
-        if not netns_is_ours(pod_ipr):
+        pod_reader = self.pod_reader(want)
+        if not netns_is_ours(pod_reader):
             return False
-        pod_link = self.read(pod_ipr)[0].get(want["peer"])
+        pod_link = self.read(pod_reader)[0].get(want["peer"])
         return pod_link is not None and host_link.get_attr("IFLA_LINK") == pod_link["index"]
 
     def plan(self, index: int, want: dict) -> list[Action]:
         field = f"veths[{index}]"
         name = want["name"]
-        host_links = self.read(self.host)[0]
+        host_links = self.read(self.host_reader)[0]
         host_link = host_links.get(name)
-        host_have = self.state(self.host, host_link) if host_link is not None else None
+        host_have = self.state(self.host_reader, host_link) if host_link is not None else None
         cut_short = host_have is not None and not host_have["owned"] and self.cut_short(want, host_link, host_have)
         if host_have is not None and not host_have["owned"] and not cut_short:
             raise not_ours(f"{field}.name", f"link {name}", self.module.where)
@@ -249,14 +255,14 @@ class VethPlanner:
         # In check mode an earlier task may only have planned the bridge.
         if master and master not in host_links and not self.module.check_mode:
             raise ValueError(f"{field}.master: bridge {master!r} does not exist in {self.module.where}")
-        pod_ipr = self.pod_session(want) if netns_exists(want["peer_netns"]) else None
-        pod_link = self.read(pod_ipr)[0].get(want["peer"]) if pod_ipr else None
+        pod_reader = self.pod_reader(want) if netns_exists(want["peer_netns"]) else None
+        pod_link = self.read(pod_reader)[0].get(want["peer"]) if pod_reader else None
         paired = (
             not cut_short and host_link is not None and pod_link is not None
             and host_link.get_attr("IFLA_LINK") == pod_link["index"]
             and pod_link.get_attr("IFLA_LINK") == host_link["index"]
         )
-        if pod_link is not None and not paired and not cut_short and not self.state(pod_ipr, pod_link)["owned"]:
+        if pod_link is not None and not paired and not cut_short and not self.state(pod_reader, pod_link)["owned"]:
             raise not_ours(f"{field}.peer", f"link {want['peer']}", f"netns {want['peer_netns']}")
         self.module.after[name] = public(want)
         if not paired:
@@ -265,12 +271,12 @@ class VethPlanner:
             kept = routes.through(self.host, name) if host_link is not None else []
             if pod_link is not None and not cut_short:  # a leftover of ours under the pod-side name
                 actions.append(Action(f"delete stale {want['peer']} in netns {want['peer_netns']}",
-                                      lambda: pod_ipr.link("del", index=pod_link["index"])))
+                                      lambda: self.pod_session(want).link("del", index=pod_link["index"])))
             return actions + self.create(want, kept)
 
-        pod_have = self.state(pod_ipr, pod_link)
+        pod_have = self.state(pod_reader, pod_link)
         # The pod-side routes are the ones through the pod side; nothing else in that namespace is ours.
-        route_have = {k: r for k, r in routes.read(pod_ipr, names=self.read(pod_ipr)[1]).items()
+        route_have = {k: r for k, r in routes.read(pod_reader, names=self.read(pod_reader)[1]).items()
                       if r["dev"] == want["peer"]}
         put, remove = routes.plan(want["routes"], route_have, prune=True, field=f"{field}.peer_routes")
         proxy_arp = self.proxy_on(name, "proxy_arp")
@@ -293,16 +299,16 @@ class VethPlanner:
                                   lambda: write_sysctl(*self.accept_ra(want), want["peer_accept_ra"])))
         actions += [
             Action(describe_change(want["peer"], attr, old, new) + pod_where,
-                   lambda a=attr, o=old, n=new: apply_change(pod_ipr, want["peer"], a, o, n))
+                   lambda a=attr, o=old, n=new: apply_change(self.pod_session(want), want["peer"], a, o, n))
             for attr, old, new in plan_link(pod_have, want["pod"])
         ]
         if proxy_arp != want["proxy_arp"]:
             actions.append(Action(f"set {name} proxy_arp {proxy_arp} -> {want['proxy_arp']}",
                                   lambda: self.set_proxy(name, "proxy_arp", want["proxy_arp"])))
         actions += self.plan_proxy_ndp(want, host_link["index"], proxy_ndp)
-        actions += [Action(f"delete route {routes.describe(r)}{pod_where}", lambda r=r: routes.delete(pod_ipr, r))
+        actions += [Action(f"delete route {routes.describe(r)}{pod_where}", lambda r=r: routes.delete(self.pod_session(want), r))
                     for r in remove]
-        actions += [Action(f"add route {routes.describe(r)}{pod_where}", lambda r=r: routes.put(pod_ipr, r))
+        actions += [Action(f"add route {routes.describe(r)}{pod_where}", lambda r=r: routes.put(self.pod_session(want), r))
                     for r in put]
         return actions
 
@@ -321,7 +327,7 @@ class VethPlanner:
 
     def prune(self, listed: set) -> list[Action]:
         actions, gone = [], set()
-        for name, link in self.read(self.host)[0].items():
+        for name, link in self.read(self.host_reader)[0].items():
             if link.get_attr("IFLA_IFALIAS") != ALIAS or name in listed:
                 continue
             self.module.forget(name)
