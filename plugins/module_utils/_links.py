@@ -97,8 +97,9 @@ NETNS_ALIAS = owner_alias("netns")  # on the loopback of every namespace the net
 
 
 def netns_is_ours(ipr) -> bool:
-    """Whether the namespace of session `ipr` was made by the netns module (its loopback's mark)."""
-    return ipr.link("get", index=1)[0].get_attr("IFLA_IFALIAS") == NETNS_ALIAS
+    """Whether the namespace of session `ipr` was made by the netns module (its loopback's mark). From a dump of
+    its links: a read session keeps it for the veth planner, which reads the pod side there next."""
+    return any(link["index"] == 1 and link.get_attr("IFLA_IFALIAS") == NETNS_ALIAS for link in ipr.link("dump"))
 
 
 # A link is made under a provisional name of ours and only takes its real name once marked, so a run killed
@@ -135,9 +136,10 @@ class OwnedLinkPlanner:
     kind_name = ""  # the kind in errors, e.g. "a bridge"
     alias = ""  # the ownership alias
 
-    def __init__(self, module, ipr):
+    def __init__(self, module, ipr, reader=None):
         self.module = module
         self.ipr = ipr
+        self.reader = reader or ipr  # what the planning reads through (Sessions.reader: its dumps are shared)
 
     @classmethod
     def run(cls, module, normalise: Callable[[dict, str, str], dict], public: Callable[[dict], dict]) -> None:
@@ -158,7 +160,8 @@ class OwnedLinkPlanner:
     def run_wanted(cls, module, wanted: list, public: Callable[[dict], dict]) -> None:
         """Plan the checked list in one session, apply, return the list as requested."""
         with module.errors(), module.sessions() as sessions:
-            module.apply(cls(module, sessions[module.params["netns"]]).plan(wanted))
+            netns = module.params["netns"]
+            module.apply(cls(module, sessions[netns], sessions.reader(netns)).plan(wanted))
         if module.params["netns"] is None:
             module.canary["files"] = [restore.link_file(want["name"]) for want in wanted]
         module.leaves_nothing = not wanted
@@ -177,7 +180,7 @@ class OwnedLinkPlanner:
     def plan(self, wanted: list[dict]) -> list[Action]:
         """The actions for links left by a create cut short, every listed link, then the owned ones `prune` removes."""
         params = self.module.params
-        links = self.ipr.link("dump")  # read once, before any change, for leftovers and prune
+        links = self.reader.link("dump")  # read once, before any change, for leftovers and prune
         actions = self.cut_short(links)
         for index, want in enumerate(wanted):
             field = f"{self.option}[{index}]"
@@ -195,8 +198,8 @@ class OwnedLinkPlanner:
 
     def lookup(self, field: str, name: str) -> tuple:
         """(link, its state) of `name`, (None, None) if missing; fails if the link is not ours or not of this kind."""
-        link = link_by_name(self.ipr, name)
-        have = link_state(self.ipr, link) if link is not None else None
+        link = link_by_name(self.reader, name)
+        have = link_state(self.reader, link) if link is not None else None
         if have is not None and not have["owned"]:
             raise not_ours(f"{field}.name", f"link {name}", self.module.where)
         if have is not None and have["kind"] != self.kind:

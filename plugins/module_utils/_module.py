@@ -74,6 +74,7 @@ class Run:
     actions: list
     check_mode: bool
     shared_sessions: Sessions | None = None  # a Part's: its module's sessions (Run.sessions)
+    open_sessions: Sessions | None = None  # those of Run.sessions, told of every change (their reads kept go stale)
 
     def fail_json(self, **kwargs):
         raise NotImplementedError
@@ -120,6 +121,8 @@ class Run:
                 continue
             try:
                 action.run()
+                if self.open_sessions is not None:
+                    self.open_sessions.changed()
             except kernel_errors() as err:
                 self.fail_json(  # the actions before this one were applied: say so
                     msg=f"{action.description} in {self.where}: {describe_error(err)}",
@@ -131,9 +134,11 @@ class Run:
         """The netlink sessions of this run (_netlink.Sessions), one per namespace: a Part shares its module's,
         so the parts of one pods run enter each pod's namespace once."""
         if self.shared_sessions is not None:
+            self.open_sessions = self.shared_sessions
             yield self.shared_sessions
             return
         with Sessions() as sessions:
+            self.open_sessions = sessions
             yield sessions
 
     def forget(self, name: str) -> None:

@@ -246,9 +246,9 @@ class VxlanPlanner(OwnedLinkPlanner):
     kind_name = "a vxlan device"
     alias = ALIAS
 
-    def __init__(self, module: PodnetModule, ipr):
-        super().__init__(module, ipr)
-        self.names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.link("dump")}
+    def __init__(self, module: PodnetModule, ipr, reader=None):
+        super().__init__(module, ipr, reader)
+        self.names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in self.reader.link("dump")}
 
     def index(self, name: str) -> int:
         return tunnels.wait_link(self.ipr, name)
