@@ -389,23 +389,24 @@ class ReadSession:
                 found.append(msg)
         return found
 
-    def link(self, command: str, index: int = 0, ifname: str | None = None) -> list:
-        if command == "dump":
+    def link(self, command: str, **request) -> list:
+        """"dump", or "get" by `index` or `ifname`."""
+        if command == "dump" and not request:
             return self._dump(RTM_GETLINK, _IFINFOMSG.pack(0, 0, 0, 0, 0))
-        if command == "get" and (index or ifname):
-            name = ifname.encode() + b"\0" if ifname else b""
+        if command == "get" and request and set(request) <= {"index", "ifname"}:
+            name = request["ifname"].encode() + b"\0" if request.get("ifname") else b""
             attribute = struct.pack("=HH", 4 + len(name), IFLA_IFNAME) + name + b"\0" * (-len(name) % 4) if name else b""
-            return self._request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, index, 0, 0) + attribute)
+            return self._request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, request.get("index", 0), 0, 0) + attribute)
         raise ValueError(f"a read session does not {command} links")
 
-    def addr(self, command: str) -> list:
-        if command != "dump":
+    def addr(self, command: str, **request) -> list:
+        if command != "dump" or request:
             raise ValueError(f"a read session does not {command} addresses")
         return self._dump(RTM_GETADDR, struct.pack("=BBBBi", 0, 0, 0, 0, 0))
 
-    def route(self, command: str) -> list:
+    def route(self, command: str, **request) -> list:
         """Both families' routes in one dump, as IPRoute's."""
-        if command != "dump":
+        if command != "dump" or request:
             raise ValueError(f"a read session does not {command} routes")
         return self._dump(RTM_GETROUTE, struct.pack("=BBBBBBBBI", 0, 0, 0, 0, 0, 0, 0, 0, 0))
 

@@ -1,5 +1,5 @@
-"""Unit tests for the plain netlink parts of plugins/module_utils/_netlink.py: the request loop on a faked socket,
-and the parsing of the proxy neighbour dump (no kernel)."""
+"""Unit tests for the plain netlink parts of plugins/module_utils/_netlink.py: the request loop and the read
+session on a faked socket, and the parsing of the proxy neighbour dump (no kernel)."""
 from __future__ import annotations
 
 import errno
@@ -118,3 +118,38 @@ def test_an_nf_tables_answer_without_a_generation_is_an_error(monkeypatch):
     monkeypatch.setattr(_netlink.socket, "socket", FakeSocket([message(_netlink.NFT_MSG_NEWGEN, body)]))
     with pytest.raises(ValueError, match="no generation"):
         _netlink._nft_generation()
+
+
+def link_message(index: int, name: str, sequence: int) -> bytes:
+    body = struct.pack("=BxHiII", 0, 1, index, 0, 0) + attribute(_netlink.IFLA_IFNAME, name.encode() + b"\0")
+    return struct.pack("=IHHII", 16 + len(body), _netlink.RTM_NEWLINK, 2, sequence, 0) + body
+
+
+@pytest.fixture
+def decoders():
+    """pyroute2's message classes, imported before a test fakes the socket class (ssl subclasses it on import)."""
+    pytest.importorskip("pyroute2.netlink.rtnl.ifinfmsg")
+
+
+def test_a_read_session_skips_what_is_left_of_an_earlier_request_and_keeps_its_dump(monkeypatch, decoders):
+    done = struct.pack("=IHHII", 20, NLMSG_DONE, 2, 1, 0) + struct.pack("=i", 0)
+    fake = FakeSocket([link_message(7, "stale", 0) + link_message(1, "lo", 1) + done])
+    monkeypatch.setattr(_netlink.socket, "socket", fake)
+    reader = _netlink.ReadSession(None)
+    assert [link.get_attr("IFLA_IFNAME") for link in reader.link("dump")] == ["lo"]
+    assert [link["index"] for link in reader.link("dump")] == [1] and len(fake.sent) == 1  # kept, not asked again
+
+
+def test_a_read_session_gets_a_link_by_name(monkeypatch, decoders):
+    fake = FakeSocket([link_message(3, "eth0", 1)])
+    monkeypatch.setattr(_netlink.socket, "socket", fake)
+    assert _netlink.ReadSession(None).link("get", ifname="eth0")[0]["index"] == 3
+    kind, flags = struct.unpack_from("=HH", fake.sent[0], 4)
+    assert (kind, flags) == (_netlink.RTM_GETLINK, 1) and fake.sent[0][32:] == attribute(_netlink.IFLA_IFNAME, b"eth0\0")
+
+
+def test_a_read_session_refuses_what_is_no_read():
+    reader = _netlink.ReadSession.__new__(_netlink.ReadSession)
+    for call in (lambda: reader.link("del", index=3), lambda: reader.addr("add"), lambda: reader.route("dump", table=5)):
+        with pytest.raises(ValueError, match="a read session does not"):
+            call()
