@@ -355,7 +355,8 @@ class ReadSession:
 
     Through pyroute2 0.9's IPRoute a request costs about 0.25 ms of asyncio around the kernel's answer, and
     opening one as much again; here a tenth of that. An unchanged pods run reads every pod's namespace three
-    times: at 300 pods that was a third of its run. A dump is kept until `forget` (Sessions.changed: after a
+    times: at 300 pods that was a third of its run. And its route dump has both families with any pyroute2
+    (0.7's IPRoute dumps IPv4 routes only). A dump is kept until `forget` (Sessions.changed: after a
     change), so the parts of a pods run read the node's links once, not once each."""
 
     def __init__(self, name: str | None):
@@ -412,6 +413,12 @@ class ReadSession:
 
     def close(self) -> None:
         self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class Sessions:

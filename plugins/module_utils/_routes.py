@@ -99,7 +99,7 @@ def read(ipr, proto: int = ROUTE_PROTO, names: dict | None = None) -> dict:
     `names` ({link index: name}) spares reading the links when the caller has read them already.
     """
     messages = []
-    for msg in ipr.route("dump"):  # both families in one dump
+    for msg in ipr.route("dump"):  # both families in one dump (a read session: pyroute2 0.7's IPRoute dumps IPv4 only)
         table = msg.get_attr("RTA_TABLE") or msg["table"]
         if msg["family"] in (socket.AF_INET, socket.AF_INET6) and table != 255 and msg["type"] == 1:
             messages.append((msg, table))  # not another family, the local table, or other than unicast

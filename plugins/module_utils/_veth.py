@@ -268,7 +268,7 @@ class VethPlanner:
         if not paired:
             self.module.before[name] = {"name": name, "present": False}
             actions = [self.delete(name)] if host_link is not None else []
-            kept = routes.through(self.host, name) if host_link is not None else []
+            kept = routes.through(self.host_reader, name) if host_link is not None else []
             if pod_link is not None and not cut_short:  # a leftover of ours under the pod-side name
                 actions.append(Action(f"delete stale {want['peer']} in netns {want['peer_netns']}",
                                       lambda: self.pod_session(want).link("del", index=pod_link["index"])))

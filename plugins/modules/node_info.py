@@ -126,10 +126,10 @@ def objects(module) -> dict:
     from ansible_collections.handcni.podnet.plugins.module_utils import _policy_rules as policy
     from ansible_collections.handcni.podnet.plugins.module_utils import _restore as restore
     from ansible_collections.handcni.podnet.plugins.module_utils import _routes as routes
-    from ansible_collections.handcni.podnet.plugins.module_utils._netlink import open_session
-    with open_session(None) as ipr:
-        links = our_links(ipr.link("dump"))
-        protocols = sorted({route["proto"] for route in routes.read(ipr, names={}).values()})
+    from ansible_collections.handcni.podnet.plugins.module_utils._netlink import ReadSession
+    with ReadSession(None) as reader:
+        links = our_links(reader.link("dump"))
+        protocols = sorted({route["proto"] for route in routes.read(reader, names={}).values()})
     backends, names = firewall.backends_in_order(policy.BACKENDS, command.Runner.of(module), "nftables", writes=False)
     records = os.listdir(restore.RECORDS) if os.path.isdir(restore.RECORDS) else []
     return dict(links=links, route_protocols=protocols,
