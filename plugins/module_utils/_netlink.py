@@ -346,7 +346,14 @@ def write_sysctl(netns: str | None, name: str, value: str) -> None:
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 18, 20, 22, 24, 26
 IFLA_IFNAME = 3
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
-_READ_ANSWERS = {RTM_NEWLINK: "ifinfmsg", RTM_NEWADDR: "ifaddrmsg", RTM_NEWROUTE: "rtmsg"}
+
+
+def _decoders() -> dict:
+    """pyroute2's class for each answer a read session takes, by message type."""
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+    return {RTM_NEWLINK: ifinfmsg, RTM_NEWADDR: ifaddrmsg, RTM_NEWROUTE: rtmsg}
 
 
 class ReadSession:
@@ -364,7 +371,7 @@ class ReadSession:
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self._sock.settimeout(5)
         self._sequence = 0
-        self._decoders: dict = {}
+        self._decoders = _decoders()
         self._dumps: dict = {}
 
     def forget(self) -> None:
@@ -377,10 +384,6 @@ class ReadSession:
         return self._dumps[kind]
 
     def _request(self, kind: int, body: bytes, flags: int = 0) -> list:
-        if not self._decoders:
-            from pyroute2.netlink.rtnl import ifaddrmsg, ifinfmsg, rtmsg
-            modules = {"ifinfmsg": ifinfmsg, "ifaddrmsg": ifaddrmsg, "rtmsg": rtmsg}
-            self._decoders = {kind: getattr(modules[name], name) for kind, name in _READ_ANSWERS.items()}
         self._sequence += 1
         found = []
         for answered, message in _exchange(self._sock, kind, body, flags, self._sequence):
@@ -395,9 +398,11 @@ class ReadSession:
         if command == "dump" and not request:
             return self._dump(RTM_GETLINK, _IFINFOMSG.pack(0, 0, 0, 0, 0))
         if command == "get" and request and set(request) <= {"index", "ifname"}:
-            name = request["ifname"].encode() + b"\0" if request.get("ifname") else b""
-            attribute = struct.pack("=HH", 4 + len(name), IFLA_IFNAME) + name + b"\0" * (-len(name) % 4) if name else b""
-            return self._request(RTM_GETLINK, _IFINFOMSG.pack(0, 0, request.get("index", 0), 0, 0) + attribute)
+            body = _IFINFOMSG.pack(0, 0, request.get("index", 0), 0, 0)
+            if request.get("ifname"):
+                name = request["ifname"].encode() + b"\0"
+                body += struct.pack("=HH", 4 + len(name), IFLA_IFNAME) + name + b"\0" * (-len(name) % 4)
+            return self._request(RTM_GETLINK, body)
         raise ValueError(f"a read session does not {command} links")
 
     def addr(self, command: str, **request) -> list:
