@@ -346,6 +346,8 @@ def write_sysctl(netns: str | None, name: str, value: str) -> None:
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 18, 20, 22, 24, 26
 IFLA_IFNAME = 3
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
 
 
 def _decoders() -> dict:
@@ -370,6 +372,10 @@ class ReadSession:
         with inside(name):
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self._sock.settimeout(5)
+        try:  # the kernel then applies a dump's filters (a route type) itself, before answering
+            self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+        except OSError:  # before Linux 4.20: every route is answered, and the callers keep the type they read
+            pass
         self._sequence = 0
         self._decoders = _decoders()
         self._dumps: dict = {}
@@ -379,9 +385,9 @@ class ReadSession:
         self._dumps.clear()
 
     def _dump(self, kind: int, body: bytes) -> list:
-        if kind not in self._dumps:
-            self._dumps[kind] = self._request(kind, body, NLM_F_DUMP)
-        return self._dumps[kind]
+        if (kind, body) not in self._dumps:
+            self._dumps[kind, body] = self._request(kind, body, NLM_F_DUMP)
+        return self._dumps[kind, body]
 
     def _request(self, kind: int, body: bytes, flags: int = 0) -> list:
         self._sequence += 1
@@ -411,10 +417,10 @@ class ReadSession:
         return self._dump(RTM_GETADDR, struct.pack("=BBBBi", 0, 0, 0, 0, 0))
 
     def route(self, command: str, **request) -> list:
-        """Both families' routes in one dump, as IPRoute's."""
-        if command != "dump" or request:
+        """Both families' routes in one dump, of one `type` (RTN_UNICAST...) if given."""
+        if command != "dump" or set(request) - {"type"}:
             raise ValueError(f"a read session does not {command} routes")
-        return self._dump(RTM_GETROUTE, struct.pack("=BBBBBBBBI", 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        return self._dump(RTM_GETROUTE, _RTMSG.pack(0, 0, 0, 0, 0, 0, 0, request.get("type", 0), 0))
 
     def close(self) -> None:
         self._sock.close()

@@ -20,6 +20,7 @@ MAIN_TABLE = 254
 # Protocol numbers the kernel and routing daemons use (kernel, boot, static, ra, bird, zebra, bgp, ...).
 RESERVED_PROTOCOLS = frozenset({0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16, 18, 42, 99, 186, 187, 188, 189, 192})
 RTNH_F_ONLINK = 4
+RTN_UNICAST, LOCAL_TABLE = 1, 255
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
 ROUTE_ATTRS = ("via", "dev", "onlink", "src")
 LINK_GETS_MAX = 16  # above this many links, one dump of them all is cheaper than a request each
@@ -99,9 +100,11 @@ def read(ipr, proto: int = ROUTE_PROTO, names: dict | None = None) -> dict:
     `names` ({link index: name}) spares reading the links when the caller has read them already.
     """
     messages = []
-    for msg in ipr.route("dump"):  # both families in one dump (a read session: pyroute2 0.7's IPRoute dumps IPv4 only)
+    # Both families in one dump (a read session: pyroute2 0.7's IPRoute dumps IPv4 only), only unicast routes
+    # (a read session's kernel leaves out the local, broadcast and multicast ones; IPRoute's pyroute2 after reading).
+    for msg in ipr.route("dump", type=RTN_UNICAST):
         table = msg.get_attr("RTA_TABLE") or msg["table"]
-        if msg["family"] in (socket.AF_INET, socket.AF_INET6) and table != 255 and msg["type"] == 1:
+        if msg["family"] in (socket.AF_INET, socket.AF_INET6) and table != LOCAL_TABLE and msg["type"] == RTN_UNICAST:
             messages.append((msg, table))  # not another family, the local table, or other than unicast
     if names is None:
         names = link_names(ipr, {msg.get_attr("RTA_OIF") for msg, _table in messages} - {None})

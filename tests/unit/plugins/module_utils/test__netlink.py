@@ -57,6 +57,9 @@ class FakeSocket:
     def settimeout(self, _seconds):
         pass
 
+    def setsockopt(self, *option):
+        self.options = getattr(self, "options", []) + [option]
+
     def send(self, data: bytes):
         self.sent.append(data)
 
@@ -153,3 +156,12 @@ def test_a_read_session_refuses_what_is_no_read():
     for call in (lambda: reader.link("del", index=3), lambda: reader.addr("add"), lambda: reader.route("dump", table=5)):
         with pytest.raises(ValueError, match="a read session does not"):
             call()
+
+
+def test_a_read_session_asks_the_kernel_for_one_route_type(monkeypatch, decoders):
+    done = struct.pack("=IHHII", 20, NLMSG_DONE, 2, 1, 0) + struct.pack("=i", 0)
+    fake = FakeSocket([done])
+    monkeypatch.setattr(_netlink.socket, "socket", fake)
+    assert _netlink.ReadSession(None).route("dump", type=1) == []
+    assert fake.options == [(_netlink.SOL_NETLINK, _netlink.NETLINK_GET_STRICT_CHK, 1)]  # the kernel filters
+    assert _netlink._RTMSG.unpack_from(fake.sent[0], 16)[7] == 1
