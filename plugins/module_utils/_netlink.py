@@ -214,7 +214,7 @@ def _ask(protocol: int, kind: int, body: bytes, flags: int = 0) -> list[tuple[in
     thread's namespace (a dump's, up to NLMSG_DONE); an error answered is raised as OSError."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol) as sock:
         sock.settimeout(5)
-        return [(kind, message[_NLMSG.size:]) for kind, message in _exchange(sock, kind, body, flags)]
+        return [(answered, message[_NLMSG.size:]) for answered, message in _exchange(sock, kind, body, flags)]
 
 
 def _attributes(data: bytes, at: int) -> dict[int, bytes]:
